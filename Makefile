@@ -1,0 +1,47 @@
+# orch: make | make check | make install | make bench | make fuzz | make clean
+VERSION = 0.1.0
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+O ?= build
+
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib -DORCH_VERSION='"$(VERSION)"'
+LDLIBS = -Wl,--as-needed -lyaml -ljq -lonig -lcurl -lsodium -lm
+SAN = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+TOOLS = $(patsubst tools/%.c,$(O)/bin/%,$(wildcard tools/*.c))
+LIBOBJ = $(patsubst lib/%.c,$(O)/lib/%.o,$(wildcard lib/*.c))
+
+all: $(TOOLS) $(O)/bin/orch
+
+$(O)/lib/%.o: lib/%.c lib/orch.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(O)/liborch.a: $(LIBOBJ)
+	$(AR) rcs $@ $^
+$(O)/bin/%: tools/%.c $(O)/liborch.a lib/orch.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(O)/liborch.a $(LDLIBS)
+$(O)/bin/orch: scripts/orch
+	@mkdir -p $(@D)
+	sed 's/@VERSION@/$(VERSION)/' scripts/orch > $@ && chmod 755 $@
+
+san:
+	$(MAKE) O=$(O)/san CFLAGS='$(SAN)' LDFLAGS='$(SAN)' all
+check: all san
+	tests/run $(O)/bin $(O)/san/bin
+bench: all
+	bench/run $(O)/bin
+fuzz:
+	tests/fuzz/run $(O)/fuzz
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(TOOLS) $(O)/bin/orch $(DESTDIR)$(BINDIR)
+	for s in 1 5 7; do for m in man/*.$$s; do [ -e "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(MANDIR)/man$$s; done; done; true
+clean:
+	rm -rf $(O)
+
+.PHONY: all san check bench fuzz install clean
+.SECONDARY: $(LIBOBJ)

@@ -1,0 +1,145 @@
+/* event.c: the append-only event log, orch-events(5).
+ *
+ * Each event is one compact JSON line written with one write(2) on an
+ * O_APPEND descriptor while holding flock(LOCK_EX), so concurrent writers
+ * (the scheduler and every step's tools) never interleave or tear lines.
+ * Readers skip, and report, a line that does not parse. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include "orch.h"
+
+jv orch_event(const char *job_id, const char *level, const char *type,
+              const char *step, jv data)
+{
+	char ts[32];
+	orch_now_iso(ts);
+	jv e = jv_object();
+	e = jv_object_set(e, jv_string("ts"), jv_string(ts));
+	e = jv_object_set(e, jv_string("level"), jv_string(level ? level : "INFO"));
+	e = jv_object_set(e, jv_string("job_id"), jv_string(job_id));
+	e = jv_object_set(e, jv_string("type"), jv_string(type));
+	if (step && *step)
+		e = jv_object_set(e, jv_string("step"), jv_string(step));
+	if (jv_is_valid(data) && jv_get_kind(data) != JV_KIND_NULL)
+		e = jv_object_set(e, jv_string("data"), data);
+	else
+		jv_free(data);
+	return e;
+}
+
+static int log_fd = -1;
+static char *log_path;
+
+static int open_log(const char *path)
+{
+	if (log_fd >= 0 && strcmp(path, log_path) == 0)
+		return log_fd;
+	if (log_fd >= 0)
+		close(log_fd);
+	free(log_path);
+	log_path = orch_xstrdup(path);
+	log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	return log_fd;
+}
+
+static int append_line(int fd, const char *line, size_t len)
+{
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return -1;
+	ssize_t w;
+	do
+		w = write(fd, line, len);
+	while (w < 0 && errno == EINTR);
+	int e = errno;
+	flock(fd, LOCK_UN);
+	if (w >= 0 && (size_t)w != len)
+		e = EIO;  /* a full disk: the line is torn, readers will skip it */
+	errno = e;
+	return w >= 0 && (size_t)w == len ? 0 : -1;
+}
+
+int orch_emit(const char *run_dir, const char *level, const char *type,
+              const char *step, jv data)
+{
+	if (!run_dir) {
+		jv_free(data);
+		return 0;
+	}
+	if (!step)
+		step = getenv("ORCH_STEP");
+	char *job = orch_run_job_id(run_dir);
+	jv e = orch_event(job, level, type, step, data);
+	free(job);
+	jv line = jv_string_append_str(jv_dump_string(e, 0), "\n");
+	char *path = orch_path(run_dir, "events.jsonl");
+	int fd = open_log(path), rc = -1;
+	if (fd < 0)
+		orch_err_sys("cannot open %s", path);
+	else if ((rc = append_line(fd, jv_string_value(line),
+	                           jv_string_length_bytes(jv_copy(line)))) < 0)
+		orch_err_sys("cannot append to %s", path);
+	free(path);
+	jv_free(line);
+	return rc;
+}
+
+int orch_events_read(const char *path, orch_record_fn fn, void *ctx)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	long lineno = 0;
+	int rc = 0;
+	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = 0;
+		if (n == 0)
+			continue;
+		jv e = jv_parse_sized(line, (int)n);
+		if (jv_get_kind(e) != JV_KIND_OBJECT) {
+			orch_err_at(path, lineno, 0, "not an event, skipped");
+			jv_free(e);
+			continue;
+		}
+		rc = fn(e, ctx);
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+static int add_completed(jv e, void *ctx)
+{
+	jv *set = ctx;
+	const char *type = orch_jstr(e, "type"), *step = orch_jstr(e, "step");
+	if (type && step && strcmp(type, "step.succeeded") == 0)
+		*set = jv_object_set(*set, jv_string(step), jv_true());
+	else if (type && strcmp(type, "job.started") == 0) {
+		/* a fresh (not resumed) run starts the count again */
+		jv data = jv_object_get(jv_copy(e), jv_string("data"));
+		if (!orch_jbool(data, "resume", 0)) {
+			jv_free(*set);
+			*set = jv_object();
+		}
+		jv_free(data);
+	}
+	jv_free(e);
+	return 0;
+}
+
+jv orch_events_completed(const char *path)
+{
+	jv set = jv_object();
+	orch_events_read(path, add_completed, &set);
+	return set;
+}

@@ -1,0 +1,152 @@
+/* orch.h: what every orch tool shares, and nothing else.
+ *
+ * Conventions (see orch(7), orch-run(5), orch-events(5)):
+ *  - diagnostics go to stderr as "orch-x: message" (with "file:line:col: "
+ *    when about an input file); one exit-code table for all tools;
+ *  - all JSON is jv; every jv_* call consumes its arguments except jv_copy;
+ *  - records are ND-JSON, written compact and flushed one per line;
+ *  - every write that matters is atomic (temp file, fsync, rename, fsync dir);
+ *  - events are appended with one write(2) on O_APPEND under flock.
+ */
+#ifndef ORCH_H
+#define ORCH_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <jv.h>
+
+#ifndef ORCH_VERSION
+#define ORCH_VERSION "0.0.0"
+#endif
+
+/* Exit codes, the same for every tool (CONTRACT §1). */
+enum {
+	EX_OK = 0,        /* success */
+	EX_FAIL = 1,      /* the work failed, or what was asked for is absent */
+	EX_USAGE = 2,     /* bad usage or invalid input; nothing was changed */
+	EX_TEMP = 75,     /* a transient failure worth retrying (EX_TEMPFAIL) */
+	EX_SIGNAL = 128,  /* + signal number */
+};
+
+/* diag.c: program name and messages. */
+extern const char *orch_prog;
+void orch_init(int argc, char **argv);  /* sets orch_prog, sodium_init */
+void orch_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void orch_err_sys(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void orch_err_at(const char *file, long line, long col, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+_Noreturn void orch_die(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+_Noreturn void orch_die_sys(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void *orch_xmalloc(size_t n);
+void *orch_xrealloc(void *p, size_t n);
+char *orch_xstrdup(const char *s);
+char *orch_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Common options: every tool takes --help, --version, --run DIR.
+ * orch_common() handles them; it returns 1 if it consumed the option. */
+#define ORCH_OPT_HELP 'h'
+#define ORCH_OPT_VERSION 0x1001
+#define ORCH_OPT_RUN 0x1002
+#define ORCH_COMMON_LONGOPTS \
+	{"help", no_argument, 0, ORCH_OPT_HELP}, \
+	{"version", no_argument, 0, ORCH_OPT_VERSION}, \
+	{"run", required_argument, 0, ORCH_OPT_RUN}
+extern const char *orch_run_opt;  /* --run DIR, or NULL */
+int orch_common(int opt, const char *optarg_, const char *usage);
+_Noreturn void orch_usage(const char *usage);  /* usage to stderr, exit 2 */
+/* Check stdout for errors (e.g. a full disk), then exit. */
+_Noreturn void orch_exit(int code);
+
+/* json.c: ND-JSON in and out. */
+/* Called per record; consumes rec. Return 0 to go on, else stop the loop
+ * with that value. */
+typedef int (*orch_record_fn)(jv rec, void *ctx);
+/* Read every JSON value from f (whitespace or newline separated). On
+ * invalid input report "name:line:col: message" and return EX_USAGE;
+ * else the first non-zero callback value, or 0. */
+int orch_records(FILE *f, const char *name, orch_record_fn fn, void *ctx);
+/* Read exactly one JSON value from f; invalid value on error (reported). */
+jv orch_read_one(FILE *f, const char *name);
+/* Print v (consumed) compact with a newline and flush. -1 on write error. */
+int orch_put(jv v);
+/* Compact JSON text of v (consumed), malloc'd, sorted keys if sorted. */
+char *orch_dump(jv v, int sorted);
+/* Small accessors; they do not consume obj. */
+const char *orch_jstr(jv obj, const char *key);  /* NULL unless a string; valid while obj lives */
+int orch_jnum(jv obj, const char *key, double *out);  /* 1 if a number */
+int orch_jbool(jv obj, const char *key, int dflt);  /* true/false, else dflt */
+
+/* file.c: files. */
+/* Whole file (or stdin for "-"); NUL-terminated; NULL with errno on error. */
+char *orch_slurp(const char *path, size_t *len);
+char *orch_slurp_fp(FILE *f, size_t *len);
+/* Write buf to dirfd/name atomically: temp file in the same directory,
+ * fsync, rename, fsync the directory. name must not contain '/'. */
+int orch_atomic_write_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode);
+int orch_atomic_write(const char *path, const void *buf, size_t len, mode_t mode);
+/* v (consumed) as one compact JSON line, atomically. */
+int orch_atomic_json(const char *path, jv v);
+/* mkdir -p with mode for each created component. */
+int orch_mkdir_p(const char *path, mode_t mode);
+
+/* run.c: the run folder (orch-run(5)). */
+/* --run, else $ORCH_RUN_DIR, else NULL. */
+const char *orch_run_dir(void);
+/* $ORCH_RUNS (default "runs") / job_id; malloc'd. */
+char *orch_run_dir_for(const char *job_id);
+int orch_job_id_valid(const char *id);
+/* Create the run folder (0700) and its subfolders. 0 or -1 (reported). */
+int orch_run_create(const char *dir);
+/* Job id of a run: $ORCH_JOB_ID, else the folder's base name. malloc'd. */
+char *orch_run_job_id(const char *dir);
+char *orch_path(const char *dir, const char *rel);  /* dir/rel, malloc'd */
+
+/* event.c: the append-only event log (orch-events(5)). */
+/* Append one event to run_dir/events.jsonl. step NULL: $ORCH_STEP if set.
+ * data is consumed (jv_invalid() or jv_null(): no data). No run_dir: a
+ * no-op. Returns 0, or -1 (reported). */
+int orch_emit(const char *run_dir, const char *level, const char *type,
+              const char *step, jv data);
+/* Build the event line (without newline) as orch_emit would. */
+jv orch_event(const char *job_id, const char *level, const char *type,
+              const char *step, jv data);
+/* Read an event log line by line; a torn or invalid line is reported
+ * with its line number and skipped. fn gets each event (consumed).
+ * A missing file is no events. Returns 0, or fn's non-zero value. */
+int orch_events_read(const char *path, orch_record_fn fn, void *ctx);
+/* The steps with a step.succeeded event since the last job.started whose
+ * data.resume is not true: an object {step: true}. */
+jv orch_events_completed(const char *path);
+
+/* time.c */
+void orch_now_iso(char buf[32]);   /* 2025-10-22T10:00:00.123Z */
+double orch_mono(void);            /* monotonic seconds */
+double orch_wall(void);            /* epoch seconds */
+int orch_parse_iso(const char *s, double *epoch);
+
+/* hash.c: libsodium. */
+void orch_sha256_hex(const void *buf, size_t len, char out[65]);
+void orch_random_hex(char *out, size_t nbytes);  /* 2*nbytes hex + NUL */
+
+/* tmpl.c: {{ jq }} templates, compiled once per process (libjq 1.6 spends
+ * ~20 ms per jq_compile, so every expression of a set goes into one). */
+typedef struct orch_tmpl orch_tmpl;
+/* Compile a set of n templates. On error return NULL and set *err to a
+ * malloc'd message per failing template: errs[i] (NULL where fine). */
+orch_tmpl *orch_tmpl_compile(const char **texts, size_t n, char **errs);
+/* Render template i against ctx (not consumed). Returns malloc'd text, or
+ * NULL with *err malloc'd. */
+char *orch_tmpl_render(orch_tmpl *t, size_t i, jv ctx, char **err);
+void orch_tmpl_free(orch_tmpl *t);
+/* Does text contain any {{ }}? */
+int orch_tmpl_has(const char *text);
+/* One jq program: compile; NULL and *err on failure. */
+struct jq_state;
+struct jq_state *orch_jq_compile(const char *prog, char **err);
+/* Run prog on input (consumed): its first output, or jv_invalid with msg. */
+jv orch_jq_first(struct jq_state *jq, jv input);
+
+#endif

@@ -1,0 +1,331 @@
+/* tmpl.c: "{{ EXPR }}" templates whose EXPR is jq (libjq).
+ *
+ * A template is literal text with {{ EXPR }} holes. EXPR ends at the first
+ * "}}" outside a jq string and outside brackets, so {{ {a: 1} }} and
+ * {{ "}}" }} work; write {{ "{{" }} for a literal "{{". A hole renders as
+ * `jq -r` prints its outputs: strings raw, other values as compact JSON,
+ * several outputs one per line, none as nothing.
+ *
+ * libjq 1.6 spends ~20 ms in each jq_compile (it compiles its builtins
+ * every time), so all holes of a set of templates are compiled as one
+ * program that picks hole $i by a binary tree of ifs:
+ *   .[0] as $i | .[1] | if $i < 2 then (if $i < 1 then [(E0)] ...
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <jq.h>
+#include "orch.h"
+
+struct seg { int hole; const char *p; size_t n; size_t id; };
+struct orch_tmpl {
+	size_t n;          /* templates */
+	struct seg **segs; /* per template */
+	size_t *nsegs;
+	size_t nholes;
+	jq_state *jq;
+};
+
+static const char *skip_code(const char *p, char close);
+
+static const char *skip_string(const char *p)
+{
+	for (p++; *p; ) {
+		if (*p == '"')
+			return p + 1;
+		if (*p == '\\' && p[1] == '(') {
+			if (!(p = skip_code(p + 2, ')')))
+				return NULL;
+			p++;
+		} else if (*p == '\\') {
+			if (!p[1])
+				return NULL;
+			p += 2;
+		} else
+			p++;
+	}
+	return NULL;
+}
+
+/* Code up to its closing ')' (interpolation) or "}}" (a hole). */
+static const char *skip_code(const char *p, char close)
+{
+	int depth = 0;
+	while (*p) {
+		if (*p == '"') {
+			if (!(p = skip_string(p)))
+				return NULL;
+			continue;
+		}
+		if (*p == '#') {
+			while (*p && *p != '\n')
+				p++;
+			continue;
+		}
+		if (depth == 0 && close == '}' && p[0] == '}' && p[1] == '}')
+			return p;
+		if (depth == 0 && close == ')' && *p == ')')
+			return p;
+		if (*p == '(' || *p == '[' || *p == '{')
+			depth++;
+		else if ((*p == ')' || *p == ']' || *p == '}') && depth > 0)
+			depth--;
+		p++;
+	}
+	return NULL;
+}
+
+int orch_tmpl_has(const char *text)
+{
+	return text && strstr(text, "{{") != NULL;
+}
+
+/* Split text into segments; NULL and *err on a malformed hole. */
+static struct seg *split(const char *text, size_t *nsegs, size_t *nholes, char **err)
+{
+	size_t cap = 4, n = 0;
+	struct seg *s = orch_xmalloc(cap * sizeof *s);
+	const char *p = text;
+	while (*p) {
+		if (n + 2 > cap)
+			s = orch_xrealloc(s, (cap *= 2) * sizeof *s);
+		const char *o = strstr(p, "{{");
+		if (!o) {
+			s[n++] = (struct seg){0, p, strlen(p), 0};
+			break;
+		}
+		if (o > p)
+			s[n++] = (struct seg){0, p, (size_t)(o - p), 0};
+		const char *c = skip_code(o + 2, '}');
+		if (!c) {
+			*err = orch_fmt("unterminated {{ at offset %zu", (size_t)(o - text));
+			free(s);
+			return NULL;
+		}
+		const char *b = o + 2, *e = c;
+		while (b < e && strchr(" \t\r\n", *b))
+			b++;
+		while (e > b && strchr(" \t\r\n", e[-1]))
+			e--;
+		if (b == e) {
+			*err = orch_fmt("empty {{ }} at offset %zu", (size_t)(o - text));
+			free(s);
+			return NULL;
+		}
+		s[n++] = (struct seg){1, b, (size_t)(e - b), (*nholes)++};
+		p = c + 2;
+	}
+	*nsegs = n;
+	return s;
+}
+
+struct errbuf { char *msg; };
+
+static void on_jq_error(void *data, jv msg)
+{
+	struct errbuf *eb = data;
+	if (!eb->msg && jv_get_kind(msg) == JV_KIND_STRING) {
+		const char *m = jv_string_value(msg);
+		if (strncmp(m, "jq: error: ", 11) == 0)
+			m += 11;
+		const char *at = strstr(m, " at <top-level>");
+		eb->msg = at ? orch_fmt("%.*s", (int)(at - m), m) : orch_xstrdup(m);
+		size_t l = strlen(eb->msg);
+		while (l && (eb->msg[l - 1] == '\n' || eb->msg[l - 1] == ':'))
+			eb->msg[--l] = 0;
+	}
+	jv_free(msg);
+}
+
+struct jq_state *orch_jq_compile(const char *prog, char **err)
+{
+	struct errbuf eb = {0};
+	jq_state *jq = jq_init();
+	if (!jq) {
+		*err = orch_xstrdup("cannot initialise jq");
+		return NULL;
+	}
+	jq_set_error_cb(jq, on_jq_error, &eb);
+	if (!jq_compile(jq, prog)) {
+		jq_teardown(&jq);
+		*err = eb.msg ? eb.msg : orch_xstrdup("jq compile error");
+		return NULL;
+	}
+	free(eb.msg);
+	jq_set_error_cb(jq, NULL, NULL);
+	return jq;
+}
+
+jv orch_jq_first(struct jq_state *jq, jv input)
+{
+	jq_start(jq, input, 0);
+	jv r = jq_next(jq);
+	if (jv_is_valid(r)) {
+		jv more;  /* drain, so the state is clean for the next start */
+		while (jv_is_valid(more = jq_next(jq)))
+			jv_free(more);
+		jv_free(more);
+	}
+	return r;
+}
+
+/* Append "if $i < mid then L else R end" for holes [lo, hi). */
+static void gen(jv *prog, const char **hole, const size_t *hlen, size_t lo, size_t hi)
+{
+	if (hi - lo == 1) {
+		*prog = jv_string_append_str(*prog, "[(");
+		*prog = jv_string_append_buf(*prog, hole[lo], (int)hlen[lo]);
+		*prog = jv_string_append_str(*prog, "\n)]");
+		return;
+	}
+	size_t mid = lo + (hi - lo) / 2;
+	jv cond = jv_string_fmt("(if $__i < %zu then ", mid);
+	*prog = jv_string_concat(*prog, cond);
+	gen(prog, hole, hlen, lo, mid);
+	*prog = jv_string_append_str(*prog, " else ");
+	gen(prog, hole, hlen, mid, hi);
+	*prog = jv_string_append_str(*prog, " end)");
+}
+
+static char *compile_one_hole(const char *p, size_t n)
+{
+	char *err = NULL;
+	char *prog = orch_fmt("%.*s", (int)n, p);
+	jq_state *jq = orch_jq_compile(prog, &err);
+	free(prog);
+	if (jq)
+		jq_teardown(&jq);
+	return err;
+}
+
+void orch_tmpl_free(orch_tmpl *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		free(t->segs[i]);
+	free(t->segs);
+	free(t->nsegs);
+	if (t->jq)
+		jq_teardown(&t->jq);
+	free(t);
+}
+
+/* Compile all holes at once; on failure find which ones are wrong. */
+static int compile_all(orch_tmpl *t, char **errs)
+{
+	if (t->nholes == 0)
+		return 0;
+	const char **hole = orch_xmalloc(t->nholes * sizeof *hole);
+	size_t *hlen = orch_xmalloc(t->nholes * sizeof *hlen);
+	for (size_t i = 0; i < t->n; i++)
+		for (size_t k = 0; k < t->nsegs[i]; k++)
+			if (t->segs[i][k].hole) {
+				hole[t->segs[i][k].id] = t->segs[i][k].p;
+				hlen[t->segs[i][k].id] = t->segs[i][k].n;
+			}
+	jv prog = jv_string(".[0] as $__i | .[1] | ");
+	gen(&prog, hole, hlen, 0, t->nholes);
+	char *err = NULL;
+	t->jq = orch_jq_compile(jv_string_value(prog), &err);
+	jv_free(prog);
+	int bad = !t->jq;
+	if (!t->jq) {
+		for (size_t i = 0; i < t->n; i++)
+			for (size_t k = 0; k < t->nsegs[i] && !errs[i]; k++)
+				if (t->segs[i][k].hole)
+					errs[i] = compile_one_hole(t->segs[i][k].p, t->segs[i][k].n);
+		int any = 0;
+		for (size_t i = 0; i < t->n; i++)
+			any |= errs[i] != NULL;
+		if (!any)  /* only the combination failed: say so rather than hide it */
+			errs[0] = err, err = NULL, bad = 1;
+	}
+	free(err);
+	free(hole);
+	free(hlen);
+	return bad ? -1 : 0;
+}
+
+orch_tmpl *orch_tmpl_compile(const char **texts, size_t n, char **errs)
+{
+	orch_tmpl *t = orch_xmalloc(sizeof *t);
+	memset(t, 0, sizeof *t);
+	t->n = n;
+	t->segs = orch_xmalloc(n * sizeof *t->segs);
+	t->nsegs = orch_xmalloc(n * sizeof *t->nsegs);
+	int bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		errs[i] = NULL;
+		t->nsegs[i] = 0;
+		t->segs[i] = split(texts[i] ? texts[i] : "", &t->nsegs[i], &t->nholes, &errs[i]);
+		if (!t->segs[i]) {  /* keep going: every template's problem is reported */
+			bad = 1;
+			t->segs[i] = orch_xmalloc(sizeof **t->segs);
+			t->nsegs[i] = 0;
+		}
+	}
+	if (compile_all(t, errs) < 0 || bad) {
+		orch_tmpl_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void append_value(jv *out, jv v, int *first)
+{
+	if (!*first)
+		*out = jv_string_append_str(*out, "\n");
+	*first = 0;
+	if (jv_get_kind(v) == JV_KIND_STRING)
+		*out = jv_string_concat(*out, v);
+	else
+		*out = jv_string_concat(*out, jv_dump_string(v, 0));
+}
+
+static jv render_hole(orch_tmpl *t, size_t id, jv ctx)
+{
+	jv in = jv_array_append(jv_array_append(jv_array(), jv_number(id)), jv_copy(ctx));
+	jq_start(t->jq, in, 0);
+	jv r = jq_next(t->jq), out = jv_string("");
+	if (!jv_is_valid(r)) {
+		jv_free(out);
+		jv msg = jv_invalid_get_msg(r);
+		if (jv_get_kind(msg) == JV_KIND_STRING)
+			return jv_invalid_with_msg(msg);
+		jv_free(msg);
+		return jv_invalid_with_msg(jv_string("no value"));
+	}
+	jv more;  /* the program yields one array: the hole's outputs */
+	while (jv_is_valid(more = jq_next(t->jq)))
+		jv_free(more);
+	jv_free(more);
+	int first = 1;
+	jv_array_foreach(r, i, v)
+		append_value(&out, v, &first);
+	jv_free(r);
+	return out;
+}
+
+char *orch_tmpl_render(orch_tmpl *t, size_t i, jv ctx, char **err)
+{
+	jv out = jv_string("");
+	for (size_t k = 0; k < t->nsegs[i]; k++) {
+		struct seg *s = &t->segs[i][k];
+		if (!s->hole) {
+			out = jv_string_append_buf(out, s->p, (int)s->n);
+			continue;
+		}
+		jv h = render_hole(t, s->id, ctx);
+		if (!jv_is_valid(h)) {
+			jv msg = jv_invalid_get_msg(h);
+			*err = orch_fmt("{{ %.*s }}: %s", (int)s->n, s->p, jv_string_value(msg));
+			jv_free(msg);
+			jv_free(out);
+			return NULL;
+		}
+		out = jv_string_concat(out, h);
+	}
+	char *r = orch_xstrdup(jv_string_value(out));
+	jv_free(out);
+	return r;
+}

@@ -1,0 +1,40 @@
+# tests/helper.bash: loaded by every tests/NN-*.bats file.
+# Each test runs in its own fresh folder ($BATS_TEST_TMPDIR) with the
+# programs under test from $ORCH_BIN (default: build/bin), so the same
+# files test the sanitizer build (tests/run does both).
+load /usr/lib/bats/bats-support/load
+load /usr/lib/bats/bats-assert/load
+
+ORCH_SRC=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+: "${ORCH_BIN:=$ORCH_SRC/build/bin}"
+export ORCH_BIN ORCH_SRC
+
+orch_setup() {
+	PATH="$ORCH_BIN:$PATH"
+	cd "$BATS_TEST_TMPDIR" || return 1
+	unset ORCH_RUN_DIR ORCH_JOB_ID ORCH_STEP ORCH_ATTEMPT ORCH_CACHE_DIR \
+		ORCH_PROVIDER ORCH_MODEL ORCH_CODE_VERSION OPENAI_API_KEY \
+		ANTHROPIC_API_KEY OPENAI_BASE_URL ANTHROPIC_BASE_URL OLLAMA_HOST
+	export ORCH_RUNS="$BATS_TEST_TMPDIR/runs"
+	export HOME="$BATS_TEST_TMPDIR/home"
+	mkdir -p "$HOME"
+	# leaks are failures; libjq/libonig internals are not ours
+	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99"
+	export LSAN_OPTIONS="suppressions=$ORCH_SRC/tests/lsan.supp:print_suppressions=0"
+	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+}
+
+setup() { orch_setup; }
+
+# man_example PAGE N: the Nth command shown as "$ command" inside an
+# .EX/.EE block of man/PAGE (the man page examples are run by the tests).
+man_example() {
+	awk -v n="$2" '
+		/^\.EX/ { ex = 1; next }
+		/^\.EE/ { ex = 0; next }
+		ex && /^\\?\$ / { sub(/^\\?\$ /, ""); gsub(/\\-/, "-"); gsub(/\\e/, "\\"); if (++i == n) { print; exit } }
+	' "$ORCH_SRC/man/$1"
+}
+
+# jq over a file of JSON lines, for assertions
+jqf() { jq -c "$@"; }
