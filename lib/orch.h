@@ -121,6 +121,17 @@ int orch_events_read(const char *path, orch_record_fn fn, void *ctx);
  * data.resume is not true: an object {step: true}. */
 jv orch_events_completed(const char *path);
 
+/* manifest.c: manifest.json, derived from the events (orch-run(5)).
+ * The fold is incremental: each update reads only the whole lines appended
+ * since the last one, so a scheduler may rewrite the manifest after every
+ * step at no quadratic cost. orch-events stats shows the same state. */
+typedef struct orch_manifest orch_manifest;
+orch_manifest *orch_manifest_new(const char *run_dir);
+int orch_manifest_update(orch_manifest *m);   /* fold new events; 0 or -1 */
+jv orch_manifest_get(orch_manifest *m);       /* the manifest (a new value) */
+int orch_manifest_write(orch_manifest *m);    /* update, write atomically */
+void orch_manifest_free(orch_manifest *m);
+
 /* time.c */
 void orch_now_iso(char buf[32]);   /* 2025-10-22T10:00:00.123Z */
 double orch_mono(void);            /* monotonic seconds */
