@@ -59,7 +59,8 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-int orch_atomic_write_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode)
+int orch_atomic_write_at(int dirfd, const char *name, const void *buf, size_t len,
+                         mode_t mode, int sync)
 {
 	char tmp[4096], rnd[17];
 	orch_random_hex(rnd, 8);
@@ -70,7 +71,7 @@ int orch_atomic_write_at(int dirfd, const char *name, const void *buf, size_t le
 	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -1;
-	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 || (sync && fsync(fd) < 0)) {
 		int e = errno;
 		close(fd);
 		unlinkat(dirfd, tmp, 0);
@@ -83,16 +84,16 @@ int orch_atomic_write_at(int dirfd, const char *name, const void *buf, size_t le
 		errno = e;
 		return -1;
 	}
-	return fsync(dirfd) < 0 && errno != EINVAL ? -1 : 0;
+	return sync && fsync(dirfd) < 0 && errno != EINVAL ? -1 : 0;
 }
 
-int orch_atomic_write(const char *path, const void *buf, size_t len, mode_t mode)
+int orch_atomic_write(const char *path, const void *buf, size_t len, mode_t mode, int sync)
 {
 	char *d = orch_xstrdup(path), *b = orch_xstrdup(path);
 	int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = -1;
 	if (dfd >= 0) {
-		rc = orch_atomic_write_at(dfd, basename(b), buf, len, mode);
+		rc = orch_atomic_write_at(dfd, basename(b), buf, len, mode, sync);
 		int e = errno;
 		close(dfd);
 		errno = e;
@@ -102,11 +103,11 @@ int orch_atomic_write(const char *path, const void *buf, size_t len, mode_t mode
 	return rc;
 }
 
-int orch_atomic_json(const char *path, jv v)
+int orch_atomic_json(const char *path, jv v, int sync)
 {
 	jv s = jv_string_append_str(jv_dump_string(v, 0), "\n");
 	int rc = orch_atomic_write(path, jv_string_value(s),
-	                           jv_string_length_bytes(jv_copy(s)), 0644);
+	                           jv_string_length_bytes(jv_copy(s)), 0644, sync);
 	jv_free(s);
 	return rc;
 }
