@@ -136,6 +136,14 @@ jv orch_manifest_get(orch_manifest *m);       /* the manifest (a new value) */
 int orch_manifest_write(orch_manifest *m);    /* update, write atomically */
 void orch_manifest_free(orch_manifest *m);
 
+/* strmap.c: string -> index (steps by name, in linear time). Keys are
+ * borrowed. put returns 1 (and changes nothing) if the key was there. */
+typedef struct orch_map orch_map;
+orch_map *orch_map_new(size_t hint);
+long orch_map_get(const orch_map *m, const char *key);  /* -1 if absent */
+int orch_map_put(orch_map *m, const char *key, long val);
+void orch_map_free(orch_map *m);
+
 /* time.c */
 void orch_now_iso(char buf[32]);   /* 2025-10-22T10:00:00.123Z */
 double orch_mono(void);            /* monotonic seconds */
