@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "orch.h"
 
@@ -43,15 +44,25 @@ static int open_log(const char *path)
 		close(log_fd);
 	free(log_path);
 	log_path = orch_xstrdup(path);
-	log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	log_fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	return log_fd;
 }
 
-static int append_line(int fd, const char *line, size_t len)
+/* line starts with a spare byte: a newline, used only when a writer that
+ * crashed mid-line left the log without one, so the torn line stays alone
+ * and this event stays whole. */
+static int append_line(int fd, char *line, size_t len)
 {
 	while (flock(fd, LOCK_EX) < 0)
 		if (errno != EINTR)
 			return -1;
+	struct stat st;
+	char last = '\n';
+	if (fstat(fd, &st) == 0 && st.st_size > 0)
+		if (pread(fd, &last, 1, st.st_size - 1) != 1)
+			last = '\n';
+	if (last == '\n')
+		line++, len--;
 	ssize_t w;
 	do
 		w = write(fd, line, len);
@@ -76,12 +87,12 @@ int orch_emit(const char *run_dir, const char *level, const char *type,
 	char *job = orch_run_job_id(run_dir);
 	jv e = orch_event(job, level, type, step, data);
 	free(job);
-	jv line = jv_string_append_str(jv_dump_string(e, 0), "\n");
+	jv line = jv_string_append_str(jv_string_concat(jv_string("\n"), jv_dump_string(e, 0)), "\n");
 	char *path = orch_path(run_dir, "events.jsonl");
 	int fd = open_log(path), rc = -1;
 	if (fd < 0)
 		orch_err_sys("cannot open %s", path);
-	else if ((rc = append_line(fd, jv_string_value(line),
+	else if ((rc = append_line(fd, (char *)jv_string_value(line),
 	                           jv_string_length_bytes(jv_copy(line)))) < 0)
 		orch_err_sys("cannot append to %s", path);
 	free(path);

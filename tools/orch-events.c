@@ -1,0 +1,456 @@
+/* orch-events: the append-only event log of a run (orch-events(5)).
+ *
+ *   emit TYPE [--step S] [--level L] [--data JSON]   append one event
+ *   tail [-f] [--type GLOB] [--step S] [--level L] [--since WHEN] [--jq EXPR] [--text]
+ *   stats [--json]                                    job, steps, LLM, cache, files
+ *   completed                                         steps that succeeded
+ *   manifest                                          derive manifest.json
+ *
+ * Assumptions: events.jsonl is written only by orch_emit (one line per
+ * event, one write(2) under flock), so a reader sees whole lines, except
+ * after a crash or a human edit: such a line is reported with its number
+ * and skipped. Filtering reads the type, step and level from the raw line
+ * (our writer puts keys first and compact) and parses only lines that
+ * match; a line the quick look cannot read is parsed in full instead.
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <jq.h>
+#include "orch.h"
+
+static const char usage[] =
+	"usage: orch-events [--run DIR] COMMAND [OPTIONS]\n"
+	"  emit TYPE [--step S] [--level INFO|WARN|ERROR] [--data JSON]\n"
+	"  tail [-f] [--type GLOB] [--step S] [--level L] [--since WHEN] [--jq EXPR] [--text]\n"
+	"  stats [--json]     job and step status, LLM calls, tokens, cache, files\n"
+	"  completed          the steps that succeeded (what --resume skips)\n"
+	"  manifest           write manifest.json, derived from the events\n"
+	"  The run folder is --run DIR, else $ORCH_RUN_DIR.\n";
+
+static const char *run;
+
+static char *events_path(void)
+{
+	run = orch_run_dir();
+	if (!run)
+		orch_die(EX_USAGE, "no run folder: give --run DIR or set ORCH_RUN_DIR");
+	return orch_path(run, "events.jsonl");
+}
+
+/* ---- emit ------------------------------------------------------------ */
+
+static int valid_type(const char *t)
+{
+	if (!*t || strlen(t) > 64)
+		return 0;
+	for (; *t; t++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789._-", *t))
+			return 0;
+	return 1;
+}
+
+static int cmd_emit(int argc, char **argv, const char *step, const char *level,
+                    const char *data)
+{
+	if (argc != 1)
+		orch_usage(usage);
+	if (!valid_type(argv[0]))
+		orch_die(EX_USAGE, "invalid event type '%s' (lower case, digits, . _ -)", argv[0]);
+	if (strcmp(level, "INFO") && strcmp(level, "WARN") && strcmp(level, "ERROR"))
+		orch_die(EX_USAGE, "invalid level '%s' (INFO, WARN or ERROR)", level);
+	if (step && !orch_job_id_valid(step))
+		orch_die(EX_USAGE, "invalid step name '%s'", step);
+	jv d = jv_null();
+	if (data) {
+		d = jv_parse(data);
+		if (!jv_is_valid(d)) {
+			jv msg = jv_invalid_get_msg(d);
+			orch_err_at("--data", 0, 0, "%s", jv_string_value(msg));
+			jv_free(msg);
+			orch_exit(EX_USAGE);
+		}
+		if (jv_get_kind(d) != JV_KIND_OBJECT) {
+			jv_free(d);
+			orch_die(EX_USAGE, "--data must be a JSON object");
+		}
+	}
+	char *path = events_path();
+	free(path);
+	if (orch_mkdir_p(run, 0700) < 0)
+		orch_die_sys(EX_FAIL, "cannot create %s", run);
+	return orch_emit(run, level, argv[0], step, d) < 0 ? EX_FAIL : EX_OK;
+}
+
+/* ---- tail ------------------------------------------------------------ */
+
+struct filter {
+	const char *type, *step, *level;
+	char since[32];
+	int glob, text;
+	jq_state *jq;
+	long lineno;
+	const char *path;
+};
+
+/* The string value of "key":"..." in a compact line, copied to out
+ * (escapes left as they are); 0 if the quick look cannot tell. */
+static int quick(const char *line, const char *key, char *out, size_t cap)
+{
+	char pat[32];
+	snprintf(pat, sizeof pat, "\"%s\":\"", key);
+	const char *p = strstr(line, pat);
+	if (!p)
+		return 0;
+	p += strlen(pat);
+	size_t n = 0;
+	while (p[n] && p[n] != '"' && p[n] != '\\' && n + 1 < cap)
+		n++;
+	if (p[n] != '"')
+		return 0;
+	memcpy(out, p, n);
+	out[n] = 0;
+	return 1;
+}
+
+static int match_str(const char *want, const char *have, int glob)
+{
+	if (!want)
+		return 1;
+	if (!have)
+		return 0;
+	return glob ? fnmatch(want, have, 0) == 0 : strcmp(want, have) == 0;
+}
+
+/* A cheap verdict on a raw line: -1 surely not, 1 maybe (parse it). */
+static int prefilter(const struct filter *f, const char *line)
+{
+	char v[128];
+	if (f->type && quick(line, "type", v, sizeof v) && !match_str(f->type, v, f->glob))
+		return -1;
+	if (f->level && quick(line, "level", v, sizeof v) && strcmp(f->level, v))
+		return -1;
+	if (f->since[0] && quick(line, "ts", v, sizeof v) && strcmp(v, f->since) < 0)
+		return -1;
+	return 1;
+}
+
+static int full_match(const struct filter *f, jv e)
+{
+	const char *ts = orch_jstr(e, "ts");
+	if (!match_str(f->type, orch_jstr(e, "type"), f->glob) ||
+	    !match_str(f->step, orch_jstr(e, "step"), 0) ||
+	    !match_str(f->level, orch_jstr(e, "level"), 0) ||
+	    (f->since[0] && (!ts || strcmp(ts, f->since) < 0)))
+		return 0;
+	if (!f->jq)
+		return 1;
+	jv r = orch_jq_first(f->jq, jv_copy(e));
+	jv_kind k = jv_get_kind(r);
+	jv_free(r);
+	return k != JV_KIND_INVALID && k != JV_KIND_NULL && k != JV_KIND_FALSE;
+}
+
+static void print_text(jv e)
+{
+	const char *ts = orch_jstr(e, "ts"), *step = orch_jstr(e, "step");
+	jv data = jv_object_get(jv_copy(e), jv_string("data"));
+	printf("%s %-5s %-14s %s", ts ? ts : "?", orch_jstr(e, "level") ? orch_jstr(e, "level") : "?",
+	       orch_jstr(e, "type") ? orch_jstr(e, "type") : "?", step ? step : "-");
+	if (jv_get_kind(data) == JV_KIND_OBJECT) {
+		jv_object_foreach(data, k, v) {
+			jv s = jv_get_kind(v) == JV_KIND_STRING ? v : jv_dump_string(v, 0);
+			printf(" %s=%s", jv_string_value(k), jv_string_value(s));
+			jv_free(k);
+			jv_free(s);
+		}
+	}
+	jv_free(data);
+	putchar('\n');
+}
+
+/* One raw line (no newline): print it if it matches. */
+static int tail_line(struct filter *f, char *line, size_t n)
+{
+	f->lineno++;
+	if (n == 0 || prefilter(f, line) < 0)
+		return 0;
+	jv e = jv_parse_sized(line, (int)n);
+	if (jv_get_kind(e) != JV_KIND_OBJECT) {
+		orch_err_at(f->path, f->lineno, 0, "not an event, skipped");
+		jv_free(e);
+		return 0;
+	}
+	int ok = full_match(f, e);
+	if (ok && f->text)
+		print_text(e);
+	else if (ok) {
+		fwrite(line, 1, n, stdout);
+		putchar('\n');
+	}
+	jv_free(e);
+	return ok;
+}
+
+/* Read whole lines from f until EOF; a last line without its newline is
+ * kept for later (it may still be being written) unless final. */
+static void tail_stream(struct filter *f, FILE *in, char **buf, size_t *cap, int follow)
+{
+	ssize_t n;
+	while ((n = getline(buf, cap, in)) > 0) {
+		if ((*buf)[n - 1] != '\n') {
+			if (follow) {  /* come back for the rest of it */
+				fseeko(in, -(off_t)n, SEEK_CUR);
+				break;
+			}
+		} else
+			(*buf)[--n] = 0;
+		tail_line(f, *buf, n);
+	}
+	clearerr(in);
+}
+
+/* "2025-10-22T10:00:00Z", "2025-10-22", or an age: 90s, 10m, 2h, 1d. */
+static int parse_since(const char *s, char out[32])
+{
+	double t;
+	char *end;
+	double n = strtod(s, &end);
+	if (end != s && end[0] && !end[1] && strchr("smhd", *end)) {
+		double mult = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : 86400;
+		t = orch_wall() - n * mult;
+	} else if (orch_parse_iso(s, &t) < 0)
+		return -1;
+	time_t sec = (time_t)t;
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	size_t k = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + k, 32 - k, ".%03dZ", (int)((t - (double)sec) * 1000));
+	return 0;
+}
+
+static int cmd_tail(struct filter *f, int follow)
+{
+	char *path = events_path();
+	f->path = path;
+	FILE *in = NULL;
+	char *buf = NULL;
+	size_t cap = 0;
+	for (;;) {
+		if (!in && !(in = fopen(path, "r")) && (errno != ENOENT || !follow))
+			break;  /* no log yet and not following: no events */
+		if (in) {
+			tail_stream(f, in, &buf, &cap, follow);
+			if (fflush(stdout) != 0)
+				break;
+		}
+		if (!follow)
+			break;
+		nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+	}
+	if (in)
+		fclose(in);
+	free(buf);
+	free(path);
+	if (f->jq)
+		jq_teardown(&f->jq);
+	return EX_OK;
+}
+
+/* ---- stats, completed, manifest ------------------------------------- */
+
+static const char *str_or(jv o, const char *k, const char *dflt)
+{
+	const char *s = orch_jstr(o, k);
+	return s ? s : dflt;
+}
+
+static double num_or(jv o, const char *k)
+{
+	double d = 0;
+	orch_jnum(o, k, &d);
+	return d;
+}
+
+static void print_stats(jv m)
+{
+	printf("job %s: %s", str_or(m, "job_id", "?"), str_or(m, "status", "?"));
+	double d;
+	if (orch_jnum(m, "duration_s", &d))
+		printf(" in %.1fs", d);
+	if (orch_jstr(m, "started"))
+		printf(" (started %s)", orch_jstr(m, "started"));
+	if (orch_jstr(m, "error"))
+		printf(": %s", orch_jstr(m, "error"));
+	printf("\n");
+	jv steps = jv_object_get(jv_copy(m), jv_string("steps"));
+	if (jv_get_kind(steps) == JV_KIND_OBJECT && jv_object_length(jv_copy(steps)) > 0) {
+		printf("%-20s %-10s %8s %9s %6s\n", "step", "status", "attempts", "duration", "calls");
+		jv_object_foreach(steps, k, s) {
+			char dur[32] = "-";
+			if (orch_jnum(s, "duration_s", &d))
+				snprintf(dur, sizeof dur, "%.2fs", d);
+			printf("%-20s %-10s %8.0f %9s %6.0f\n", jv_string_value(k), str_or(s, "status", "?"),
+			       num_or(s, "attempts"), dur, num_or(s, "provider_calls"));
+			jv_free(k);
+			jv_free(s);
+		}
+	}
+	jv_free(steps);
+	jv llm = jv_object_get(jv_copy(m), jv_string("llm"));
+	printf("llm: %.0f calls, %.0f failed, %.0f prompt + %.0f completion tokens, %.2fs\n",
+	       num_or(llm, "calls"), num_or(llm, "failures"), num_or(llm, "prompt_tokens"),
+	       num_or(llm, "completion_tokens"), num_or(llm, "duration_s"));
+	jv_free(llm);
+	jv cache = jv_object_get(jv_copy(m), jv_string("cache"));
+	printf("cache: %.0f hits, %.0f misses (hit rate %.0f%%)\n", num_or(cache, "hits"),
+	       num_or(cache, "misses"), 100 * num_or(cache, "hit_rate"));
+	jv_free(cache);
+	jv files = jv_object_get(jv_copy(m), jv_string("files"));
+	printf("files: %.0f written, %.0f unchanged\n", num_or(files, "written"),
+	       num_or(files, "unchanged"));
+	jv_free(files);
+}
+
+static int cmd_stats(int json)
+{
+	free(events_path());
+	orch_manifest *m = orch_manifest_new(run);
+	if (orch_manifest_update(m) < 0) {
+		orch_manifest_free(m);
+		orch_die_sys(EX_FAIL, "cannot read the events of %s", run);
+	}
+	jv s = orch_manifest_get(m);
+	if (json)
+		orch_put(s);
+	else {
+		print_stats(s);
+		jv_free(s);
+	}
+	orch_manifest_free(m);
+	return EX_OK;
+}
+
+static int print_completed(jv e, void *ctx)
+{
+	jv *done = ctx;
+	const char *type = orch_jstr(e, "type"), *step = orch_jstr(e, "step");
+	if (type && strcmp(type, "job.started") == 0) {
+		jv data = jv_object_get(jv_copy(e), jv_string("data"));
+		if (!orch_jbool(data, "resume", 0)) {
+			jv_free(*done);
+			*done = jv_array();
+		}
+		jv_free(data);
+	} else if (type && step && strcmp(type, "step.succeeded") == 0) {
+		jv s = jv_string(step);
+		int seen = 0;
+		jv_array_foreach(*done, i, x) {
+			(void)i;
+			seen |= jv_equal(x, jv_copy(s));
+		}
+		*done = seen ? (jv_free(s), *done) : jv_array_append(*done, s);
+	}
+	jv_free(e);
+	return 0;
+}
+
+/* The steps orch_events_completed() gives, in the order they succeeded. */
+static int cmd_completed(void)
+{
+	char *path = events_path();
+	jv done = jv_array(), set = orch_events_completed(path);
+	orch_events_read(path, print_completed, &done);
+	jv_array_foreach(done, i, s) {
+		(void)i;
+		if (jv_get_kind(jv_object_get(jv_copy(set), jv_copy(s))) == JV_KIND_TRUE)
+			printf("%s\n", jv_string_value(s));
+		jv_free(s);
+	}
+	jv_free(done);
+	jv_free(set);
+	free(path);
+	return EX_OK;
+}
+
+static int cmd_manifest(void)
+{
+	free(events_path());
+	orch_manifest *m = orch_manifest_new(run);
+	int rc = orch_manifest_write(m);
+	orch_manifest_free(m);
+	return rc < 0 ? EX_FAIL : EX_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"step", required_argument, 0, 's'},
+		{"level", required_argument, 0, 'l'},
+		{"data", required_argument, 0, 'd'},
+		{"type", required_argument, 0, 't'},
+		{"since", required_argument, 0, 'S'},
+		{"jq", required_argument, 0, 'q'},
+		{"follow", no_argument, 0, 'f'},
+		{"json", no_argument, 0, 'j'},
+		{"text", no_argument, 0, 'T'},
+		ORCH_COMMON_LONGOPTS,
+		{0, 0, 0, 0},
+	};
+	struct filter f = {0};
+	const char *level = NULL, *data = NULL, *jqexpr = NULL, *since = NULL;
+	int c, follow = 0, json = 0;
+	orch_init(argc, argv);
+	/* GNU getopt moves the command word and TYPE after the options */
+	while ((c = getopt_long(argc, argv, "hf", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's': f.step = optarg; break;
+		case 'l': level = optarg; break;
+		case 'd': data = optarg; break;
+		case 't': f.type = optarg; break;
+		case 'S': since = optarg; break;
+		case 'q': jqexpr = optarg; break;
+		case 'f': follow = 1; break;
+		case 'j': json = 1; break;
+		case 'T': f.text = 1; break;
+		default: orch_common(c, optarg, usage);
+		}
+	}
+	if (optind >= argc)
+		orch_usage(usage);
+	const char *cmd = argv[optind];
+	argc -= optind + 1;
+	argv += optind + 1;
+	int rc;
+	if (strcmp(cmd, "emit") == 0)
+		rc = cmd_emit(argc, argv, f.step, level ? level : "INFO", data);
+	else if (argc > 0)
+		orch_usage(usage);
+	else if (strcmp(cmd, "tail") == 0) {
+		f.level = level;
+		f.glob = f.type && strpbrk(f.type, "*?[");
+		if (since && parse_since(since, f.since) < 0)
+			orch_die(EX_USAGE, "--since %s: not a time (2025-10-22T10:00:00Z) or an age (90s, 10m, 2h, 1d)", since);
+		char *err = NULL;
+		if (jqexpr && !(f.jq = orch_jq_compile(jqexpr, &err))) {
+			orch_err_at("--jq", 0, 0, "%s", err);
+			free(err);
+			orch_exit(EX_USAGE);
+		}
+		rc = cmd_tail(&f, follow);
+	} else if (strcmp(cmd, "stats") == 0)
+		rc = cmd_stats(json);
+	else if (strcmp(cmd, "completed") == 0)
+		rc = cmd_completed();
+	else if (strcmp(cmd, "manifest") == 0)
+		rc = cmd_manifest();
+	else {
+		orch_err("unknown command '%s'", cmd);
+		orch_usage(usage);
+	}
+	orch_exit(rc);
+}
