@@ -1,6 +1,7 @@
 /* orch-events: the append-only event log of a run (orch-events(5)).
  *
  *   emit TYPE [--step S] [--level L] [--data JSON]   append one event
+ *   emit -                                            one event per stdin record
  *   tail [-f] [--type GLOB] [--step S] [--level L] [--since WHEN] [--jq EXPR] [--text]
  *   stats [--json]                                    job, steps, LLM, cache, files
  *   completed                                         steps that succeeded
@@ -26,6 +27,7 @@
 static const char usage[] =
 	"usage: orch-events [--run DIR] COMMAND [OPTIONS]\n"
 	"  emit TYPE [--step S] [--level INFO|WARN|ERROR] [--data JSON]\n"
+	"  emit -             append one event per {\"type\",\"step\",\"level\",\"data\"} line on stdin\n"
 	"  tail [-f] [--type GLOB] [--step S] [--level L] [--since WHEN] [--jq EXPR] [--text]\n"
 	"  stats [--json]     job and step status, LLM calls, tokens, cache, files\n"
 	"  completed          the steps that succeeded (what --resume skips)\n"
@@ -54,11 +56,37 @@ static int valid_type(const char *t)
 	return 1;
 }
 
+/* emit -: one event per input record {"type","step","level","data"}, each
+ * appended on its own (so concurrent writers interleave whole lines). */
+static int emit_record(jv r, void *ctx)
+{
+	(void)ctx;
+	const char *type = orch_jstr(r, "type"), *step = orch_jstr(r, "step");
+	const char *level = orch_jstr(r, "level");
+	jv data = jv_object_get(jv_copy(r), jv_string("data"));
+	int rc = EX_OK;
+	if (!type || !valid_type(type) || (step && !orch_job_id_valid(step)) ||
+	    (level && strcmp(level, "INFO") && strcmp(level, "WARN") && strcmp(level, "ERROR")) ||
+	    (jv_is_valid(data) && jv_get_kind(data) != JV_KIND_OBJECT && jv_get_kind(data) != JV_KIND_NULL)) {
+		orch_err("<stdin>: not an event record {\"type\",\"step\",\"level\",\"data\":{}}: skipped");
+		jv_free(data);
+	} else if (orch_emit(run, level ? level : "INFO", type, step ? step : "", data) < 0)
+		rc = EX_FAIL;
+	jv_free(r);
+	return rc;
+}
+
 static int cmd_emit(int argc, char **argv, const char *step, const char *level,
                     const char *data)
 {
 	if (argc != 1)
 		orch_usage(usage);
+	if (strcmp(argv[0], "-") == 0) {
+		free(events_path());
+		if (orch_mkdir_p(run, 0700) < 0)
+			orch_die_sys(EX_FAIL, "cannot create %s", run);
+		return orch_records(stdin, "<stdin>", emit_record, NULL);
+	}
 	if (!valid_type(argv[0]))
 		orch_die(EX_USAGE, "invalid event type '%s' (lower case, digits, . _ -)", argv[0]);
 	if (strcmp(level, "INFO") && strcmp(level, "WARN") && strcmp(level, "ERROR"))
