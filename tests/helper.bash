@@ -4,6 +4,7 @@
 # files test the sanitizer build (tests/run does both).
 load /usr/lib/bats/bats-support/load
 load /usr/lib/bats/bats-assert/load
+bats_require_minimum_version 1.5.0
 
 ORCH_SRC=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 : "${ORCH_BIN:=$ORCH_SRC/build/bin}"
@@ -18,7 +19,8 @@ orch_setup() {
 	export ORCH_RUNS="$BATS_TEST_TMPDIR/runs"
 	export HOME="$BATS_TEST_TMPDIR/home"
 	mkdir -p "$HOME"
-	# leaks are failures; libjq/libonig internals are not ours
+	# leaks are failures; libjq/libonig internals are not ours. For a full
+	# stack through libjq (no frame pointers), add fast_unwind_on_malloc=0.
 	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99"
 	export LSAN_OPTIONS="suppressions=$ORCH_SRC/tests/lsan.supp:print_suppressions=0"
 	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"

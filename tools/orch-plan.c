@@ -183,7 +183,8 @@ static int probcmp(const void *a, const void *b)
 
 static int report_problems(void)
 {
-	qsort(probs, nprobs, sizeof *probs, probcmp);
+	if (nprobs)
+		qsort(probs, nprobs, sizeof *probs, probcmp);
 	for (size_t i = 0; i < nprobs; i++) {
 		orch_err_at(fname, probs[i].line, probs[i].col, "%s", probs[i].msg);
 		free(probs[i].msg);
@@ -580,11 +581,13 @@ static const char *nearest(const char *s, const char *const *cands, size_t ncand
 	return best;
 }
 
+/* Keys starting "x-" are the user's own (a home for YAML anchors), as in
+ * docker-compose; every other key must be known. */
 static void check_keys(const node *m, const char *const *allowed, const char *where)
 {
 	for (uint32_t i = 0; i + 1 < m->n; i += 2) {
 		const char *k = m->u.kids[i]->u.str;
-		if (one_of(k, allowed))
+		if (one_of(k, allowed) || strncmp(k, "x-", 2) == 0)
 			continue;
 		const char *near = nearest(k, allowed, SIZE_MAX);
 		if (near)
@@ -1049,8 +1052,12 @@ static jv merge_provider(jv job, jv step)
 		return (jv_free(job), step);
 	jv jn = jv_object_get(jv_copy(job), jv_string("name"));
 	jv sn = jv_object_get(jv_copy(step), jv_string("name"));
-	int other = jv_is_valid(sn) && jv_get_kind(sn) == JV_KIND_STRING && !jv_equal(jn, jv_copy(sn));
-	jv_free(sn);
+	int named = jv_get_kind(sn) == JV_KIND_STRING;
+	int other = named && !jv_equal(jn, sn);  /* jv_equal consumes both... */
+	if (!named) {                             /* ...when it is called */
+		jv_free(jn);
+		jv_free(sn);
+	}
 	if (other)
 		return (jv_free(job), step);
 	jv jo = jv_object_get(jv_copy(job), jv_string("opts"));

@@ -1,0 +1,255 @@
+#!/usr/bin/env bats
+# orch-plan: job spec -> validated, ordered plan
+load helper
+
+F=$BATS_TEST_DIRNAME/fixtures/plan
+
+@test "plan: the contract's example spec gives four lines in order, with waves and priorities" {
+	run orch-plan "$F/todo.yaml"
+	assert_success
+	run jq -sc 'map([.step, .wave, .priority, .index, .needs])' <<<"$output"
+	assert_output '[["architect",0,2,0,[]],["builder",1,1,1,["architect"]],["docs",1,1,2,["architect"]],["qa",2,0,3,["builder","docs"]]]'
+}
+
+@test "plan: defaults and the job's provider are resolved into each step's spec" {
+	run orch-plan "$F/todo.yaml"
+	assert_success
+	run jq -c 'select(.step=="docs") | [.spec.retries, .spec.timeout_s, .spec.provider]' <<<"$output"
+	assert_output '[2,600,{"name":"ollama","model":"mistral","opts":{"temperature":0.1,"top_p":0.5}}]'
+	run orch-plan "$F/todo.yaml"
+	run jq -c 'select(.step=="qa") | .job | [.job_id, .task, .inputs, .concurrency, .pools]' <<<"$output"
+	assert_output '["todo-app","A command-line todo app in Python with add, list and done",{"language":"python"},4,{"llm":2}]'
+}
+
+@test "plan: a step naming another provider takes nothing else from the job's" {
+	cat > s.yaml <<-'EOF'
+	job: p
+	provider: {name: ollama, model: llama3, opts: {temperature: 0.1}}
+	steps:
+	  - {id: a, prompt: hi, provider: {name: anthropic, model: claude}}
+	  - {id: b, prompt: hi, provider: echo}
+	EOF
+	run orch-plan s.yaml
+	assert_success
+	run jq -c '.spec.provider' <<<"$output"
+	assert_output $'{"name":"anthropic","model":"claude"}\n{"name":"echo"}'
+}
+
+@test "plan: JSON specs plan the same as YAML, tabs and all" {
+	orch-plan "$F/todo.yaml" | jq -c 'del(.job.spec_file)' > yaml.plan
+	yq_json=$(python3 -c 'import json,sys; print(json.dumps({"job":"todo-app","task":"A command-line todo app in Python with add, list and done","inputs":{"language":"python"},"provider":{"name":"ollama","model":"llama3","opts":{"temperature":0.1}},"concurrency":4,"pools":{"llm":2},"defaults":{"retries":2,"timeout_s":600},"steps":[{"id":"architect","system":"You are a software architect.","prompt":"Design {{ .task }}. List every file with its purpose."},{"id":"builder","needs":["architect"],"prompt":"Implement this design:\n{{ .steps.architect.output }}","files":True},{"id":"docs","needs":["architect"],"prompt":"Write README.md for:\n{{ .steps.architect.output }}","files":True,"provider":{"model":"mistral","opts":{"top_p":0.5}}},{"id":"qa","needs":["builder","docs"],"prompt":"Review these files and report defects:\n{{ .steps.builder.files | map(.path) | join(\", \") }}"}]}, indent="\t"))')
+	printf '%s\n' "$yq_json" > spec.json
+	grep -q "$(printf '\t')" spec.json
+	orch-plan spec.json | jq -c 'del(.job.spec_file)' > json.plan
+	run diff yaml.plan json.plan
+	assert_success
+	orch-plan - < spec.json | jq -c 'del(.job.spec_file)' > stdin.plan
+	run diff yaml.plan stdin.plan
+	assert_success
+}
+
+@test "plan: every problem is listed with file:line:col, exit 2, nothing on stdout" {
+	run --separate-stderr orch-plan "$F/bad.yaml"
+	assert_failure 2
+	assert_equal "$output" ""
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line "orch-plan: $F/bad.yaml:1:6: job id 'bad job!' must be 1 to 64 of A-Z a-z 0-9 . _ -"
+	assert_line "orch-plan: $F/bad.yaml:2:1: unknown key 'taks' in the job (did you mean 'task'?)"
+	assert_line "orch-plan: $F/bad.yaml:3:14: 'concurrency' must be a whole number from 1 to 1e+06"
+	assert_line "orch-plan: $F/bad.yaml:4:14: 'llm' must be a whole number from 1 to 1e+06"
+	assert_line "orch-plan: $F/bad.yaml:7:5: unknown key 'neeeds' in a step (did you mean 'needs'?)"
+	assert_line --regexp "^orch-plan: $F/bad.yaml:8:13: prompt: syntax error"
+	assert_line "orch-plan: $F/bad.yaml:9:9: duplicate step id 'a' (first at line 6)"
+	assert_line "orch-plan: $F/bad.yaml:11:5: step 'b' has neither 'prompt' nor 'run'"
+	assert_line "orch-plan: $F/bad.yaml:12:16: step 'b' needs itself"
+	assert_line "orch-plan: $F/bad.yaml:12:19: step 'b' needs 'zz', which is not a step"
+	assert_line "orch-plan: $F/bad.yaml:13:5: a step has no 'id'"
+	assert_line "orch-plan: $F/bad.yaml:16:10: step 'c' has both 'prompt' and 'run': choose one"
+	assert_line "orch-plan: $F/bad.yaml:18:11: unknown pool 'lmm' (did you mean 'llm'?)"
+	assert_line "orch-plan: $F/bad.yaml:19:5: cycle: d -> c -> d"
+	assert_line "orch-plan: $F/bad.yaml:21:10: 'run' must be a string, not a boolean (quote it: \"true\")"
+	assert_line --regexp "^orch-plan: $F/bad.yaml:22:11: when: syntax error"
+	assert_line "orch-plan: $F/bad.yaml:23:22: unknown provider 'olama' (did you mean 'ollama'?)"
+	assert_line "orch-plan: $F/bad.yaml:24:14: 'retries' must be a whole number from 0 to 100"
+	assert_equal "${#lines[@]}" 18
+}
+
+@test "plan: cycles are printed step by step, one per cycle" {
+	cat > c.yaml <<-'EOF'
+	job: c
+	steps:
+	  - {id: a, run: "true", needs: [c]}
+	  - {id: b, run: "true", needs: [a]}
+	  - {id: c, run: "true", needs: [b]}
+	  - {id: d, run: "true", needs: [a]}
+	  - {id: e, run: "true", needs: [f]}
+	  - {id: f, run: "true", needs: [e]}
+	EOF
+	run orch-plan c.yaml
+	assert_failure 2
+	assert_line "orch-plan: c.yaml:4:5: cycle: b -> c -> a -> b"
+	assert_line "orch-plan: c.yaml:8:5: cycle: f -> e -> f"
+	assert_equal "${#lines[@]}" 2
+}
+
+@test "plan: missing pieces and wrong shapes" {
+	printf 'task: x\n' > a.yaml
+	run orch-plan a.yaml
+	assert_failure 2
+	assert_line "orch-plan: a.yaml:1:1: missing 'job' (the job id)"
+	assert_line "orch-plan: a.yaml:1:1: missing 'steps'"
+	printf 'job: x\nsteps: []\n' > b.yaml
+	run orch-plan b.yaml
+	assert_failure 2
+	assert_output "orch-plan: b.yaml:2:8: 'steps' is empty: a job needs at least one step"
+	printf -- '- just\n- a list\n' > l.yaml
+	run orch-plan l.yaml
+	assert_failure 2
+	assert_output --partial "l.yaml:1:1: a job spec is a mapping"
+	: > e.yaml
+	run orch-plan e.yaml
+	assert_failure 2
+	assert_output --partial "empty spec"
+	printf 'job: x\nsteps: [{id: a, run: x}]\njob: y\n' > d.yaml
+	run orch-plan d.yaml
+	assert_failure 2
+	assert_output "orch-plan: d.yaml:3:1: duplicate key 'job'"
+	printf 'job: x\nsteps: [{id: a, run: "unterminated}]\n' > y.yaml
+	run orch-plan y.yaml
+	assert_failure 2
+	assert_output --regexp '^orch-plan: y\.yaml:[0-9]+:[0-9]+: '
+	run orch-plan missing.yaml
+	assert_failure 2
+	assert_output "orch-plan: cannot read missing.yaml: No such file or directory"
+}
+
+@test "plan: anchors, aliases and merge keys work; x- keys hold anchors" {
+	run orch-plan "$F/anchors.yaml"
+	assert_success
+	run jq -c '.spec | [.id, .retries, .timeout_s, .prompt // .run]' <<<"$output"
+	assert_output $'["a",3,60,"echo a"]\n["b",1,60,"shared text"]'
+}
+
+@test "plan: a billion-laughs alias bomb is refused fast in bounded memory" {
+	{
+		echo 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'
+		for i in b c d e f g h i j; do
+			p=$(echo abcdefghij | sed "s/$i.*//;s/.*\(.\)$/\1/")
+			echo "x-$i: &$i [*$p,*$p,*$p,*$p,*$p,*$p,*$p,*$p,*$p]"
+		done
+		echo 'job: x'
+		echo 'steps: [{id: a, run: "true"}]'
+	} | sed 's/^a:/x-a:/' > bomb.yaml
+	run timeout 10 orch-plan bomb.yaml
+	assert_failure 2
+	assert_output --regexp 'bomb\.yaml:[0-9]+:[0-9]+: aliases here expand to more than [0-9]+ nodes'
+}
+
+@test "plan: nesting deep enough to overflow a stack is refused" {
+	python3 -c "print('job: x\nsteps: ' + '['*200000 + ']'*200000)" > deep.yaml
+	run orch-plan deep.yaml
+	assert_failure 2
+	assert_output "orch-plan: deep.yaml:2:135: nested deeper than 128 levels"
+	python3 -c "print('{\"job\": \"x\", \"steps\": ' + '{\"a\":'*100000 + '1' + '}'*100000 + '}')" > deep.json
+	run orch-plan deep.json
+	assert_failure 2
+	assert_output --partial "nested deeper than 128 levels"
+}
+
+@test "plan: aliases cannot nest past the limit by reuse" {
+	{
+		printf 'x-a: &a '; python3 -c "print('['*120 + ']'*120)"
+		printf 'x-b: &b '; python3 -c "print('['*120 + '*a' + ']'*120)"
+		printf 'x-c: &c '; python3 -c "print('['*120 + '*b' + ']'*120)"
+		printf 'job: x\nsteps: [{id: s, run: "true"}]\n'
+	} > reuse.yaml
+	run orch-plan reuse.yaml
+	assert_failure 2
+	assert_output --partial "aliases here nest deeper than 256 levels"
+}
+
+@test "plan: templates are compiled at plan time; errors name the field" {
+	cat > t.yaml <<-'EOF'
+	job: t
+	steps:
+	  - id: a
+	    system: "{{ .x | nosuchfn }}"
+	    prompt: "ok {{ .task }} and {{ {a: 1} | .a }} and {{ \"}}\" }}"
+	  - id: b
+	    prompt: "{{ .task"
+	  - id: c
+	    run: "true"
+	    when: ".inputs.go == true"
+	EOF
+	run orch-plan t.yaml
+	assert_failure 2
+	assert_line "orch-plan: t.yaml:4:13: system: nosuchfn/0 is not defined"
+	assert_line "orch-plan: t.yaml:7:13: prompt: unterminated {{ at offset 0"
+	assert_equal "${#lines[@]}" 2
+}
+
+@test "plan: --check, --waves and --dot" {
+	run orch-plan --check "$F/todo.yaml"
+	assert_success
+	assert_output ""
+	run orch-plan --waves "$F/todo.yaml"
+	assert_success
+	assert_line --index 0 --regexp '^wave +step +priority +needs$'
+	assert_line --index 2 --regexp '^1 +builder +1 +architect$'
+	assert_line --index 4 --regexp '^2 +qa +0 +builder, docs$'
+	run orch-plan --dot "$F/todo.yaml"
+	assert_success
+	assert_line --index 0 'digraph "todo-app" {'
+	assert_line '	{ rank=same; "builder"; "docs"; }'
+	assert_line '	"docs" -> "qa";'
+	run orch-plan --check "$F/bad.yaml"
+	assert_failure 2
+}
+
+@test "plan: random DAGs: every edge goes forward, waves and priorities are longest paths" {
+	for seed in 1 2 3 4 5 6 7 8; do
+		awk -v seed=$seed 'BEGIN { srand(seed); n = 30 + int(rand() * 60)
+			print "job: r" seed; print "steps:"
+			for (i = n - 1; i >= 0; i--) {   # listed in reverse, so order matters
+				printf "  - {id: s%d, run: \"true\", needs: [", i; sep = ""
+				for (j = 0; j < i; j++) if (rand() < 0.08) { printf "%ss%d", sep, j; sep = ", " }
+				print "]}"
+			} }' > r.yaml
+		orch-plan r.yaml > r.plan
+		run jq -rs '
+			(reduce .[] as $l ({}; .[$l.step] = $l)) as $by
+			| (to_entries | map({key: .value.step, value: .key}) | from_entries) as $pos
+			| [ .[] | . as $l | $l.needs[] | select($pos[.] >= $pos[$l.step]) ] as $back
+			| [ .[] | select(.wave != ([.needs[] | $by[.].wave + 1] | max // 0)) ] as $badwave
+			| [ .[] | .step as $s | select(.priority != ([$by[] | select(.needs | index($s)) | .priority + 1] | max // 0)) ] as $badprio
+			| "\($back | length) \($badwave | length) \($badprio | length) \(length)"' r.plan
+		assert_output --regexp '^0 0 0 [0-9]+$'
+		[ "$(wc -l < r.plan)" -eq "$(grep -c '^  - ' r.yaml)" ]
+	done
+}
+
+@test "plan: a 10 MB spec plans fine" {
+	awk 'BEGIN { print "job: big"; print "steps:"
+		for (i = 0; i < 60000; i++) {
+			printf "  - id: step%06d\n    run: \"echo %0150d\"\n", i, i
+			if (i) printf "    needs: [step%06d]\n", i - 1 }
+	}' > big.yaml
+	[ "$(stat -c %s big.yaml)" -gt 10000000 ]
+	run --separate-stderr orch-plan --check big.yaml
+	assert_success
+	run sh -c 'orch-plan big.yaml | tail -n 1 | jq -c "[.step, .wave, .priority]"'
+	assert_output '["step059999",59999,0]'
+}
+
+@test "plan: usage, --help, --version" {
+	run orch-plan --help
+	assert_success
+	assert_output --partial "usage: orch-plan"
+	run orch-plan --version
+	assert_success
+	assert_output --regexp '^orch-plan [0-9]+\.[0-9]+\.[0-9]+$'
+	run orch-plan --bogus
+	assert_failure 2
+	run orch-plan a b
+	assert_failure 2
+}
