@@ -1124,9 +1124,6 @@ static void finish_attempt(struct job *j, CURLcode rc)
 			fail(j, 0, "the response is not a whole answer");
 	} else if (!j->ended)
 		fail(j, 1, "the stream ended before its end marker");
-	if (rc != CURLE_OK && j->status == 200 && j->err && !j->ended && !j->transient &&
-	    rc != CURLE_WRITE_ERROR)
-		j->transient = 1;
 	settle(j);
 }
 
@@ -1245,7 +1242,7 @@ static void enqueue(jv req)
 	}
 	jv_free(msgs);
 	j->prompt_est = estimate(bytes);
-	j->logfd = open_log(j->step);
+	j->logfd = open_log(j->step ? j->step : env("ORCH_STEP"));
 	if (qn == qcap)
 		queue = orch_xrealloc(queue, (qcap = qcap ? 2 * qcap : 64) * sizeof *queue);
 	queue[qn++] = j;

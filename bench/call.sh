@@ -1,0 +1,70 @@
+#!/bin/sh
+# bench/call.sh BINDIR: 200 requests at -j 50 against tests/fakeprovider
+# answering each after 100 ms (so 4 waves: 0.4 s is the floor; the target
+# is under 0.6 s), with orch-call's own CPU per request. The peer, measured
+# in the same run, is the shell way: xargs -P 50 running one curl per request.
+# Each figure is the best of 3 runs.
+set -u
+bin=$(cd "${1:-build/bin}" && pwd) || exit 2
+src=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy ORCH_RUN_DIR
+export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1
+
+[ -x /usr/bin/time ] || { echo "bench/call.sh: needs /usr/bin/time (GNU time); skipped"; exit 0; }
+python3 "$src/tests/fakeprovider" --portfile "$tmp/port" --delay 0.1 &
+pid=$!
+i=0
+while [ ! -s "$tmp/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+[ -s "$tmp/port" ] || { echo "bench/call.sh: the fake provider did not start" >&2; exit 1; }
+port=$(cat "$tmp/port")
+export OLLAMA_HOST="127.0.0.1:$port" OPENAI_BASE_URL="http://127.0.0.1:$port/v1"
+export ANTHROPIC_BASE_URL="http://127.0.0.1:$port" OPENAI_API_KEY=sk-bench ANTHROPIC_API_KEY=sk-bench
+
+n=200
+reqs() {
+	k=1
+	while [ $k -le $n ]; do
+		printf '{"provider":"%s","model":"bench","messages":[{"role":"user","content":"request %d"}],"step":"b"}\n' "$1" $k
+		k=$((k + 1))
+	done
+}
+
+# best of 3: "wall user sys" of the command
+best() {
+	b=
+	for _ in 1 2 3; do
+		/usr/bin/time -f "%e %U %S" -o "$tmp/t" "$@" > "$tmp/out" 2> "$tmp/err" || { cat "$tmp/err" >&2; return 1; }
+		t=$(cat "$tmp/t")
+		if [ -z "$b" ] || [ "$(echo "$t $b" | awk '{print ($1 < $4)}')" = 1 ]; then b=$t; fi
+	done
+	echo "$b"
+}
+
+report() {  # label "wall user sys"
+	echo "$2" | awk -v l="$1" -v n=$n '{ printf "%-44s %6.3f s wall  %6.3f ms CPU/request\n", l, $1, ($2 + $3) * 1000 / n }'
+}
+
+for p in openai anthropic ollama; do
+	reqs $p > "$tmp/$p.jsonl"
+done
+for mode in "" --stream; do
+	for p in openai anthropic ollama; do
+		r=$(best "$bin/orch-call" -j 50 $mode "$tmp/$p.jsonl") || exit 1
+		lines=$(wc -l < "$tmp/out")
+		[ "$lines" -eq $n ] || { echo "bench/call.sh: $lines answers, not $n" >&2; exit 1; }
+		report "orch-call -j 50 $p ${mode:-(whole)}" "$r"
+	done
+done
+
+# the peer: one curl process per request, 50 at a time
+printf '{"model":"bench","messages":[{"role":"user","content":"request"}]}' > "$tmp/one.json"
+if command -v curl >/dev/null 2>&1; then
+	r=$(best sh -c 'seq '$n' | xargs -P 50 -I{} curl -sS -o /dev/null -H "Content-Type: application/json" -d @"$0" "$1"' \
+		"$tmp/one.json" "$OPENAI_BASE_URL/chat/completions") || exit 1
+	report "xargs -P 50 curl (openai, whole)" "$r"
+fi
+echo "floor: 4 waves x 0.1 s = 0.400 s; target < 0.6 s"
