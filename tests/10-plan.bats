@@ -253,3 +253,15 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	run orch-plan a b
 	assert_failure 2
 }
+
+@test "plan: the man page's examples run and print what the page shows" {
+	cp "$F/todo.yaml" spec.yaml
+	printf 'job: t\nsteps:\n  - id: a\n    neeeds: [b]\n    run: "true"\n' > typo.yaml
+	for n in 1 2 3 4 5; do
+		cmd=$(man_example orch-plan.1 $n)
+		[ -n "$cmd" ]
+		run sh -c "$cmd 2>&1"
+		assert_output "$(man_expected orch-plan.1 $n)"
+	done
+	grep -q '^digraph "todo-app"' plan.dot
+}

@@ -38,5 +38,16 @@ man_example() {
 	' "$ORCH_SRC/man/$1"
 }
 
+# man_expected PAGE N: the output the page shows under its Nth "$ " command
+# (the lines up to the next command or .EE), for comparing with the real one.
+man_expected() {
+	awk -v n="$2" '
+		/^\.EX/ { ex = 1; next }
+		/^\.EE/ { ex = 0; if (on) exit; next }
+		ex && /^\\?\$ / { if (on) exit; if (++i == n) on = 1; next }
+		ex && on { gsub(/\\-/, "-"); gsub(/\\e/, "\\"); print }
+	' "$ORCH_SRC/man/$1"
+}
+
 # jq over a file of JSON lines, for assertions
 jqf() { jq -c "$@"; }
