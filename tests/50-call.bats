@@ -300,6 +300,18 @@ nreqs() { [ -f reqs.jsonl ] && wc -l < reqs.jsonl | tr -d ' ' || echo 0; }
 	[[ "$stderr" == "orch-call: step s1: ollama: "*"(after 3 attempts)" ]]
 }
 
+@test "the standard proxy variables are honoured" {
+	fake_start
+	export OPENAI_BASE_URL=http://192.0.2.1:9/v1 http_proxy="http://127.0.0.1:$PORT"
+	unset NO_PROXY no_proxy
+	req openai ok viaproxy > r.json
+	run orch-call --connect-timeout 2 r.json
+	assert_success
+	assert_output --partial '"content":"fake: viaproxy"'
+	run jq -r .path reqs.jsonl
+	assert_output "http://192.0.2.1:9/v1/chat/completions"
+}
+
 # ---- concurrency ----
 
 @test "-j: requests in flight at once, answers in input order" {

@@ -1078,7 +1078,9 @@ static void http_error(struct job *j)
 		const char *code = orch_jstr(e, "code"), *type = orch_jstr(e, "type");
 		int quota = (code && strcmp(code, "insufficient_quota") == 0) ||
 		            (type && strcmp(type, "insufficient_quota") == 0) ||
-		            strcasestr(j->err, "spend limit") || strcasestr(j->err, "credit balance");
+		            strcasestr(j->err, "spend limit") || strcasestr(j->err, "credit balance") ||
+		            strcasestr(j->err, "usage limits") || strcasestr(j->err, "credits are required") ||
+		            strcasestr(j->err, "extra usage is required");
 		j->transient = t && !quota;
 		jv_free(e);
 	} else {
