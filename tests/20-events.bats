@@ -206,3 +206,28 @@ fill() {
 	run orch-events --version
 	assert_output --regexp '^orch-events [0-9.]+$'
 }
+
+@test "events: the man page's examples run and print what the page shows" {
+	unset ORCH_RUN_DIR
+	for n in 1 2 3 4 5; do
+		cmd=$(man_example orch-events.1 $n)
+		[ -n "$cmd" ]
+		run sh -c "$cmd 2>&1"
+		assert_success
+		assert_output "$(man_expected orch-events.1 $n)"
+	done
+}
+
+@test "events: orch-events(5)'s examples print what the page shows" {
+	for s in architect builder docs qa; do
+		orch-events emit step.started --step $s --data '{"needs":[],"attempt":1}'
+	done
+	orch-events emit llm.response --step architect --data '{"provider":"echo","model":"echo","duration_s":0.001,"tokens":{"prompt":1,"completion":1},"success":true}'
+	orch-events emit file.written --step builder --data '{"path":"app/main.py","sha256":"0","size_bytes":1,"wrote":true,"reason":"created"}'
+	cd "$ORCH_RUN_DIR"
+	for n in 1 2 3; do
+		run sh -c "$(man_example orch-events.5 $n)"
+		assert_success
+		assert_output "$(man_expected orch-events.5 $n)"
+	done
+}
