@@ -447,10 +447,10 @@ static void openai_chunk(struct job *j, jv v)
 		jv c0 = is_kind(ch, JV_KIND_ARRAY) && jv_array_length(jv_copy(ch)) > 0
 		        ? jv_array_get(jv_copy(ch), 0) : jv_null();
 		jv d = get(c0, "delta");
-		if (is_kind(d, JV_KIND_NULL)) {  /* a whole (non-streamed) answer */
+		if (is_kind(d, JV_KIND_NULL)) {  /* a whole (non-streamed) answer? */
 			jv_free(d);
 			d = get(c0, "message");
-			j->ended = 1;
+			j->ended |= !opt.stream && is_kind(d, JV_KIND_OBJECT);
 		}
 		const char *c = orch_jstr(d, "content");
 		if (c)
