@@ -74,6 +74,7 @@ static jv set_in(jv m, const char *a, const char *b, const char *c, jv v)
 	if (!b)
 		return jv_object_set(m, jv_string(a), v);
 	jv inner = jv_object_get(jv_copy(m), jv_string(a));
+	m = jv_object_set(m, jv_string(a), jv_null());  /* inner unshared: no O(n) copy */
 	if (jv_get_kind(inner) != JV_KIND_OBJECT) {
 		jv_free(inner);
 		inner = jv_object();
@@ -158,6 +159,7 @@ static jv fold_job(jv m, jv e, const char *type, const char *ts)
 static jv fold_step(jv m, jv e, const char *type, const char *step, const char *ts)
 {
 	jv steps = jv_object_get(jv_copy(m), jv_string("steps"));
+	m = jv_object_set(m, jv_string("steps"), jv_null());  /* unshared: no O(n) copy */
 	jv s = jv_object_get(jv_copy(steps), jv_string(step));
 	if (jv_get_kind(s) != JV_KIND_OBJECT) {
 		jv_free(s);
@@ -285,7 +287,7 @@ int orch_manifest_update(orch_manifest *m)
 			break;  /* a line still being written: next time */
 		m->offset += n;
 		m->lineno++;
-		jv e = jv_parse_sized(line, (int)n - 1);
+		jv e = orch_parse_line(line, n - 1);
 		if (jv_get_kind(e) == JV_KIND_OBJECT)
 			m->state = fold(m->state, e);  /* e is only read */
 		else if (n > 1)
