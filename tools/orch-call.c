@@ -105,6 +105,16 @@ static int is_kind(jv v, jv_kind k)
 	return jv_get_kind(v) == k;
 }
 
+/* Provider text as JSON. A NUL byte is never JSON, and libjq 1.6 leaks on
+ * some inputs holding one: refuse it first (lib's orch_parse_line, when
+ * it lands, does the same). */
+static jv parse(const char *s, size_t n)
+{
+	if (!s || memchr(s, 0, n))
+		return jv_invalid();
+	return jv_parse_sized(s, (int)n);
+}
+
 static double ms3(double s)
 {
 	return round(s * 1000) / 1000;
@@ -275,6 +285,8 @@ static jv render(jv rec)
 	msgs = jv_array_append(msgs, message("user", text[1]));
 	jv prov = get(spec, "provider");
 	out = jv_object();
+	if (is_kind(prov, JV_KIND_STRING))  /* provider: ollama */
+		prov = jv_object_set(jv_object(), jv_string("name"), prov);
 	if (is_kind(prov, JV_KIND_OBJECT)) {
 		static const char *f[][2] = {{"name", "provider"}, {"model", "model"},
 		                             {"command", "command"}, {"opts", "opts"}};
@@ -472,7 +484,7 @@ static void openai_data(struct job *j, const char *s, size_t n)
 		j->ended = 1;
 		return;
 	}
-	jv v = jv_parse_sized(s, (int)n);
+	jv v = parse(s, n);
 	if (!is_kind(v, JV_KIND_OBJECT)) {
 		jv_free(v);
 		fail(j, 0, "invalid JSON in the stream");
@@ -529,7 +541,7 @@ static void anthropic_event(struct job *j, jv v)
 
 static void anthropic_data(struct job *j, const char *s, size_t n)
 {
-	jv v = jv_parse_sized(s, (int)n);
+	jv v = parse(s, n);
 	if (!is_kind(v, JV_KIND_OBJECT)) {
 		jv_free(v);
 		fail(j, 0, "invalid JSON in the stream");
@@ -540,7 +552,7 @@ static void anthropic_data(struct job *j, const char *s, size_t n)
 
 static void ollama_line(struct job *j, const char *s, size_t n)
 {
-	jv v = jv_parse_sized(s, (int)n);
+	jv v = parse(s, n);
 	if (!is_kind(v, JV_KIND_OBJECT)) {
 		jv_free(v);
 		fail(j, 0, "invalid JSON in the stream");
@@ -839,14 +851,9 @@ static jv exec_prompt(struct job *j, jv *sys)
 	return jv_string_append_str(in, "\n");
 }
 
-static void run_exec(struct job *j)
+/* sh -c cmd with pipes to its stdin (*wfd) and from its stdout (*rfd). */
+static pid_t spawn(const char *cmd, char **envp, int *wfd, int *rfd)
 {
-	j->attempt = 1;
-	j->t_att = orch_mono();
-	emit_request(j);
-	jv sys, in = exec_prompt(j, &sys);
-	char **envp = exec_env(jv_string_value(sys), j->model);
-	const char *cmd = orch_jstr(j->req, "command");
 	int pin[2], pout[2];
 	if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0)
 		orch_die_sys(EX_FAIL, "pipe");
@@ -864,14 +871,22 @@ static void run_exec(struct job *j)
 	close(pin[0]);
 	close(pout[1]);
 	fcntl(pin[1], F_SETFL, O_NONBLOCK);
-	const char *data = jv_string_value(in);
-	size_t len = jv_string_length_bytes(jv_copy(in)), off = 0;
-	int wfd = pin[1], rfd = pout[0], timed_out = 0;
+	*wfd = pin[1];
+	*rfd = pout[0];
+	return pid;
+}
+
+/* Feed the prompt and read the answer until the command closes its
+ * stdout; 0, or -1 when the deadline passed first. */
+static int exec_io(struct job *j, int wfd, int rfd, const char *data, size_t len)
+{
+	size_t off = 0;
+	int rc = 0;
 	while (rfd >= 0) {
 		struct pollfd pf[2] = {{rfd, POLLIN, 0}, {wfd, POLLOUT, 0}};
 		double left = j->deadline - orch_mono();
 		if (left <= 0) {
-			timed_out = 1;
+			rc = -1;
 			break;
 		}
 		int r = poll(pf, wfd >= 0 ? 2 : 1, (int)fmin(left * 1000 + 1, 60000));
@@ -903,9 +918,22 @@ static void run_exec(struct job *j)
 		close(wfd);
 	if (rfd >= 0)
 		close(rfd);
+	return rc;
+}
+
+static void run_exec(struct job *j)
+{
+	j->attempt = 1;
+	j->t_att = orch_mono();
+	emit_request(j);
+	jv sys, in = exec_prompt(j, &sys);
+	char **envp = exec_env(jv_string_value(sys), j->model);
+	int wfd, rfd, st = 0;
+	pid_t pid = spawn(orch_jstr(j->req, "command"), envp, &wfd, &rfd);
+	int timed_out = exec_io(j, wfd, rfd, jv_string_value(in),
+	                        jv_string_length_bytes(jv_copy(in))) < 0;
 	if (timed_out)
 		kill(pid, SIGKILL);
-	int st = 0;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (timed_out)
@@ -917,7 +945,7 @@ static void run_exec(struct job *j)
 	size_t ne = 0;
 	while (envp[ne])
 		ne++;
-	free(envp[ne - 1]);  /* the two we made */
+	free(envp[ne - 1]);  /* the two exec_env made */
 	free(envp[ne - 2]);
 	free(envp);
 	jv_free(sys);
@@ -1072,7 +1100,7 @@ static void http_error(struct job *j)
 {
 	long s = j->status;
 	int t = s == 429 || s == 500 || s == 502 || s == 503 || s == 504 || s == 529;
-	jv b = jv_parse_sized(j->raw.p ? j->raw.p : "", (int)j->raw.n);
+	jv b = parse(j->raw.p, j->raw.n);
 	if (is_kind(b, JV_KIND_OBJECT) && error_in(j, b, t)) {
 		jv e = get(b, "error");
 		const char *code = orch_jstr(e, "code"), *type = orch_jstr(e, "type");
@@ -1115,7 +1143,7 @@ static void finish_attempt(struct job *j, CURLcode rc)
 	else if (j->status != 200)
 		http_error(j);
 	else if (!opt.stream) {
-		jv v = jv_parse_sized(j->raw.p ? j->raw.p : "", (int)j->raw.n);
+		jv v = parse(j->raw.p, j->raw.n);
 		if (is_kind(v, JV_KIND_OBJECT))
 			j->p->whole(j, v);
 		else {
