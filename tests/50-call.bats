@@ -193,6 +193,11 @@ nreqs() { [ -f reqs.jsonl ] && wc -l < reqs.jsonl | tr -d ' ' || echo 0; }
 	[ "$(nreqs)" -eq 2 ]
 	run jq -c 'select(.type=="llm.response") | [.data.success, .data.status, .data.will_retry, .data.retry_in_s >= 1]' run/events.jsonl
 	assert_output $'[false,429,true,true]\n[true,null,null,false]'
+	# a Retry-After beyond --timeout: no retry, exit 75 at once
+	req openai fail429-ra30 > r.json
+	run --separate-stderr orch-call --timeout 5 r.json
+	[ "$status" -eq 75 ]
+	assert_equal "$stderr" "orch-call: step s1: openai: HTTP 429: rate_limit_error: fake failure 429 (request 1) (after 1 attempt; no time left to retry)"
 }
 
 @test "retry schedule: exponential backoff with full jitter, within bounds; exhausted 5xx is exit 75" {

@@ -724,34 +724,53 @@ static long estimate(size_t bytes)
 	return (long)((bytes + 3) / 4);
 }
 
+static void succeed(struct job *j, double now)
+{
+	if (!j->has_ctok)
+		j->ctok = estimate(jv_string_length_bytes(jv_copy(j->content)));
+	emit_response(j, now - j->t_att, 0, 0);
+	jv u = jv_object();
+	u = jv_object_set(u, jv_string("prompt_tokens"), jv_number(j->has_ptok ? j->ptok : j->prompt_est));
+	u = jv_object_set(u, jv_string("completion_tokens"), jv_number(j->ctok));
+	jv r = jv_object();
+	r = jv_object_set(r, jv_string("provider"), jv_string(j->name));
+	r = jv_object_set(r, jv_string("model"), jv_string(j->model));
+	r = jv_object_set(r, jv_string("content"), jv_copy(j->content));
+	r = jv_object_set(r, jv_string("finish_reason"),
+	                  is_kind(j->finish, JV_KIND_STRING) ? jv_copy(j->finish) : jv_string("stop"));
+	r = jv_object_set(r, jv_string("usage"), u);
+	r = jv_object_set(r, jv_string("duration_s"), jv_number(ms3(now - j->t0)));
+	j->out = r;
+	j->state = J_DONE;
+}
+
+/* One line: step, provider, HTTP status, the provider's message. */
+static void give_up(struct job *j, int late)
+{
+	char st[32] = "", tries[80] = "";
+	if (j->status)
+		snprintf(st, sizeof st, "HTTP %ld: ", j->status);
+	if (j->attempt > 1 || late)
+		snprintf(tries, sizeof tries, " (after %d attempt%s%s)", j->attempt,
+		         j->attempt > 1 ? "s" : "", late ? "; no time left to retry" : "");
+	orch_err("step %s: %s: %s%s%s", j->step ? j->step : "-", j->name, st, j->err, tries);
+	log_note(j, "\n[orch-call: %s: %s%s%s]\n", j->name, st, j->err, tries);
+	j->rc = j->transient ? EX_TEMP : EX_FAIL;
+	j->state = J_DONE;
+}
+
 /* The attempt is over: the answer, a retry, or the error. */
 static void settle(struct job *j)
 {
-	double now = orch_mono();
+	double now = orch_mono(), delay = 0;
 	if (!j->err && jv_string_length_bytes(jv_copy(j->content)) == 0)
 		fail(j, 0, "the answer has no content");
 	if (!j->err) {
-		if (!j->has_ctok)
-			j->ctok = estimate(jv_string_length_bytes(jv_copy(j->content)));
-		emit_response(j, now - j->t_att, 0, 0);
-		jv u = jv_object();
-		u = jv_object_set(u, jv_string("prompt_tokens"), jv_number(j->has_ptok ? j->ptok : j->prompt_est));
-		u = jv_object_set(u, jv_string("completion_tokens"), jv_number(j->ctok));
-		jv r = jv_object();
-		r = jv_object_set(r, jv_string("provider"), jv_string(j->name));
-		r = jv_object_set(r, jv_string("model"), jv_string(j->model));
-		r = jv_object_set(r, jv_string("content"), jv_copy(j->content));
-		r = jv_object_set(r, jv_string("finish_reason"),
-		                  is_kind(j->finish, JV_KIND_STRING) ? jv_copy(j->finish) : jv_string("stop"));
-		r = jv_object_set(r, jv_string("usage"), u);
-		r = jv_object_set(r, jv_string("duration_s"), jv_number(ms3(now - j->t0)));
-		j->out = r;
-		j->state = J_DONE;
+		succeed(j, now);
 		return;
 	}
-	double delay = 0;
-	int retry = j->transient && j->attempt <= opt.retries;
-	if (retry) {
+	int wanted = j->transient && j->attempt <= opt.retries, retry = 0;
+	if (wanted) {
 		double cap = fmin(opt.backoff_cap, opt.backoff * pow(2, j->attempt - 1));
 		delay = cap * (randombytes_uniform(1000001) / 1e6);  /* full jitter */
 		if (j->retry_after >= 0)
@@ -759,23 +778,14 @@ static void settle(struct job *j)
 		retry = now + delay < j->deadline;
 	}
 	emit_response(j, now - j->t_att, retry, delay);
-	if (retry) {
-		log_note(j, "\n[orch-call: attempt %d failed: %s; retrying in %.1fs]\n",
-		         j->attempt, j->err, delay);
-		j->wake = now + delay;
-		j->state = J_WAIT;
+	if (!retry) {
+		give_up(j, wanted);
 		return;
 	}
-	char st[32] = "";
-	if (j->status)
-		snprintf(st, sizeof st, "HTTP %ld: ", j->status);
-	char tries[48] = "";
-	if (j->attempt > 1)
-		snprintf(tries, sizeof tries, " (after %d attempts)", j->attempt);
-	orch_err("step %s: %s: %s%s%s", j->step ? j->step : "-", j->name, st, j->err, tries);
-	log_note(j, "\n[orch-call: %s: %s%s%s]\n", j->name, st, j->err, tries);
-	j->rc = j->transient ? EX_TEMP : EX_FAIL;
-	j->state = J_DONE;
+	log_note(j, "\n[orch-call: attempt %d failed: %s; retrying in %.2fs]\n",
+	         j->attempt, j->err, delay);
+	j->wake = now + delay;
+	j->state = J_WAIT;
 }
 
 static void reset_answer(struct job *j)
