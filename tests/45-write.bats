@@ -165,6 +165,19 @@ hostile_setup() {
 	[ ! -e outside/newfile ] && [ ! -e /tmp/x ]
 }
 
+@test "without openat2 (the O_NOFOLLOW walk) symlinks are refused too" {
+	hostile_setup
+	export ORCH_NO_OPENAT2=1
+	for p in up/x up tmp/x abs-file dangling inside/deep/x rel-inside/x loop/x inside/root/etc/x fifo dir plain/x; do
+		run orch-write <<< "$(rec ok/ok.txt fine)"$'\n'"$(rec "$p" 'pwned')"
+		[ "$status" -eq 2 ] || { echo "not refused ($status): $p"; false; }
+	done
+	[ ! -e "$OUT/ok" ] && [ ! -e outside/newfile ] && [ "$(cat outside/target)" = secret ]
+	run orch-write <<< "$(rec inside/new/x.txt fine)"
+	assert_success
+	[ -f "$OUT/inside/new/x.txt" ]
+}
+
 @test "a symlinked outputs folder is refused" {
 	rm -r "$OUT"
 	mkdir elsewhere
