@@ -724,6 +724,16 @@ static long estimate(size_t bytes)
 	return (long)((bytes + 3) / 4);
 }
 
+/* Done: the answer (or error) waits in the queue for its turn; the
+ * answers behind a slow one may pile up, so let go of the log now. */
+static void finished(struct job *j)
+{
+	if (j->logfd >= 0)
+		close(j->logfd);
+	j->logfd = -1;
+	j->state = J_DONE;
+}
+
 static void succeed(struct job *j, double now)
 {
 	if (!j->has_ctok)
@@ -741,7 +751,7 @@ static void succeed(struct job *j, double now)
 	r = jv_object_set(r, jv_string("usage"), u);
 	r = jv_object_set(r, jv_string("duration_s"), jv_number(ms3(now - j->t0)));
 	j->out = r;
-	j->state = J_DONE;
+	finished(j);
 }
 
 /* One line: step, provider, HTTP status, the provider's message. */
@@ -756,7 +766,7 @@ static void give_up(struct job *j, int late)
 	orch_err("step %s: %s: %s%s%s", j->step ? j->step : "-", j->name, st, j->err, tries);
 	log_note(j, "\n[orch-call: %s: %s%s%s]\n", j->name, st, j->err, tries);
 	j->rc = j->transient ? EX_TEMP : EX_FAIL;
-	j->state = J_DONE;
+	finished(j);
 }
 
 /* The attempt is over: the answer, a retry, or the error. */
