@@ -260,6 +260,9 @@ hostile_setup() {
 	[ "$(cat "$OUT/config/settings.yaml")" = "debug: false" ]
 	[ "$(sed -n 2p "$OUT/Makefile")" = $'\tpython -m pytest' ]
 	[ ! -e "$OUT/text" ]
+	# a URL before a fence names nothing (and refuses nothing)
+	printf 'https://example.com/src/app.py\n```python\nx = 1\n```\n' | orch-write --extract --result > url.json 2>/dev/null
+	[ "$(jq -c '[.files, .skipped[0].reason]' url.json)" = '[[],"unnamed"]' ]
 }
 
 @test "extract: longer fences hold shorter ones, ~~~ fences, indented fences" {
@@ -315,6 +318,16 @@ hostile_setup() {
 	[ "$(jq -c . <<< "$output")" = '{"step":"builder","output":"no code here\n","files":[]}' ]
 	run orch-write --extract <<< '{"text":"x"}'
 	assert_failure 2
+}
+
+@test "--no-files --result: the step result, nothing written, no outputs folder needed" {
+	jq -Rs '{content: ., usage: {prompt_tokens: 1}, cache: "miss"}' "$FX/labels.md" > response.json
+	rm -r "$OUT"
+	run --separate-stderr orch-write --no-files --result < response.json
+	assert_success
+	[ "$(jq -c '[.step, .files, .cache, .usage, (.output | startswith("I'"'"'ll create"))]' <<< "$output")" = '["builder",[],"miss",{"prompt_tokens":1},true]' ]
+	[ ! -e "$OUT" ]
+	[ -z "$stderr" ]
 }
 
 @test "--result with write records: files and a null output" {

@@ -2,6 +2,8 @@
  *
  *   orch-write [--outputs DIR] [--mode M] [--result] < write records
  *   orch-write --extract [--result] [--step S] < response (or markdown)
+ *   orch-write --no-files --result [--step S] < response: the step result
+ *                                of a step that writes no files
  *
  * Reads write records {"path","content","mode"} as ND-JSON (or, with
  * --extract, a response whose fenced code blocks name their files), writes
@@ -49,6 +51,7 @@
 static const char usage[] =
 	"usage: orch-write [--run DIR] [--outputs DIR] [--mode MODE] [--result] [--step S] < records\n"
 	"       orch-write --extract [--run DIR] [--outputs DIR] [--mode MODE] [--result] [--step S] < response\n"
+	"       orch-write --no-files --result [--step S] < response\n"
 	"MODE: create_new, overwrite (default), append.\n";
 
 enum { M_CREATE_NEW, M_OVERWRITE, M_APPEND };
@@ -518,7 +521,7 @@ static int take_record(jv v, void *ctx)
  * (headings of any level, a list bullet or "1." before, '*' and '`' around,
  * a ':' after; "File:", "Filename:", "Path:" labels, any case).
  * "Looks like a path": has a '/' or a '.' followed by letters or digits,
- * or is one of Makefile, Dockerfile, ... (a label line only).
+ * or is one of Makefile, Dockerfile, ... (a label line only); never a URL.
  * Blocks with no name, blocks never closed (a cut-off answer) and blocks
  * whose name a later block reuses are not written: they are listed under
  * "skipped" in the --result record and noted on stderr. */
@@ -529,8 +532,8 @@ static const char *dotless[] = {"Makefile", "makefile", "GNUmakefile", "Dockerfi
 
 static int looks_like_path(const char *s, size_t n, int label)
 {
-	if (n == 0 || n > PATH_MAX)
-		return 0;
+	if (n == 0 || n > PATH_MAX || memmem(s, n, "://", 3))
+		return 0;  /* a URL names no file here */
 	int slash = 0;
 	const char *dot = NULL;
 	for (size_t i = 0; i < n; i++) {
@@ -843,6 +846,7 @@ int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{"extract", no_argument, 0, 'x'},
+		{"no-files", no_argument, 0, 'N'},
 		{"result", no_argument, 0, 'R'},
 		{"step", required_argument, 0, 's'},
 		{"mode", required_argument, 0, 'm'},
@@ -851,12 +855,13 @@ int main(int argc, char **argv)
 		{0, 0, 0, 0},
 	};
 	orch_init(argc, argv);
-	int c, xtract = 0, want_result = 0;
+	int c, xtract = 0, want_result = 0, nofiles = 0;
 	const char *step = getenv("ORCH_STEP"), *outputs = NULL;
 	struct batch b = {.dflt_mode = M_OVERWRITE, .skipped = jv_array()};
 	while ((c = getopt_long(argc, argv, "xRs:m:o:h", lo, NULL)) != -1)
 		switch (c) {
 		case 'x': xtract = 1; break;
+		case 'N': xtract = nofiles = 1; break;
 		case 'R': want_result = 1; break;
 		case 's': step = optarg; break;
 		case 'o': outputs = optarg; break;
@@ -892,7 +897,8 @@ int main(int argc, char **argv)
 			output = jv_string_sized(in, (int)len);
 		}
 		free(in);
-		extract(&b, jv_string_value(output), (size_t)jv_string_length_bytes(jv_copy(output)));
+		if (!nofiles)
+			extract(&b, jv_string_value(output), (size_t)jv_string_length_bytes(jv_copy(output)));
 	} else {
 		int rc = orch_records(stdin, "<stdin>", take_record, &b);
 		if (rc)
@@ -901,7 +907,7 @@ int main(int argc, char **argv)
 	if (b.bad)
 		orch_exit(EX_USAGE);
 
-	int outfd = open_outputs(outputs), rc = 0;
+	int outfd = b.n ? open_outputs(outputs) : -1, rc = 0;
 	for (size_t i = 0; i < b.n; i++) {
 		int r = precheck(outfd, &b.r[i]);
 		if (r > rc)
@@ -957,6 +963,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < b.n; i++)
 		rec_free(&b.r[i]);
 	free(b.r);
-	close(outfd);
+	if (outfd >= 0)
+		close(outfd);
 	orch_exit(rc);
 }
