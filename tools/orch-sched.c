@@ -117,6 +117,7 @@ static int manifest_dirty;
 static double manifest_at;
 static int stop_starting, stop_sig, nfailed, ndone, nstored, nrun, progress;
 static double t_start, progress_at;
+static sigset_t waited;  /* SIGCHLD, and the stop signals not ignored */
 static jv failed_names;
 
 /* ---- the ready queue: higher priority first, then plan order ---- */
@@ -524,10 +525,21 @@ static int input_fd(struct step *s)
  * one file created per step, and no copy of a JSON result. */
 static char *out_name(struct step *s) { return orch_fmt(".%s.out", s->name); }
 
+/* A new file, never one that a process left over from a killed run may
+ * still be writing to. */
+static int create_new(int dirfd, const char *name, int flags)
+{
+	flags |= O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+	int fd = openat(dirfd, name, flags, 0644);
+	if (fd < 0 && errno == EEXIST && unlinkat(dirfd, name, 0) == 0)
+		fd = openat(dirfd, name, flags, 0644);
+	return fd;
+}
+
 static int output_fd(struct step *s)
 {
 	char *name = out_name(s);
-	int fd = openat(art_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	int fd = create_new(art_fd, name, O_RDWR);
 	free(name);
 	return fd;
 }
@@ -573,8 +585,8 @@ static int spawn(struct step *s)
 {
 	char *lname = orch_fmt("%s.log", s->name);
 	int in = input_fd(s), out = in < 0 ? -1 : output_fd(s);
-	int log = out < 0 ? -1 : openat(log_fd, lname,
-		O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (s->attempt == 1 ? O_TRUNC : 0), 0644);
+	int log = out < 0 ? -1 : s->attempt == 1 ? create_new(log_fd, lname, O_WRONLY | O_APPEND) :
+		openat(log_fd, lname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	int err = log < 0 ? errno : 0;
 	free(lname);
 	if (err) {
@@ -1059,16 +1071,11 @@ static void interrupt(int sig)
 
 static void run_loop(void)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
 	for (;;) {
 		reap_all();
-		double next = timers();
+		timers();
 		start_ready();
+		double next = timers();  /* again: what just started has deadlines */
 		manifest_write(0);
 		show_progress(0);
 		if (nactive == 0 && (stop_starting || ready.n == 0))
@@ -1084,7 +1091,7 @@ static void run_loop(void)
 				ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
 				tp = &ts;
 			}
-			int sig = sigtimedwait(&set, NULL, tp);
+			int sig = sigtimedwait(&waited, NULL, tp);
 			if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
 				interrupt(sig);
 		}
@@ -1339,13 +1346,15 @@ int main(int argc, char **argv)
 	setup_env();
 
 	/* 3. signals: waited for, never handled asynchronously */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	sigemptyset(&waited);
+	sigaddset(&waited, SIGCHLD);
+	int stops[] = {SIGINT, SIGTERM, SIGHUP};
+	for (int k = 0; k < 3; k++) {  /* ignored at startup (nohup): stays ignored */
+		struct sigaction sa;
+		if (sigaction(stops[k], NULL, &sa) == 0 && sa.sa_handler != SIG_IGN)
+			sigaddset(&waited, stops[k]);
+	}
+	sigprocmask(SIG_BLOCK, &waited, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	/* 4. run */
@@ -1356,7 +1365,11 @@ int main(int argc, char **argv)
 	data = jv_object_set(data, jv_string("provider"), provider_name());
 	jv task = jv_is_valid(job) ? jv_object_get(jv_copy(job), jv_string("task")) : jv_null();
 	data = jv_object_set(data, jv_string("task"), jv_is_valid(task) ? task : jv_null());
-	data = jv_object_set(data, jv_string("resume"), jv_bool(resume));
+	char *evp = orch_path(run_dir, "events.jsonl");
+	struct stat est;
+	int resumed = resume && stat(evp, &est) == 0 && est.st_size > 0;  /* else: a fresh start */
+	free(evp);
+	data = jv_object_set(data, jv_string("resume"), jv_bool(resumed));
 	data = jv_object_set(data, jv_string("steps"), jv_number(nsteps));
 	data = jv_object_set(data, jv_string("jobs"), jv_number(jobs));
 	emit("INFO", "job.started", NULL, data);
