@@ -272,7 +272,7 @@ static int look(int pfd, const char *name, char **old, size_t *olen, mode_t *per
 		close(fd);
 		return -1;
 	}
-	*perm = st.st_mode & 07777;
+	*perm = st.st_mode & 0777;  /* never carry set-id bits over */
 	*old = read_fd(fd, olen);
 	int e = errno;
 	close(fd);
@@ -331,7 +331,8 @@ static jv do_append(int pfd, struct rec *r, const char *name, const char *buf, s
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
 		const char *why = fd >= 0 && S_ISREG(st.st_mode) ? "the target has other hard links"
-			: fd >= 0 || errno == ELOOP ? "the target is not a regular file" : NULL;
+			: fd >= 0 ? "the target is not a regular file"
+			: errno == ELOOP ? "the target is a symlink" : NULL;
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
