@@ -1,0 +1,419 @@
+#!/usr/bin/env bats
+# orch: the driver, end to end (orch-plan | orch-sched --exec 'orch step')
+load helper
+
+EX=$ORCH_SRC/examples
+
+setup() {
+	orch_setup
+	export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+	unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
+}
+
+teardown() {
+	# whatever a test started in its own session (setsid), and the fake server
+	for f in sid.*; do
+		[ -f "$f" ] && pkill -9 -s "$(cat "$f")" 2>/dev/null
+	done
+	[ -f fake.pid ] && kill "$(cat fake.pid)" 2>/dev/null
+	true
+}
+
+# bg NAME CMD...: run CMD in the background in a new session (so in its
+# own process group): the session id goes to sid.NAME, the pid to wait
+# for to pid.NAME.
+bg() {
+	local name=$1
+	shift
+	setsid -w sh -c 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "sid.$name" "$@" \
+		> "out.$name" 2> "err.$name" &
+	echo $! > "pid.$name"
+	wait_for test -s "sid.$name"
+}
+
+# wait_for CMD...: until CMD succeeds, at most 10 s.
+wait_for() {
+	local i
+	for i in $(seq 200); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	echo "timed out waiting for: $*" >&2
+	return 1
+}
+
+# session_gone SID: no live process left in that session (a zombie waits
+# for whoever adopted it, which may take its time)
+session_gone() { ! ps -o stat= -s "$1" | grep -q '^[^Z]'; }
+
+# events of run $1 since its last fresh start (job.started without resume)
+fresh_events() {
+	jq -c '.' "$ORCH_RUNS/$1/events.jsonl" | awk '/"type":"job.started"/ && !/"resume":true/ { n = NR } { l[NR] = $0 } END { for (i = n; i <= NR; i++) print l[i] }'
+}
+
+# the kill test's spec: a -> {b, c} -> d, each answer 20 ms away
+kt_spec() {
+	cat > kt.yaml <<-'EOF'
+	job: kt
+	provider: {name: exec, command: "sleep ${SLOW:-0.02}; cat"}
+	steps:
+	  - id: a
+	    prompt: design
+	  - id: b
+	    needs: [a]
+	    files: true
+	    prompt: |
+	      ```text title="b.txt"
+	      b after {{ .steps.a.output }}
+	      ```
+	  - id: c
+	    needs: [a]
+	    files: true
+	    prompt: |
+	      ```text title="sub/c.txt"
+	      c after {{ .steps.a.output }}
+	      ```
+	  - id: d
+	    needs: [b, c]
+	    files: true
+	    prompt: |
+	      ```text title="d.txt"
+	      {{ .steps.b.files[0].sha256 }} {{ .steps.c.files[0].sha256 }}
+	      ```
+	EOF
+}
+
+# ---- usage ----
+
+@test "orch: --help, --version, and bad usage exits 2" {
+	run orch --help
+	assert_success
+	assert_line --partial 'usage: orch run SPEC'
+	run orch --version
+	assert_success
+	assert_output --regexp '^orch [0-9]+\.[0-9]+\.[0-9]+$'
+	run orch frobnicate
+	[ "$status" -eq 2 ]
+	run orch run
+	[ "$status" -eq 2 ]
+	run orch run "$EX/todo-app.yaml" --no-such-flag
+	[ "$status" -eq 2 ]
+	[ ! -e runs ]
+}
+
+@test "orch run: a bad spec exits 2, lists its problems, creates nothing" {
+	printf 'job: bad\nsteps:\n  - id: a\n    neeeds: [b]\n    prompt: hi\n' > bad.yaml
+	run --separate-stderr orch run bad.yaml
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"bad.yaml:4:"* ]]
+	[ ! -e "$ORCH_RUNS" ]
+}
+
+# ---- the example, end to end ----
+
+@test "orch run: the todo-app example runs offline end to end" {
+	run --separate-stderr orch run "$EX/todo-app.yaml"
+	assert_success
+	assert_output "$ORCH_RUNS/todo-app"
+	R=$ORCH_RUNS/todo-app
+	# outputs: builder's code, docs' README
+	[ -s "$R/outputs/todo.py" ] && [ -s "$R/outputs/test_todo.py" ] && [ -s "$R/outputs/README.md" ]
+	# the spec as given, a log and an artifact per step
+	cmp "$EX/todo-app.yaml" "$R/inputs/spec.yaml"
+	for s in architect builder docs qa; do
+		[ -f "$R/logs/$s.log" ] && [ -s "$R/artifacts/$s.json" ]
+	done
+	run jq -r '.status' "$R/manifest.json"
+	assert_output succeeded
+	run jq -r '[.steps[].status] | unique | join(",")' "$R/manifest.json"
+	assert_output succeeded
+	run jq -r 'select(.type == "job.succeeded") | .job_id' "$R/events.jsonl"
+	assert_output todo-app
+	run jq -sc '[.[] | select(.type == "step.succeeded") | .step] | sort' "$R/events.jsonl"
+	assert_output '["architect","builder","docs","qa"]'
+	run jq -sc '[.[] | select(.type == "file.written") | .data.path] | sort' "$R/events.jsonl"
+	assert_output '["README.md","test_todo.py","todo.py"]'
+	# qa saw what builder and docs wrote
+	run jq -r '.output' "$R/artifacts/qa.json"
+	assert_output --partial 'todo.py, test_todo.py, README.md'
+	# and the generated program works
+	cd "$R/outputs"
+	run env PYTHONDONTWRITEBYTECODE=1 python3 -m unittest -q test_todo
+	assert_success
+}
+
+@test "orch run: a second run is all cache hits and rewrites no file" {
+	orch run "$EX/todo-app.yaml" > /dev/null
+	R=$ORCH_RUNS/todo-app
+	touch -d '2001-01-01 00:00:00' "$R"/outputs/*
+	before=$(stat -c '%n %Y' "$R"/outputs/*)
+	run orch run "$EX/todo-app.yaml"
+	assert_success
+	fresh_events todo-app > ev
+	run jq -sc '[(map(select(.type == "cache.hit")) | length), (map(select(.type == "cache.miss")) | length),
+	             (map(select(.type == "llm.request")) | length)]' ev
+	assert_output '[4,0,0]'
+	run jq -sc 'map(select(.type == "file.written") | .data.wrote) | unique' ev
+	assert_output '[false]'
+	[ "$(stat -c '%n %Y' "$R"/outputs/*)" = "$before" ]
+	run jq -sc '[.[] | select(.type == "step.succeeded") | .step] | length' ev
+	assert_output 4
+}
+
+@test "orch run --provider/--model override the spec's provider for every step" {
+	sed 's/^provider: {name: echo}/provider: {name: ollama, model: llama3}/' "$EX/todo-app.yaml" > ol.yaml
+	grep -q '^provider: {name: ollama' ol.yaml
+	export OLLAMA_HOST=127.0.0.1:1  # nothing there: an ollama call would fail
+	run orch run ol.yaml --provider echo --model parrot
+	assert_success
+	run jq -r 'select(.type == "llm.request") | "\(.data.provider) \(.data.model)"' "$ORCH_RUNS/todo-app/events.jsonl"
+	assert_output $'echo parrot\necho parrot\necho parrot\necho parrot'
+}
+
+@test "orch run: a spec on stdin, -j 1, and results that reach dependants" {
+	kt_spec
+	run orch run - -j 1 < kt.yaml
+	assert_success
+	[ "$(cat "$ORCH_RUNS/kt/outputs/b.txt")" = "b after design" ]
+	cmp kt.yaml "$ORCH_RUNS/kt/inputs/spec.yaml"
+	b=$(sha256sum < "$ORCH_RUNS/kt/outputs/b.txt") c=$(sha256sum < "$ORCH_RUNS/kt/outputs/sub/c.txt")
+	[ "$(cat "$ORCH_RUNS/kt/outputs/d.txt")" = "${b%% *} ${c%% *}" ]
+	run jq -r 'select(.type == "job.started") | .data.jobs' "$ORCH_RUNS/kt/events.jsonl"
+	assert_output 1
+}
+
+@test "orch run: a run: step tests the generated code, when: skips a step" {
+	run orch run "$EX/count-words.yaml"
+	assert_success
+	R=$ORCH_RUNS/count-words
+	run jq -r '.output' "$R/artifacts/test.json"
+	assert_output 'all tests pass'
+	run jq -r 'select(.type == "step.skipped") | "\(.step) \(.data.reason)"' "$R/events.jsonl"
+	assert_output 'publish condition'
+	run jq -r '.output' "$R/artifacts/review.json"
+	assert_output --partial 'all tests pass'
+	echo 'print(1)' >> "$R/outputs/count.py"
+}
+
+# ---- crashes, outages, locks, cancel ----
+
+@test "orch run: kill -9 of the whole driver at random moments, then --resume: same outputs" {
+	kt_spec
+	ORCH_RUNS=$PWD/ref orch run kt.yaml > /dev/null
+	for i in $(seq 10); do
+		export ORCH_RUNS=$PWD/k$i
+		bg "k$i" orch run kt.yaml
+		sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", r / 32768 * 0.3 }')"
+		kill -9 -- "-$(cat "sid.k$i")" 2>/dev/null || true
+		wait "$(cat "pid.k$i")" 2>/dev/null || true
+		run orch run kt.yaml --resume
+		assert_success
+		wait_for session_gone "$(cat "sid.k$i")"  # orphaned steps end by themselves
+		diff -r "$PWD/ref/kt/outputs" "$ORCH_RUNS/kt/outputs"
+		grep -q '^{"job_id":"kt","status":"succeeded"' "$ORCH_RUNS/kt/manifest.json"
+		# every step succeeded once in this (fresh, then resumed) run
+		run sh -c "grep -o '\"type\":\"step.succeeded\",\"step\":\"[a-z]*\"' '$ORCH_RUNS/kt/events.jsonl' | sort | uniq -c | awk '{ print \$1 }'"
+		assert_output $'1\n1\n1\n1'
+	done
+}
+
+@test "orch run: a provider that is down fails with a one-line reason; --resume finishes later" {
+	"$ORCH_SRC/tests/fakeprovider" --portfile port 3>&- &
+	echo $! > fake.pid
+	wait_for test -s port
+	PORT=$(cat port)
+	kill "$(cat fake.pid)"
+	rm fake.pid
+	export OLLAMA_HOST=127.0.0.1:$PORT ORCH_CALL_FLAGS='--retries 0'
+	sed -e 's/^provider: {name: echo}/provider: {name: ollama, model: llama3}/' \
+		-e 's/retries: 2/retries: 0/' "$EX/todo-app.yaml" > ol.yaml
+	# architect answers offline; the others need the server
+	sed -i '/^  - id: architect/a\    provider: {name: echo}' ol.yaml
+	run --separate-stderr orch run ol.yaml
+	[ "$status" -eq 1 ]
+	run grep '^orch: step' <<<"$stderr"
+	assert_line --regexp '^orch: step (builder|docs) failed: orch-call: .*ollama.*'
+	run jq -r '.steps.architect.status' "$ORCH_RUNS/todo-app/manifest.json"
+	assert_output succeeded
+	# the server is back
+	"$ORCH_SRC/tests/fakeprovider" --port "$PORT" --portfile port2 3>&- &
+	echo $! > fake.pid
+	wait_for test -s port2
+	run orch run ol.yaml --resume
+	assert_success
+	run jq -r 'select(.type == "step.skipped" and .data.reason == "completed") | .step' "$ORCH_RUNS/todo-app/events.jsonl"
+	assert_output architect
+	run sh -c "jq -r 'select(.type == \"step.succeeded\") | .step' '$ORCH_RUNS/todo-app/events.jsonl' | sort | uniq -c | awk '{print \$1}' | sort -u"
+	assert_output 1
+	[ -s "$ORCH_RUNS/todo-app/outputs/todo.py" ] && [ -s "$ORCH_RUNS/todo-app/outputs/README.md" ]
+	run jq -r '.output' "$ORCH_RUNS/todo-app/artifacts/qa.json"
+	assert_output --partial 'fake: '
+}
+
+@test "orch run: a second run of a running job refuses; orch cancel stops it cleanly" {
+	kt_spec
+	export SLOW=30
+	bg one orch run kt.yaml
+	wait_for grep -q '"type":"step.started"' "$ORCH_RUNS/kt/events.jsonl"
+	# the second refuses at once, and changes nothing
+	{ echo '# another spec of job kt'; cat kt.yaml; } > other.yaml
+	run --separate-stderr orch run other.yaml
+	[ "$status" -eq 75 ]
+	[[ "$stderr" == *"kt is running"* ]]
+	cmp kt.yaml "$ORCH_RUNS/kt/inputs/spec.yaml"
+	run grep -c '"type":"job.started"' "$ORCH_RUNS/kt/events.jsonl"
+	assert_output 1
+	run orch ls
+	assert_line --regexp '^kt +running '
+	# cancel: the scheduler stops its steps and records it
+	run orch cancel kt
+	assert_success
+	wait "$(cat pid.one)" || [ $? -eq 143 ]
+	wait_for session_gone "$(cat sid.one)"
+	run jq -r 'select(.type == "job.failed") | .data.error' "$ORCH_RUNS/kt/events.jsonl"
+	assert_output interrupted
+	run orch cancel kt
+	[ "$status" -eq 1 ]
+	# and it resumes to the end
+	SLOW=0 run orch run kt.yaml --resume
+	assert_success
+	[ "$(cat "$ORCH_RUNS/kt/outputs/b.txt")" = "b after design" ]
+}
+
+@test "orch run: the driver's exit code is orch-sched's (143 on SIGTERM to the group)" {
+	kt_spec
+	SLOW=30 bg one orch run kt.yaml
+	wait_for grep -q '"type":"step.started"' "$ORCH_RUNS/kt/events.jsonl"
+	kill -TERM -- "-$(cat sid.one)"
+	status=0
+	wait "$(cat pid.one)" || status=$?
+	[ "$status" -eq 143 ]
+	wait_for session_gone "$(cat sid.one)"
+	run jq -r '.status' "$ORCH_RUNS/kt/manifest.json"
+	assert_output failed
+}
+
+# ---- show, tail, ls, step ----
+
+@test "orch show, tail and ls read the run folder" {
+	orch run "$EX/todo-app.yaml" > /dev/null
+	run orch show todo-app
+	assert_success
+	assert_line --partial 'succeeded'
+	assert_line --regexp '^builder +succeeded'
+	run orch show todo-app --json
+	assert_success
+	run jq -r '.status' <<<"$output"
+	assert_output succeeded
+	run orch tail todo-app --type 'step.succeeded'
+	assert_success
+	[ "${#lines[@]}" -eq 4 ]
+	assert_line --regexp 'step.succeeded +qa'
+	run orch tail todo-app --json --type job.succeeded
+	run jq -r '.type' <<<"$output"
+	assert_output job.succeeded
+	run orch ls
+	assert_success
+	assert_line --regexp '^todo-app +succeeded +[0-9]+s +4/4$'
+	run orch show nope
+	[ "$status" -eq 1 ]
+	run orch show '../x'
+	[ "$status" -eq 1 ]
+}
+
+@test "orch step: one prompt step, composed by hand with orch-sched" {
+	mkdir -p r/outputs
+	printf '%s\n' '{"job_id":"h","step":"s","attempt":1,"task":"t","inputs":{},"spec":{"id":"s","files":true,"prompt":"```text title=\"{{ .task }}.txt\"\nhello\n```\n","provider":{"name":"echo"}},"steps":{}}' > in.json
+	ORCH_RUN_DIR=$PWD/r ORCH_STEP=s run orch step < in.json
+	assert_success
+	run jq -c '[.step, (.files | map(.path)), .cache]' <<<"$output"
+	assert_output '["s",["t.txt"],"miss"]'
+	[ "$(cat r/outputs/t.txt)" = hello ]
+	# --no-extract: the same answer, nothing written
+	rm r/outputs/t.txt
+	ORCH_RUN_DIR=$PWD/r ORCH_STEP=s run orch step --no-extract < in.json
+	assert_success
+	run jq -c '[.step, .files, .cache]' <<<"$output"
+	assert_output '["s",[],"hit"]'
+	[ ! -e r/outputs/t.txt ]
+	run orch step < /dev/null
+	[ "$status" -eq 2 ]
+}
+
+# ---- the other examples ----
+
+@test "examples/Makefile: the second make does nothing; a changed spec runs again" {
+	cp "$EX/todo-app.yaml" spec.yaml
+	mk() { make -f "$EX/Makefile" ORCH="$ORCH_BIN/orch" SPEC=spec.yaml RUNS="$ORCH_RUNS" "$@"; }
+	run mk
+	assert_success
+	[ -s "$ORCH_RUNS/todo-app/outputs/todo.py" ]
+	run mk
+	assert_success
+	assert_output --partial 'Nothing to be done'
+	touch -d '+2 seconds' spec.yaml
+	run mk
+	assert_success
+	assert_output --partial 'orch run spec.yaml'
+	run mk check
+	assert_success
+}
+
+@test "examples/crontab: the job's line runs, and an overlapping run stays quiet" {
+	line=$(grep -v '^#' "$EX/crontab" | grep -v '^PATH=' | grep '[^[:space:]]')
+	cmd=$(printf '%s\n' "$line" | awk '{ $1 = $2 = $3 = $4 = $5 = ""; sub(/^ +/, ""); print }')
+	unset ORCH_RUNS
+	mkdir -p "$HOME/jobs"
+	cp "$EX/todo-app.yaml" "$HOME/jobs/"
+	cd "$HOME/jobs"
+	run sh -c "$cmd"
+	assert_success
+	assert_output ''
+	grep -qx 'runs/todo-app' cron.log
+	[ -s runs/todo-app/outputs/todo.py ]
+	# a failing job: the log's tail is printed (cron mails it)
+	printf 'job: todo-app\nsteps:\n  - {id: x, run: "exit 3"}\n' > todo-app.yaml
+	run sh -c "$cmd"
+	assert_output --partial 'step x failed'
+}
+
+# ---- the man pages' examples ----
+
+@test "orch(1) examples run" {
+	cp -r "$EX" examples
+	export ORCH_RUNS=runs
+	run sh -c "$(man_example orch.1 1)"
+	assert_success
+	assert_output "$(man_expected orch.1 1)"
+	[ -s runs/todo-app/outputs/todo.py ]
+	n=2
+	while cmd=$(man_example orch.1 $n) && [ -n "$cmd" ]; do
+		run sh -c "$cmd"
+		assert_success
+		[ -n "$output" ]
+		n=$((n + 1))
+	done
+	[ "$n" -eq 7 ]
+	[ -n "$(ls "$HOME/.cache/orch")" ]
+}
+
+@test "orch(7) examples run" {
+	cp -r "$EX" examples
+	export ORCH_RUNS=runs
+	run sh -c "$(man_example orch.7 1)"
+	assert_success
+	assert_output "$(man_expected orch.7 1)"
+	n=2
+	while cmd=$(man_example orch.7 $n) && [ -n "$cmd" ]; do
+		run sh -c "$cmd"
+		assert_success
+		case $n in
+		5 | 8) assert_output "$(man_expected orch.7 $n)" ;;
+		7) assert_output --regexp '^[0-9a-f]{64}$' ;;
+		9) assert_line --regexp 'cache.hit +architect' ;;
+		*) [ "$n" -eq 2 ] || [ -n "$output" ] ;;
+		esac
+		n=$((n + 1))
+	done
+	[ "$n" -eq 10 ]
+}
