@@ -116,7 +116,7 @@ int orch_events_read(const char *path, orch_record_fn fn, void *ctx)
 			line[--n] = 0;
 		if (n == 0)
 			continue;
-		jv e = jv_parse_sized(line, (int)n);
+		jv e = orch_parse_line(line, n);
 		if (jv_get_kind(e) != JV_KIND_OBJECT) {
 			orch_err_at(path, lineno, 0, "not an event, skipped");
 			jv_free(e);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "orch.h"
 
 /* jq 1.6 says "msg at line L, column C"; split that into our format. */
@@ -18,31 +19,65 @@ static void report_parse_error(const char *name, jv msg)
 	jv_free(msg);
 }
 
+/* What is there now: read(2) on the descriptor, so a record on a pipe is
+ * handled as soon as it arrives (fread would wait for a full buffer);
+ * fread for a stream with no descriptor (fmemopen). */
+static ssize_t read_some(FILE *f, char *buf, size_t cap)
+{
+	int fd = fileno(f);
+	if (fd < 0) {
+		size_t n = fread(buf, 1, cap, f);
+		return n == 0 && ferror(f) ? -1 : (ssize_t)n;
+	}
+	ssize_t n;
+	do
+		n = read(fd, buf, cap);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
 int orch_records(FILE *f, const char *name, orch_record_fn fn, void *ctx)
 {
 	jv_parser *p = jv_parser_new(0);
 	char buf[65536];
 	int rc = 0;
-	size_t n;
+	long line = 1;
+	ssize_t n;
 	do {
-		n = fread(buf, 1, sizeof buf, f);
-		jv_parser_set_buf(p, buf, (int)n, n > 0);  /* is_partial while data comes */
-		jv v;
-		while (rc == 0 && jv_is_valid(v = jv_parser_next(p)))
-			rc = fn(v, ctx);
-		if (rc)
+		if ((n = read_some(f, buf, sizeof buf)) < 0) {
+			orch_err_sys("%s: read error", name);
+			rc = EX_FAIL;
 			break;
-		if (jv_invalid_has_msg(jv_copy(v))) {
-			report_parse_error(name, jv_invalid_get_msg(v));
+		}
+		const char *nul = memchr(buf, 0, n);
+		if (nul) {  /* never valid JSON; and libjq 1.6 leaks on some */
+			for (const char *q = buf; q < nul; q++)
+				line += *q == '\n';
+			orch_err_at(name, line, 0, "a NUL byte in the input");
 			rc = EX_USAGE;
 			break;
 		}
-		jv_free(v);
-	} while (n > 0);
-	if (rc == 0 && ferror(f)) {
-		orch_err_sys("%s: read error", name);
-		rc = EX_FAIL;
-	}
+		for (const char *q = buf; q < buf + n; q++)
+			line += *q == '\n';
+		jv_parser_set_buf(p, buf, (int)n, n > 0);  /* is_partial while data comes */
+		for (;;) {
+			jv v = jv_parser_next(p);
+			if (jv_is_valid(v)) {
+				if ((rc = fn(v, ctx)) != 0)
+					break;
+			} else if (jv_invalid_has_msg(jv_copy(v))) {
+				report_parse_error(name, jv_invalid_get_msg(v));
+				rc = EX_USAGE;
+				break;
+			} else {
+				jv_free(v);
+				/* libjq 1.6 gives "nothing yet" mid-buffer after an RS
+				 * (0x1e) byte: go on until the buffer is used up */
+				if (jv_parser_remaining(p) == 0)
+					break;
+			}
+		}
+	} while (rc == 0 && n > 0);
 	jv_parser_free(p);
 	return rc;
 }
@@ -76,6 +111,13 @@ jv orch_read_one(FILE *f, const char *name)
 		return jv_invalid_with_msg(jv_string("no input"));
 	}
 	return out;
+}
+
+jv orch_parse_line(const char *line, size_t n)
+{
+	if (memchr(line, 0, n))
+		return jv_invalid_with_msg(jv_string("a NUL byte in a line"));
+	return jv_parse_sized(line, (int)n);
 }
 
 char *orch_dump(jv v, int sorted)

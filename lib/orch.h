@@ -70,6 +70,9 @@ typedef int (*orch_record_fn)(jv rec, void *ctx);
 int orch_records(FILE *f, const char *name, orch_record_fn fn, void *ctx);
 /* Read exactly one JSON value from f; invalid value on error (reported). */
 jv orch_read_one(FILE *f, const char *name);
+/* One line of JSON text. A NUL byte is never valid JSON, and libjq 1.6
+ * leaks on some inputs holding one, so such a line is refused first. */
+jv orch_parse_line(const char *line, size_t n);
 /* Print v (consumed) compact with a newline and flush. -1 on write error. */
 int orch_put(jv v);
 /* Compact JSON text of v (consumed), malloc'd, sorted keys if sorted. */

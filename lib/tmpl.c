@@ -82,7 +82,7 @@ int orch_tmpl_has(const char *text)
 /* Split text into segments; NULL and *err on a malformed hole. */
 static struct seg *split(const char *text, size_t *nsegs, size_t *nholes, char **err)
 {
-	size_t cap = 4, n = 0;
+	size_t cap = 4, n = 0, holes0 = *nholes;
 	struct seg *s = orch_xmalloc(cap * sizeof *s);
 	const char *p = text;
 	while (*p) {
@@ -99,6 +99,7 @@ static struct seg *split(const char *text, size_t *nsegs, size_t *nholes, char *
 		if (!c) {
 			*err = orch_fmt("unterminated {{ at offset %zu", (size_t)(o - text));
 			free(s);
+			*nholes = holes0;  /* this template's holes are gone */
 			return NULL;
 		}
 		const char *b = o + 2, *e = c;
@@ -109,6 +110,7 @@ static struct seg *split(const char *text, size_t *nsegs, size_t *nholes, char *
 		if (b == e) {
 			*err = orch_fmt("empty {{ }} at offset %zu", (size_t)(o - text));
 			free(s);
+			*nholes = holes0;
 			return NULL;
 		}
 		s[n++] = (struct seg){1, b, (size_t)(e - b), (*nholes)++};

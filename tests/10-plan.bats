@@ -265,3 +265,9 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	done
 	grep -q '^digraph "todo-app"' plan.dot
 }
+
+@test "plan: fuzz finding: holes counted before an unterminated {{ are dropped with it" {
+	run orch-plan "$BATS_TEST_DIRNAME/fixtures/fuzz/spec-holes-then-unterminated.yaml"
+	assert_failure 2
+	assert_output --regexp ':7:13: prompt: unterminated \{\{ at offset 56$'
+}

@@ -231,3 +231,29 @@ fill() {
 		assert_output "$(man_expected orch-events.5 $n)"
 	done
 }
+
+@test "events: fuzz findings: RS and NUL bytes are refused, no abort, no leak" {
+	run orch-events emit - < "$BATS_TEST_DIRNAME/fixtures/fuzz/records-rs.ndjson"
+	assert_failure 2
+	run orch-events emit - < "$BATS_TEST_DIRNAME/fixtures/fuzz/records-nul.ndjson"
+	assert_failure 2
+	assert_output "orch-events: <stdin>:1: a NUL byte in the input"
+	mkdir -p "$ORCH_RUN_DIR"
+	{ orch-events emit a.b; cat "$BATS_TEST_DIRNAME/fixtures/fuzz/records-nul.ndjson" >> "$ORCH_RUN_DIR/events.jsonl"; orch-events emit c.d; }
+	run --separate-stderr orch-events tail
+	assert_success
+	assert_equal "$(jq -r .type <<<"$output" | tr '\n' ' ')" "a.b c.d "
+}
+
+@test "events: a record on a pipe is handled when it arrives, not when the pipe fills" {
+	mkfifo in
+	orch-events emit - < in &
+	pid=$!
+	exec 4> in
+	echo '{"type":"a.first"}' >&4
+	for i in $(seq 50); do [ -s "$ORCH_RUN_DIR/events.jsonl" ] && break; sleep 0.1; done
+	run jq -r .type "$ORCH_RUN_DIR/events.jsonl"
+	assert_output a.first
+	exec 4>&-
+	wait $pid
+}

@@ -207,7 +207,7 @@ static int tail_line(struct filter *f, char *line, size_t n)
 	f->lineno++;
 	if (n == 0 || prefilter(f, line) < 0)
 		return 0;
-	jv e = jv_parse_sized(line, (int)n);
+	jv e = orch_parse_line(line, n);
 	if (jv_get_kind(e) != JV_KIND_OBJECT) {
 		orch_err_at(f->path, f->lineno, 0, "not an event, skipped");
 		jv_free(e);

@@ -130,6 +130,7 @@ static void tree_free(void)
 	free(owned);
 	owned = NULL;
 	nowned = capowned = 0;
+	nnodes = 0;
 	arena_free();
 }
 
@@ -190,7 +191,10 @@ static int report_problems(void)
 		free(probs[i].msg);
 	}
 	free(probs);
-	return nprobs ? EX_USAGE : EX_OK;
+	int rc = nprobs ? EX_USAGE : EX_OK;
+	probs = NULL;
+	nprobs = capprobs = 0;
+	return rc;
 }
 
 /* ---- reading YAML into the tree ---------------------------------------- */
@@ -1194,6 +1198,9 @@ static void graph_free(void)
 	}
 	free(steps);
 	orch_map_free(byid);
+	steps = NULL;
+	byid = NULL;
+	nsteps = 0;
 }
 
 /* JSON is YAML once tabs between its tokens are spaces (a raw tab inside a
@@ -1205,6 +1212,45 @@ static void json_tabs(char *text)
 		for (char *q = text; *q; q++)
 			if (*q == '\t')
 				*q = ' ';
+}
+
+static int check_jq = 1;  /* the fuzzer turns it off: ~20 ms a compile */
+
+/* Check text (the spec named path) and print it as mode asks: 'p' the plan,
+ * 'd' dot, 'w' waves, 'c' nothing. Leaves no state behind. */
+static int plan(char *text, size_t len, const char *path, int mode)
+{
+	fname = strcmp(path, "-") == 0 ? "<stdin>" : path;
+	json_tabs(text);
+	node *root = read_yaml((unsigned char *)text, len);
+	if (root)
+		check_spec(root);
+	else if (nprobs == 0)
+		problem(NULL, "empty spec: expected job:, task: and steps:");
+	const node *st = get(root, "steps");
+	size_t *order = NULL, norder = 0;
+	if (st && st->kind == N_SEQ) {
+		for (uint32_t i = 0; i < st->n; i++)
+			check_step(root, st->u.kids[i], i);
+		build_graph(st);
+		order = topo_order(&norder);
+		if (norder < nsteps)
+			report_cycles();
+		if (check_jq)
+			check_templates();
+	}
+	int rc = report_problems();
+	if (rc == EX_OK) {
+		levels(order);
+		jv job = job_jv(root, path);
+		rc = mode == 'p' ? print_plan(order, job) : mode == 'd' ? print_dot(order, job) :
+		     mode == 'w' ? print_waves(order) : EX_OK;
+		jv_free(job);
+	}
+	free(order);
+	graph_free();
+	tree_free();
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -1226,39 +1272,12 @@ int main(int argc, char **argv)
 	if (argc - optind > 1)
 		orch_usage(usage);
 	const char *path = optind < argc ? argv[optind] : "-";
-	fname = strcmp(path, "-") == 0 ? "<stdin>" : path;
 	size_t len;
 	char *text = orch_slurp(path, &len);
 	if (!text)
-		orch_die_sys(EX_USAGE, "cannot read %s", fname);
-	json_tabs(text);
-	node *root = read_yaml((unsigned char *)text, len);
-	if (root)
-		check_spec(root);
-	else if (nprobs == 0)
-		problem(NULL, "empty spec: expected job:, task: and steps:");
-	const node *st = get(root, "steps");
-	size_t *order = NULL, norder = 0;
-	if (st && st->kind == N_SEQ) {
-		for (uint32_t i = 0; i < st->n; i++)
-			check_step(root, st->u.kids[i], i);
-		build_graph(st);
-		order = topo_order(&norder);
-		if (norder < nsteps)
-			report_cycles();
-		check_templates();
-	}
-	int rc = report_problems();
-	if (rc == EX_OK) {
-		levels(order);
-		jv job = job_jv(root, path);
-		rc = mode == 'p' ? print_plan(order, job) : mode == 'd' ? print_dot(order, job) :
-		     mode == 'w' ? print_waves(order) : EX_OK;
-		jv_free(job);
-	}
-	free(order);
-	graph_free();
-	tree_free();
+		orch_die_sys(EX_USAGE, "cannot read %s",
+		             strcmp(path, "-") == 0 ? "<stdin>" : path);
+	int rc = plan(text, len, path, mode);
 	free(text);
 	orch_exit(rc);
 }
