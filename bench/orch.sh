@@ -15,7 +15,7 @@ tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" || exit 1
 unset ORCH_RUN_DIR ORCH_STEP ORCH_JOB_ID ORCH_CACHE_DIR ORCH_CALL_FLAGS
-export ORCH_RUNS=$tmp/runs
+export ORCH_RUNS="$tmp/runs"
 spec=$src/examples/todo-app.yaml
 
 now() { date +%s%N; }
@@ -68,7 +68,7 @@ printf '  orch-plan alone        %s\n' "$(ms 10 orch-plan "$spec")"
 orch-plan "$spec" | jq -c --arg run "$R" --slurpfile a "$R/artifacts/architect.json" \
 	'select(.step == "builder") | {job_id: .job.job_id, step, attempt: 1, run_dir: $run,
 	  task: .job.task, inputs: .job.inputs, spec, steps: {architect: $a[0]}}' > in.json
-export ORCH_RUN_DIR=$R ORCH_STEP=builder ORCH_JOB_ID=todo-app
+export ORCH_RUN_DIR="$R" ORCH_STEP=builder ORCH_JOB_ID=todo-app
 orch-call --render < in.json > req.json
 orch-cache -- orch-call < req.json > resp.json
 bare() {

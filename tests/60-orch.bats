@@ -272,6 +272,10 @@ kt_spec() {
 	wait_for session_gone "$(cat sid.one)"
 	run jq -r 'select(.type == "job.failed") | .data.error' "$ORCH_RUNS/kt/events.jsonl"
 	assert_output interrupted
+	run jq -r '.status' "$ORCH_RUNS/kt/manifest.json"
+	assert_output cancelled
+	run orch ls
+	assert_line --regexp '^kt +cancelled '
 	run orch cancel kt
 	[ "$status" -eq 1 ]
 	# and it resumes to the end
