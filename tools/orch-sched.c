@@ -585,8 +585,8 @@ static int spawn(struct step *s)
 {
 	char *lname = orch_fmt("%s.log", s->name);
 	int in = input_fd(s), out = in < 0 ? -1 : output_fd(s);
-	int log = out < 0 ? -1 : s->attempt == 1 ? create_new(log_fd, lname, O_WRONLY | O_APPEND) :
-		openat(log_fd, lname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int log = out < 0 ? -1 : openat(log_fd, lname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+	                                (s->attempt == 1 ? O_TRUNC : 0), 0644);
 	int err = log < 0 ? errno : 0;
 	free(lname);
 	if (err) {
