@@ -218,12 +218,15 @@ kt_spec() {
 }
 
 @test "orch run: a provider that is down fails with a one-line reason; --resume finishes later" {
-	"$ORCH_SRC/tests/fakeprovider" --portfile port 3>&- &
+	# a port that is bound but not listening: connections are refused, and
+	# no other test can take it until the server comes back on it
+	python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); open("port", "w").write("%d\n" % s.getsockname()[1])
+time.sleep(60)' 3>&- &
 	echo $! > fake.pid
 	wait_for test -s port
 	PORT=$(cat port)
-	kill "$(cat fake.pid)"
-	rm fake.pid
 	export OLLAMA_HOST=127.0.0.1:$PORT ORCH_CALL_FLAGS='--retries 0'
 	sed -e 's/^provider: {name: echo}/provider: {name: ollama, model: llama3}/' \
 		-e 's/retries: 2/retries: 0/' "$EX/todo-app.yaml" > ol.yaml
@@ -236,6 +239,8 @@ kt_spec() {
 	run jq -r '.steps.architect.status' "$ORCH_RUNS/todo-app/manifest.json"
 	assert_output succeeded
 	# the server is back
+	kill "$(cat fake.pid)"
+	wait "$(cat fake.pid)" 2>/dev/null || true
 	"$ORCH_SRC/tests/fakeprovider" --port "$PORT" --portfile port2 3>&- &
 	echo $! > fake.pid
 	wait_for test -s port2
