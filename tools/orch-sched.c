@@ -960,7 +960,6 @@ static void succeeded(int i)
 static void reaped(int i, int status)
 {
 	struct step *s = &S[i];
-	kill(-s->pid, SIGKILL);  /* whatever it left behind in its group */
 	nrun--;
 	s->pid = 0;
 	char msg[256];
@@ -994,9 +993,18 @@ static void reaped(int i, int status)
 
 static void reap_all(void)
 {
-	int status;
-	pid_t pid;
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+	for (;;) {
+		siginfo_t si;
+		si.si_pid = 0;
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+			break;
+		/* kill whatever it left behind in its group while the unreaped
+		 * leader still holds the group's id, then reap it */
+		pid_t pid = si.si_pid;
+		int status;
+		kill(-pid, SIGKILL);
+		if (waitpid(pid, &status, 0) != pid)
+			break;
 		for (int k = 0; k < nactive; k++)
 			if (S[active[k]].pid == pid) {
 				reaped(active[k], status);
