@@ -32,17 +32,17 @@ ms() {
 		i=$((i + 1))
 	done | sort -n | awk '{ v[NR] = $1 / 1000 } END { printf "best %6.1f ms  median %6.1f ms", v[1], v[int((NR + 1) / 2)] }'
 }
-mean() {  # mean N IN CMD...: mean wall ms of N runs of CMD < IN, a number
+mean() {  # mean N IN CMD...: median wall ms of N runs of CMD < IN, a number
 	n=$1 in=$2
 	shift 2
-	a=$(now)
 	i=0
 	while [ "$i" -lt "$n" ]; do
+		a=$(now)
 		"$@" < "$in" > /dev/null 2>&1
+		b=$(now)
+		echo $((b - a))
 		i=$((i + 1))
-	done
-	b=$(now)
-	awk -v t=$((b - a)) -v n="$n" 'BEGIN { printf "%.1f", t / n / 1e6 }'
+	done | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] / 1e6 }'
 }
 cpu() {  # cpu N IN CMD...: mean CPU ms (user+sys, children) of N runs
 	n=$1 in=$2
@@ -63,12 +63,17 @@ R=$ORCH_RUNS/todo-app
 echo "fully cached re-run of examples/todo-app.yaml (4 steps, 3 waves):"
 printf '  orch run               %s   (target < 100 ms; the seed: ~2 s)\n' "$(ms 10 orch run "$spec")"
 printf '  orch-plan alone        %s\n' "$(ms 10 orch-plan "$spec")"
+# the same job with its {{ }} templates replaced by plain text: what
+# compiling them with libjq (orch-plan once, orch-call --render per step) costs
+sed 's/{{[^}]*}}/X/g' "$spec" > plain.yaml
+orch run plain.yaml > /dev/null
+printf '  same, no {{ }} in it   %s   (no libjq compile)\n' "$(ms 10 orch run plain.yaml)"
 
 # builder's step input record, as orch-sched gives it
 orch-plan "$spec" | jq -c --arg run "$R" --slurpfile a "$R/artifacts/architect.json" \
 	'select(.step == "builder") | {job_id: .job.job_id, step, attempt: 1, run_dir: $run,
 	  task: .job.task, inputs: .job.inputs, spec, steps: {architect: $a[0]}}' > in.json
-export ORCH_RUN_DIR="$R" ORCH_STEP=builder ORCH_JOB_ID=todo-app
+export ORCH_RUN_DIR="$R" ORCH_STEP=builder ORCH_JOB_ID=todo-app ORCH_EXTRACT=" builder docs "
 orch-call --render < in.json > req.json
 orch-cache -- orch-call < req.json > resp.json
 bare() {
@@ -77,7 +82,7 @@ bare() {
 		orch-write --extract --result < r2
 }
 n=20
-echo "one prompt step (builder, a cache hit), mean of $n, wall and CPU (user+sys):"
+echo "one prompt step (builder, a cache hit), $n runs: median wall, mean CPU (user+sys):"
 for what in "orch step:in.json:orch step" "the 3 tools bare:/dev/null:bare" \
 	"  orch-call --render:in.json:orch-call --render" \
 	"  orch-cache hit:req.json:orch-cache -- orch-call --stream" \
@@ -93,8 +98,8 @@ for what in "orch step:in.json:orch step" "the 3 tools bare:/dev/null:bare" \
 	esac
 done
 awk -v a="$sw" -v b="$tw" -v c="$sc" -v d="$tc" 'BEGIN {
-	printf "  driver overhead/step   %6.1f ms wall %6.1f ms CPU (sh, awk reading files:, command substitutions)\n", a - b, c - d }'
-unset ORCH_RUN_DIR ORCH_STEP ORCH_JOB_ID
+	printf "  driver overhead/step   %6.1f ms wall %6.1f ms CPU (sh, cat, 3 command substitutions)\n", a - b, c - d }'
+unset ORCH_RUN_DIR ORCH_STEP ORCH_JOB_ID ORCH_EXTRACT
 
 # a run of 20 run: steps in a chain: the driver's cost per run
 {
@@ -110,7 +115,7 @@ unset ORCH_RUN_DIR ORCH_STEP ORCH_JOB_ID
 by_hand() { orch-plan chain.yaml | orch-sched --run "$ORCH_RUNS/chain"; }
 drv=$(mean 10 /dev/null orch run chain.yaml) drvc=$(cpu 10 /dev/null orch run chain.yaml)
 hand=$(mean 10 /dev/null by_hand) handc=$(cpu 10 /dev/null by_hand)
-echo "20 chained run: \"true\" steps, mean of 10:"
+echo "20 chained run: \"true\" steps, 10 runs: median wall, mean CPU:"
 printf '  orch run               %6s ms wall %6s ms CPU\n' "$drv" "$drvc"
 printf '  orch-plan | orch-sched %6s ms wall %6s ms CPU\n' "$hand" "$handc"
 awk -v a="$drv" -v b="$hand" -v c="$drvc" -v d="$handc" 'BEGIN {

@@ -345,6 +345,12 @@ time.sleep(60)' 3>&- &
 	run jq -c '[.step, .files, .cache]' <<<"$output"
 	assert_output '["s",[],"hit"]'
 	[ ! -e r/outputs/t.txt ]
+	# $ORCH_EXTRACT (set by orch run) names the steps that extract
+	ORCH_RUN_DIR=$PWD/r ORCH_STEP=s ORCH_EXTRACT=' other ' run orch step < in.json
+	assert_success
+	[ "$(jq -c .files <<<"$output")" = '[]' ] && [ ! -e r/outputs/t.txt ]
+	ORCH_RUN_DIR=$PWD/r ORCH_STEP=s ORCH_EXTRACT=' other s ' run orch step < in.json
+	[ "$(jq -c '.files | map(.path)' <<<"$output")" = '["t.txt"]' ] && [ -e r/outputs/t.txt ]
 	run orch step < /dev/null
 	[ "$status" -eq 2 ]
 }
