@@ -331,6 +331,23 @@ gone() {
 	done
 }
 
+@test "sched: a terminal gets one live progress line on stderr; -q and pipes get none" {
+	command -v script > /dev/null || skip "no script(1)"
+	for i in 1 2; do step s$i 'sleep 0.2'; done > plan
+	run script -qc "orch-sched < plan > out" /dev/null
+	assert_success
+	assert_output --partial '[0/2 done, 2 running, 0 failed] 0.0s s1 s2'
+	[ "$(wc -l < out)" -eq 2 ]
+	rm -rf runs
+	run script -qc "orch-sched -q < plan > out" /dev/null
+	assert_success
+	assert_output ''
+	rm -rf runs
+	run --separate-stderr orch-sched < plan
+	assert_success
+	[ -z "$stderr" ]
+}
+
 @test "sched: --help, --version, bad options" {
 	run orch-sched --help
 	assert_success
