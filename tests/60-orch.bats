@@ -302,6 +302,32 @@ time.sleep(60)' 3>&- &
 	assert_output failed
 }
 
+@test "orch run --wait waits for the running job; -k runs what does not need a failure" {
+	kt_spec
+	SLOW=0.3 bg one orch run kt.yaml
+	wait_for grep -q '"type":"step.started"' "$ORCH_RUNS/kt/events.jsonl"
+	run orch run kt.yaml --wait
+	assert_success
+	wait "$(cat pid.one)"
+	run grep -c '"type":"job.succeeded"' "$ORCH_RUNS/kt/events.jsonl"
+	assert_output 2
+	# the second started after the first ended
+	run jq -sr '[.[] | select(.type == "job.started" or .type == "job.succeeded") | .type] | join(" ")' "$ORCH_RUNS/kt/events.jsonl"
+	assert_output 'job.started job.succeeded job.started job.succeeded'
+
+	printf '%s\n' 'job: kk' 'steps:' '  - {id: bad, run: "exit 3"}' \
+		'  - {id: after, needs: [bad], run: "true"}' '  - {id: other, run: "echo ok"}' > kk.yaml
+	run --separate-stderr orch run kk.yaml -j 1
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"orch: step bad failed: exited with 3"* ]]
+	run jq -r '.steps.other.status // "not run"' "$ORCH_RUNS/kk/manifest.json"
+	assert_output 'not run'
+	run orch run kk.yaml -j 1 -k
+	[ "$status" -eq 1 ]
+	run jq -r '[.steps.bad.status, .steps.after.status, .steps.other.status] | join(" ")' "$ORCH_RUNS/kk/manifest.json"
+	assert_output 'failed skipped succeeded'
+}
+
 # ---- show, tail, ls, step ----
 
 @test "orch show, tail and ls read the run folder" {
