@@ -2,8 +2,8 @@
 # bench/sched.sh BINDIR: orch-sched against ninja, make and a bare
 # posix_spawn loop (the floor), on N no-op steps (`true`), independent and
 # chained, at -j2, all measured in the same run. Prints wall time, CPU per
-# step (the command and all it ran), "own" CPU per step (that minus the
-# floor's: what the runner itself costs) and peak RSS. Never fails a build:
+# step (the runner and all it ran), own CPU per step (the runner alone,
+# from a preloaded getrusage) and peak RSS. Never fails a build:
 # read the numbers. SIZES overrides the step counts; a run over LIMIT
 # seconds (default 40) is cut and printed as such (make's chain is
 # quadratic).
@@ -54,6 +54,7 @@ case $tru in /*) ;; *) tru=/bin/true ;; esac
 mkrusage() {  # a tiny wait4 wrapper: wall, CPU of the tree, peak RSS
 	cat > ru.c <<'EOF'
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -67,6 +68,9 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	pid_t pid = fork();
 	if (pid == 0) {
+		const char *pre = getenv("RU_PRELOAD");  /* for the runner, not for us */
+		if (pre && *pre)
+			setenv("LD_PRELOAD", pre, 1);
 		execvp(argv[1], argv + 1);
 		_exit(127);
 	}
@@ -81,6 +85,35 @@ EOF
 	cc -O2 -o ru ru.c
 }
 mkrusage || exit 2
+# The runner's own CPU, apart from its children's: a preloaded destructor
+# writes getrusage(RUSAGE_SELF); its constructor drops LD_PRELOAD from the
+# environment, so the commands it runs do not load it.
+cat > self.c <<'EOF'
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+static char path[4096];
+__attribute__((constructor)) static void start(void)
+{
+	const char *p = getenv("SELF_CPU_FILE");
+	if (p)
+		snprintf(path, sizeof path, "%s", p);
+	unsetenv("LD_PRELOAD");
+	unsetenv("SELF_CPU_FILE");
+}
+__attribute__((destructor)) static void report(void)
+{
+	struct rusage ru;
+	FILE *f;
+	if (!*path || getrusage(RUSAGE_SELF, &ru) < 0 || !(f = fopen(path, "w")))
+		return;
+	fprintf(f, "%.6f\n", ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	        ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	fclose(f);
+}
+EOF
+selfso=
+cc -O2 -shared -fPIC -o self.so self.c 2>/dev/null && selfso=$tmp/self.so
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -88,17 +121,20 @@ have() { command -v "$1" >/dev/null 2>&1; }
 measure() {
 	name=$1 n=$2 shape=$3
 	shift 3
-	r=$(timeout "$LIMIT" ./ru "$@" 2>&1 >/dev/null | tail -n 1)
+	rm -f self.cpu
+	r=$(SELF_CPU_FILE=$tmp/self.cpu RU_PRELOAD=$selfso timeout "$LIMIT" ./ru "$@" 2>&1 >/dev/null | tail -n 1)
+	own=$(cat self.cpu 2>/dev/null) || own=-1
 	set -- $r
 	if [ $# -ne 4 ] || [ "$4" -ne 0 ]; then
 		printf '%-11s %6s %-6s  %s\n' "$name" "$n" "$shape" "did not finish in ${LIMIT}s (or failed: $r)"
 		return
 	fi
-	[ "$name" = floor ] && floor_cpu=$2 floor_wall=$1
-	awk -v name="$name" -v n="$n" -v shape="$shape" -v w="$1" -v c="$2" -v rss="$3" -v f="$floor_cpu" \
+	[ "$name" = floor ] && floor_wall=$1
+	awk -v name="$name" -v n="$n" -v shape="$shape" -v w="$1" -v c="$2" -v rss="$3" -v own="$own" \
 		-v fw="$floor_wall" 'BEGIN {
-		printf "%-11s %6d %-6s %8.2f s %6.2fx %8.0f us %8.0f us %8.1f MB\n",
-		       name, n, shape, w, (fw > 0 ? w / fw : 0), c / n * 1e6, (c - f) / n * 1e6, rss / 1024 }'
+		printf "%-11s %6d %-6s %8.2f s %6.2fx %8.0f us %11s %8.1f MB\n",
+		       name, n, shape, w, (fw > 0 ? w / fw : 0), c / n * 1e6,
+		       own < 0 ? "?" : sprintf("%.0f us", own / n * 1e6), rss / 1024 }'
 }
 
 printf '%-11s %6s %-6s %10s %7s %11s %11s %11s\n' runner steps shape wall "/floor" "cpu/step" "own/step" "peak RSS"
@@ -127,7 +163,7 @@ for n in $SIZES; do
 				printf "\n\t@true\n"
 			}
 			print ".PHONY: all" }' > Makefile
-		floor_cpu=0 floor_wall=0
+		floor_wall=0
 		measure floor "$n" "$shape" ./floor "$n" "$shape" "$tru"
 		# on tmpfs: what the scheduler costs apart from the disk (its own
 		# CPU per step should stay flat as N grows)
@@ -143,6 +179,7 @@ for n in $SIZES; do
 		have make && measure make "$n" "$shape" make -s -j2
 	done
 done
-echo "(/floor: 1.00 is the bare posix_spawn loop; own/step = cpu/step minus the floor's;"
+echo "(/floor: 1.00 is the bare posix_spawn loop; cpu/step: the runner and all it ran;"
+echo " own/step: the runner alone (its getrusage(RUSAGE_SELF) at exit);"
 echo " orch-sched writes a log and an artifact per step, ninja and make nothing:"
 echo " sched/tmpfs keeps its run folder on tmpfs, sched/disk in \$TMPDIR)"

@@ -21,7 +21,7 @@
  *  - A step waiting to retry keeps its job and pool slot.
  *  - Everything is linear: steps by name through a hash map, dependants as
  *    adjacency lists, the ready queue a heap; manifest.json is rewritten at
- *    most every 0.1 s while steps end, and at the end.
+ *    most every 0.5 s while steps end, and at the end.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -438,8 +438,8 @@ static void manifest_write(int force)
 	double t = now();
 	orch_manifest_write(manifest);
 	manifest_dirty = 0;
-	/* at most every 0.1 s, and never more than ~5% of the time */
-	manifest_at = now() + fmax(0.1, 20 * (now() - t));
+	/* at most every 0.5 s, and never more than ~5% of the time */
+	manifest_at = now() + fmax(0.5, 20 * (now() - t));
 }
 
 static void show_progress(int force)
