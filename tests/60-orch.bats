@@ -208,6 +208,10 @@ kt_spec() {
 		sleep "$(awk -v r="$RANDOM" -v t="$took" 'BEGIN { printf "%.3f", r / 32768 * t / 1000 }')"
 		kill -9 -- "-$(cat "sid.k$i")" 2>/dev/null || true
 		wait "$(cat "pid.k$i")" 2>/dev/null || true
+		if grep -qs '"status":"running"' "$ORCH_RUNS/kt/manifest.json"; then
+			run orch ls  # its scheduler is gone
+			assert_line --regexp '^kt +stopped '
+		fi
 		run orch run kt.yaml --resume
 		assert_success
 		wait_for session_gone "$(cat "sid.k$i")"  # orphaned steps end by themselves
