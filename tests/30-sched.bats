@@ -224,6 +224,13 @@ gone() {
 	assert_output '["b","condition"]'
 	run jq -r .output runs/j/artifacts/c.json
 	assert_output '{"a":{"step":"a","output":"a\n","exit_code":0},"b":null}'
+	# a condition that fails at run time fails its step, once
+	rm -rf runs
+	step e 'echo e' '[]' '{"when": "error(\"no such input\")", "retries": 2}' > plan
+	run orch-sched < plan
+	assert_failure 1
+	run ev -c 'select(.type == "step.failed") | .data | [.kind, .message, .will_retry]'
+	assert_output '["condition","when: no such input",false]'
 }
 
 @test "sched: prompt steps run --exec CMD" {

@@ -100,6 +100,8 @@ static jv job;           /* the job object of the plan */
 static struct pool *pools;
 static int npools;
 static orch_tmpl *conds;
+static char **cond_texts;  /* the templates borrow their texts */
+static int nconds;
 static struct heap ready;
 static int *active, nactive;   /* running or waiting to retry */
 
@@ -391,7 +393,8 @@ static int compile_conds(void)
 		n += orch_jstr(S[i].spec, "when") != NULL;
 	if (n == 0)
 		return 0;
-	char **texts = orch_xmalloc(n * sizeof *texts), **errs = calloc(n, sizeof *errs);
+	char **texts = cond_texts = orch_xmalloc(n * sizeof *texts), **errs = calloc(n, sizeof *errs);
+	nconds = n;
 	int *who = orch_xmalloc(n * sizeof *who), k = 0;
 	for (int i = 0; i < nsteps; i++) {
 		const char *w = orch_jstr(S[i].spec, "when");
@@ -408,13 +411,11 @@ static int compile_conds(void)
 			bad++;
 		}
 		free(errs[k]);
-		free(texts[k]);
 	}
 	if (!conds && !bad) {
 		orch_err("cannot compile the when: conditions");
 		bad++;
 	}
-	free(texts);
 	free(errs);
 	free(who);
 	return bad;
@@ -855,7 +856,12 @@ static void start_ready(void)
 					s->input = jv_invalid();
 					release(i);
 				} else {
-					char *msg = orch_fmt("when: %s", err);
+					/* err is "{{ <the hole> }}: <what jq said>": keep the latter */
+					size_t len = strlen(cond_texts[s->cond]);
+					const char *why = err;
+					if (strlen(err) >= len + 2 && strncmp(err + len - 3, " }}: ", 5) == 0)
+						why = err + len + 2;
+					char *msg = orch_fmt("when: %s", why);
 					add_active(i);
 					s->attempt = 1;
 					attempt_failed(i, "condition", msg, 0, NULL, 0);
@@ -1243,6 +1249,9 @@ static void free_all(void)
 	free(path_keys);
 	free(path_vals);
 	orch_tmpl_free(conds);
+	for (int k = 0; k < nconds; k++)
+		free(cond_texts[k]);
+	free(cond_texts);
 	orch_manifest_free(manifest);
 	jv_free(job);
 	jv_free(failed_names);
