@@ -316,9 +316,8 @@ static void load_pools(void)
 static int link_graph(void)
 {
 	int bad = 0;
-	int *nr = calloc(nsteps ? nsteps : 1, sizeof *nr);
-	if (!nr)
-		orch_die(EX_FAIL, "out of memory");
+	int *nr = orch_xmalloc((nsteps ? nsteps : 1) * sizeof *nr);
+	memset(nr, 0, (nsteps ? nsteps : 1) * sizeof *nr);
 	for (int i = 0; i < nsteps; i++) {
 		struct step *s = &S[i];
 		int n = jv_array_length(jv_copy(s->needs));
@@ -393,7 +392,9 @@ static int compile_conds(void)
 		n += orch_jstr(S[i].spec, "when") != NULL;
 	if (n == 0)
 		return 0;
-	char **texts = cond_texts = orch_xmalloc(n * sizeof *texts), **errs = calloc(n, sizeof *errs);
+	char **texts = cond_texts = orch_xmalloc(n * sizeof *texts);
+	char **errs = orch_xmalloc(n * sizeof *errs);
+	memset(errs, 0, n * sizeof *errs);
 	nconds = n;
 	int *who = orch_xmalloc(n * sizeof *who), k = 0;
 	for (int i = 0; i < nsteps; i++) {
@@ -832,7 +833,7 @@ static void start_attempt(int i)
 	s->deadline = s->timeout > 0 ? s->t0 + s->timeout : 0;
 }
 
-/* Start what may start. Returns the number of steps started or settled. */
+/* Start what may start: ready steps, by priority, within -j and pools. */
 static void start_ready(void)
 {
 	while (!stop_starting && ready.n > 0 && nactive < jobs) {
