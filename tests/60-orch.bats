@@ -45,6 +45,9 @@ wait_for() {
 # session_gone SID: no live process left in that session (a zombie waits
 # for whoever adopted it, which may take its time)
 session_gone() { ! ps -o stat= -s "$1" | grep -q '^[^Z]'; }
+# sched_gone SID: no live orch-sched left in that session (SIGKILL is
+# delivered at once, but the process takes a moment to end)
+sched_gone() { ! ps -o stat=,comm= -s "$1" | grep -q '^[^Z].*orch-sched'; }
 
 # events of run $1 since its last fresh start (job.started without resume)
 fresh_events() {
@@ -208,6 +211,7 @@ kt_spec() {
 		sleep "$(awk -v r="$RANDOM" -v t="$took" 'BEGIN { printf "%.3f", r / 32768 * t / 1000 }')"
 		kill -9 -- "-$(cat "sid.k$i")" 2>/dev/null || true
 		wait "$(cat "pid.k$i")" 2>/dev/null || true
+		wait_for sched_gone "$(cat "sid.k$i")"
 		if grep -qs '"status":"running"' "$ORCH_RUNS/kt/manifest.json"; then
 			run orch ls  # its scheduler is gone
 			assert_line --regexp '^kt +stopped '
