@@ -338,6 +338,32 @@ gone() {
 	done
 }
 
+@test "sched: plan files as operands, - for stdin" {
+	step a 'echo a' > p1
+	step b 'echo b' '["a"]' > p2
+	run orch-sched -q p1 - < p2
+	assert_success
+	assert_output $'{"step":"a","output":"a\\n","exit_code":0}\n{"step":"b","output":"b\\n","exit_code":0}'
+	run orch-sched -q p1 nonesuch
+	assert_failure 2
+	assert_output --partial 'cannot open nonesuch'
+}
+
+@test "sched: a second signal kills at once, whatever the grace" {
+	step a 'trap "" TERM; echo $$ > a.pid; sleep 1000' > plan
+	env --default-signal=INT orch-sched --grace 100 < plan > out 3>&- &
+	pid=$!
+	for i in $(seq 200); do [ -s a.pid ] && break; sleep 0.02; done
+	kill -TERM $pid
+	sleep 0.2
+	kill -INT $pid
+	rc=0; wait $pid || rc=$?
+	[ $rc -eq 130 ]
+	gone "$(cat a.pid)"
+	run ev -c 'select(.type == "step.failed") | .data.kind'
+	assert_output '"interrupted"'
+}
+
 @test "sched: a terminal gets one live progress line on stderr; -q and pipes get none" {
 	command -v script > /dev/null || skip "no script(1)"
 	for i in 1 2; do step s$i 'sleep 0.2'; done > plan
