@@ -87,16 +87,21 @@ int orch_emit(const char *run_dir, const char *level, const char *type,
 	char *job = orch_run_job_id(run_dir);
 	jv e = orch_event(job, level, type, step, data);
 	free(job);
-	jv line = jv_string_append_str(jv_string_concat(jv_string("\n"), jv_dump_string(e, 0)), "\n");
+	size_t n;
+	char *text = orch_json_text(e, &n);
+	char *line = orch_xmalloc(n + 2);  /* a spare "\n" first: append_line */
+	line[0] = '\n';
+	memcpy(line + 1, text, n);
+	line[n + 1] = '\n';
+	free(text);
 	char *path = orch_path(run_dir, "events.jsonl");
 	int fd = open_log(path), rc = -1;
 	if (fd < 0)
 		orch_err_sys("cannot open %s", path);
-	else if ((rc = append_line(fd, (char *)jv_string_value(line),
-	                           jv_string_length_bytes(jv_copy(line)))) < 0)
+	else if ((rc = append_line(fd, line, n + 2)) < 0)
 		orch_err_sys("cannot append to %s", path);
 	free(path);
-	jv_free(line);
+	free(line);
 	return rc;
 }
 

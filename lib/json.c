@@ -1,5 +1,7 @@
 /* json.c: ND-JSON records in and out, through jv only. */
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,22 +122,273 @@ jv orch_parse_line(const char *line, size_t n)
 	return jv_parse_sized(line, (int)n);
 }
 
+/* ---- validation ----------------------------------------------------------
+ * Is s[0..n) one JSON value (RFC 8259), with nothing after it? No
+ * allocation, a few instructions a byte: a gate for readers that print a
+ * line as it is (libjq would build, then free, the whole value). Strict:
+ * whatever it accepts, libjq parses (make fuzz checks this). */
+static const char *ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+static const char *v_string(const char *p, const char *e)
+{
+	for (p++; p < e; p++) {
+		unsigned char c = *p;
+		if (c == '"')
+			return p + 1;
+		if (c < 0x20)
+			return NULL;
+		if (c == '\\') {
+			if (++p >= e)
+				return NULL;
+			if (*p == 'u') {
+				for (int k = 0; k < 4; k++)
+					if (++p >= e || !isxdigit((unsigned char)*p))
+						return NULL;
+			} else if (!strchr("\"\\/bfnrt", *p) || !*p)
+				return NULL;
+		} else if (c >= 0x80) {  /* well-formed UTF-8 only */
+			int k = c >= 0xf0 && c <= 0xf4 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 && c < 0xe0 ? 1 : -1;
+			if (k < 0)
+				return NULL;
+			for (; k > 0; k--)
+				if (++p >= e || ((unsigned char)*p & 0xc0) != 0x80)
+					return NULL;
+		}
+	}
+	return NULL;
+}
+
+static const char *v_number(const char *p, const char *e)
+{
+	if (p < e && *p == '-')
+		p++;
+	if (p < e && *p == '0')
+		p++;
+	else if (p < e && *p >= '1' && *p <= '9')
+		while (p < e && isdigit((unsigned char)*p))
+			p++;
+	else
+		return NULL;
+	if (p < e && *p == '.') {
+		if (++p >= e || !isdigit((unsigned char)*p))
+			return NULL;
+		while (p < e && isdigit((unsigned char)*p))
+			p++;
+	}
+	if (p < e && (*p == 'e' || *p == 'E')) {
+		if (++p < e && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= e || !isdigit((unsigned char)*p))
+			return NULL;
+		while (p < e && isdigit((unsigned char)*p))
+			p++;
+	}
+	return p;
+}
+
+static const char *v_value(const char *p, const char *e, int depth)
+{
+	p = ws(p, e);
+	if (p >= e || depth > 256)
+		return NULL;
+	switch (*p) {
+	case '"':
+		return v_string(p, e);
+	case 't':
+		return e - p >= 4 && !memcmp(p, "true", 4) ? p + 4 : NULL;
+	case 'f':
+		return e - p >= 5 && !memcmp(p, "false", 5) ? p + 5 : NULL;
+	case 'n':
+		return e - p >= 4 && !memcmp(p, "null", 4) ? p + 4 : NULL;
+	case '[':
+	case '{': {
+		char close = *p == '[' ? ']' : '}';
+		int obj = *p == '{';
+		p = ws(p + 1, e);
+		if (p < e && *p == close)
+			return p + 1;
+		for (;;) {
+			if (obj) {
+				p = ws(p, e);
+				if (p >= e || *p != '"' || !(p = v_string(p, e)))
+					return NULL;
+				p = ws(p, e);
+				if (p >= e || *p++ != ':')
+					return NULL;
+			}
+			if (!(p = v_value(p, e, depth + 1)))
+				return NULL;
+			p = ws(p, e);
+			if (p < e && *p == ',') {
+				p++;
+				continue;
+			}
+			return p < e && *p == close ? p + 1 : NULL;
+		}
+	}
+	default:
+		return v_number(p, e);
+	}
+}
+
+int orch_json_valid(const char *s, size_t n)
+{
+	const char *p = v_value(s, s + n, 0);
+	return p && ws(p, s + n) == s + n;
+}
+
+/* ---- compact output ----------------------------------------------------
+ * libjq 1.6's jv_dump_string spends ~200 instructions a byte (it appends
+ * to a jv string piece by piece). orch_json_append writes the same bytes
+ * (tests/fuzz and tests/05-json check it against jv_dump_string) into a
+ * plain buffer: objects in jv_object_iter order, as jv_dump does; strings
+ * escaped as jq does; integers printed here, other numbers by libjq. */
+struct buf { char *p; size_t n, cap; };
+
+static void buf_need(struct buf *b, size_t more)
+{
+	if (b->n + more > b->cap) {
+		while (b->n + more > b->cap)
+			b->cap = b->cap ? 2 * b->cap : 4096;
+		b->p = orch_xrealloc(b->p, b->cap);
+	}
+}
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	buf_need(b, n);
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+}
+
+static void add_string(struct buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	buf_need(b, n + 2);
+	b->p[b->n++] = '"';
+	size_t run = 0;  /* bytes that need no escape, copied at once */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = s[i];
+		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
+			run++;
+			continue;
+		}
+		buf_add(b, s + i - run, run);
+		run = 0;
+		char e[7] = {'\\', 0};
+		size_t k = 2;
+		switch (c) {
+		case '"': e[1] = '"'; break;
+		case '\\': e[1] = '\\'; break;
+		case '\b': e[1] = 'b'; break;
+		case '\f': e[1] = 'f'; break;
+		case '\n': e[1] = 'n'; break;
+		case '\r': e[1] = 'r'; break;
+		case '\t': e[1] = 't'; break;
+		default:
+			e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
+			k = 6;
+		}
+		buf_add(b, e, k);
+	}
+	buf_add(b, s + n - run, run);
+	buf_add(b, "\"", 1);
+}
+
+static void add_number(struct buf *b, jv v)
+{
+	double d = jv_number_value(v);
+	if (d > -1e15 && d < 1e15 && d == (double)(long long)d && !(d == 0 && signbit(d))) {
+		char t[24];
+		int n = snprintf(t, sizeof t, "%lld", (long long)d);
+		buf_add(b, t, n);
+		jv_free(v);
+		return;
+	}
+	jv t = jv_dump_string(v, 0);  /* jq's own shortest form */
+	buf_add(b, jv_string_value(t), jv_string_length_bytes(jv_copy(t)));
+	jv_free(t);
+}
+
+/* v is consumed. */
+static void add_value(struct buf *b, jv v)
+{
+	switch (jv_get_kind(v)) {
+	case JV_KIND_NULL: buf_add(b, "null", 4); break;
+	case JV_KIND_TRUE: buf_add(b, "true", 4); break;
+	case JV_KIND_FALSE: buf_add(b, "false", 5); break;
+	case JV_KIND_NUMBER: add_number(b, v); return;
+	case JV_KIND_STRING:
+		add_string(b, jv_string_value(v), jv_string_length_bytes(jv_copy(v)));
+		break;
+	case JV_KIND_ARRAY:
+		buf_add(b, "[", 1);
+		jv_array_foreach(v, i, x) {
+			if (i)
+				buf_add(b, ",", 1);
+			add_value(b, x);
+		}
+		buf_add(b, "]", 1);
+		break;
+	case JV_KIND_OBJECT: {
+		buf_add(b, "{", 1);
+		int first = 1;
+		jv_object_foreach(v, k, x) {
+			if (!first)
+				buf_add(b, ",", 1);
+			first = 0;
+			add_string(b, jv_string_value(k), jv_string_length_bytes(jv_copy(k)));
+			jv_free(k);
+			buf_add(b, ":", 1);
+			add_value(b, x);
+		}
+		buf_add(b, "}", 1);
+		break;
+	}
+	default:  /* invalid: what jv_dump_string prints for it */
+		buf_add(b, "<invalid>", 9);
+	}
+	jv_free(v);
+}
+
+char *orch_json_text(jv v, size_t *len)
+{
+	struct buf b = {0};
+	add_value(&b, v);
+	buf_need(&b, 1);
+	b.p[b.n] = 0;
+	if (len)
+		*len = b.n;
+	return b.p;
+}
+
 char *orch_dump(jv v, int sorted)
 {
-	jv s = jv_dump_string(v, sorted ? JV_PRINT_SORTED : 0);
+	if (!sorted)
+		return orch_json_text(v, NULL);
+	jv s = jv_dump_string(v, JV_PRINT_SORTED);  /* canonical: libjq's own */
 	char *r = orch_xstrdup(jv_string_value(s));
 	jv_free(s);
 	return r;
 }
 
+int orch_put_batch(jv v)
+{
+	static struct buf b;  /* reused: one allocation for a whole stream */
+	b.n = 0;
+	add_value(&b, v);
+	buf_add(&b, "\n", 1);
+	return fwrite(b.p, 1, b.n, stdout) == b.n ? 0 : -1;
+}
+
 int orch_put(jv v)
 {
-	jv s = jv_dump_string(v, 0);
-	int len = jv_string_length_bytes(jv_copy(s));
-	int ok = fwrite(jv_string_value(s), 1, len, stdout) == (size_t)len &&
-	         putchar('\n') != EOF && fflush(stdout) == 0;
-	jv_free(s);
-	return ok ? 0 : -1;
+	return orch_put_batch(v) < 0 || fflush(stdout) != 0 ? -1 : 0;
 }
 
 const char *orch_jstr(jv obj, const char *key)

@@ -73,8 +73,16 @@ jv orch_read_one(FILE *f, const char *name);
 /* One line of JSON text. A NUL byte is never valid JSON, and libjq 1.6
  * leaks on some inputs holding one, so such a line is refused first. */
 jv orch_parse_line(const char *line, size_t n);
+/* Is s[0..n) exactly one JSON value (RFC 8259, strict)? Allocates nothing;
+ * for readers that print valid lines as they are. */
+int orch_json_valid(const char *s, size_t n);
 /* Print v (consumed) compact with a newline and flush. -1 on write error. */
 int orch_put(jv v);
+/* The same without the flush, for output consumed whole (a plan). */
+int orch_put_batch(jv v);
+/* Compact JSON text of v (consumed), malloc'd, NUL-terminated: the bytes
+ * jv_dump_string(v, 0) gives, at a tenth of the cost. */
+char *orch_json_text(jv v, size_t *len);
 /* Compact JSON text of v (consumed), malloc'd, sorted keys if sorted. */
 char *orch_dump(jv v, int sorted);
 /* Small accessors; they do not consume obj. */

@@ -257,3 +257,28 @@ fill() {
 	exec 4>&-
 	wait $pid
 }
+
+@test "events: lines are byte for byte what libjq prints (the fast serializer)" {
+	data='{"s":"tab\there \"q\" back\\slash nl\n cr\r bs\b ff\f nul-ish \u0001 \u001f del \u007f é ☃ 🚀","n":[0,-0,1,-1,0.1,1.5e-7,123456789012345,1e15,1e17,-2.5e300,3.141592653589793],"e":{},"a":[],"t":true,"f":false,"z":null,"deep":{"a":{"b":[{"c":"d"}]}}}'
+	orch-events emit t.x --data "$data"
+	jq -c . "$ORCH_RUN_DIR/events.jsonl" > ref
+	run cmp "$ORCH_RUN_DIR/events.jsonl" ref
+	assert_success
+	run jq -c .data.n "$ORCH_RUN_DIR/events.jsonl"
+	assert_output '[0,-0,1,-1,0.1,1.5e-07,123456789012345,1000000000000000,1e+17,-2.5e+300,3.141592653589793]'
+}
+
+@test "events: a line that looks like ours but is not JSON is still reported, not printed" {
+	orch-events emit a.b
+	printf '%s\n' '{"ts":"2026-01-01T00:00:00.000Z","level":"INFO","job_id":"demo","type":"a.b","data":{"x":tru}}' >> "$ORCH_RUN_DIR/events.jsonl"
+	printf '%s\n' '{"ts":"2026-01-01T00:00:00.000Z","level":"INFO","job_id":"demo","type":"a.b","data":{"s":"\x"}}' >> "$ORCH_RUN_DIR/events.jsonl"
+	printf '%s\n' '{"ts":"2026-01-01T00:00:00.000Z","level":"INFO","job_id":"demo","type":"a.b"} trailing' >> "$ORCH_RUN_DIR/events.jsonl"
+	orch-events emit a.b
+	run --separate-stderr orch-events tail --type a.b
+	assert_success
+	assert_equal "$(wc -l <<<"$output")" 2
+	run jq -c . <<<"$output"
+	assert_success
+	assert_equal "${#stderr_lines[@]}" 3
+	assert_equal "${stderr_lines[0]}" "orch-events: $ORCH_RUN_DIR/events.jsonl:2: not an event, skipped"
+}

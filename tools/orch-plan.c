@@ -1129,7 +1129,7 @@ static int print_plan(const size_t *order, jv job)
 		line = jv_object_set(line, jv_string("index"), jv_number(order[k]));
 		line = jv_object_set(line, jv_string("spec"), spec);
 		line = jv_object_set(line, jv_string("job"), jv_copy(job));
-		if (orch_put(line) < 0)
+		if (orch_put_batch(line) < 0)  /* a plan is read whole: flush at exit */
 			return EX_FAIL;
 	}
 	return EX_OK;

@@ -6,15 +6,34 @@
 #include <unistd.h>
 #include "orch.h"
 
+/* Each record: orch_json_text must give jv_dump_string's bytes. */
 static int drop(jv rec, void *ctx)
 {
 	(void)ctx;
-	jv_free(rec);
+	jv ref = jv_dump_string(jv_copy(rec), 0);
+	size_t n;
+	char *mine = orch_json_text(rec, &n);
+	if (n != (size_t)jv_string_length_bytes(jv_copy(ref)) ||
+	    memcmp(mine, jv_string_value(ref), n) != 0) {
+		fprintf(stderr, "orch_json_text: %s\njv_dump_string: %s\n", mine, jv_string_value(ref));
+		abort();
+	}
+	free(mine);
+	jv_free(ref);
 	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
+	/* orch_json_valid is strict: what it accepts, libjq parses */
+	if (orch_json_valid((const char *)data, size) && !memchr(data, 0, size)) {
+		jv v = jv_parse_sized((const char *)data, (int)size);
+		if (!jv_is_valid(v)) {
+			fprintf(stderr, "orch_json_valid accepted what libjq refuses\n");
+			abort();
+		}
+		jv_free(v);
+	}
 	FILE *f = fmemopen((void *)data, size, "r");
 	if (f) {
 		orch_records(f, "<fuzz>", drop, NULL);
