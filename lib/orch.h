@@ -168,13 +168,16 @@ void orch_random_hex(char *out, size_t nbytes);  /* 2*nbytes hex + NUL */
 /* tmpl.c: {{ jq }} templates, compiled once per process (libjq 1.6 spends
  * ~20 ms per jq_compile, so every expression of a set goes into one). */
 typedef struct orch_tmpl orch_tmpl;
-/* Compile a set of n templates. On error return NULL and set *err to a
+/* Compile a set of n templates (copied: texts need not outlive it). On
+ * error return NULL and set *err to a
  * malloc'd message per failing template: errs[i] (NULL where fine). */
 orch_tmpl *orch_tmpl_compile(const char **texts, size_t n, char **errs);
 /* Render template i against ctx (not consumed). Returns malloc'd text, or
  * NULL with *err malloc'd. */
 char *orch_tmpl_render(orch_tmpl *t, size_t i, jv ctx, char **err);
 void orch_tmpl_free(orch_tmpl *t);
+/* Only check them (as compile does, at half the cost): 0, or -1 and errs. */
+int orch_tmpl_check(const char **texts, size_t n, char **errs);
 /* Does text contain any {{ }}? */
 int orch_tmpl_has(const char *text);
 /* One jq program: compile; NULL and *err on failure. */

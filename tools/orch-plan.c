@@ -1016,17 +1016,18 @@ static void check_templates(void)
 			else
 				texts[n++] = sval(x);
 		}
-	if (n > 0) {
-		char **errs = orch_xmalloc(n * sizeof *errs);
-		orch_tmpl *t = orch_tmpl_compile(texts, n, errs);
-		for (size_t k = 0; k < n; k++)
+	/* in chunks: one libjq program has a size limit (about 10,000 holes) */
+	char **errs = orch_xmalloc(n * sizeof *errs + 1);
+	for (size_t from = 0; from < n; from += 500) {
+		size_t m = n - from < 500 ? n - from : 500;
+		orch_tmpl_check(texts + from, m, errs + from);
+		for (size_t k = from; k < from + m; k++)
 			if (errs[k]) {
 				problem(at[k], "%s: %s", field[k], errs[k]);
 				free(errs[k]);
 			}
-		orch_tmpl_free(t);
-		free(errs);
 	}
+	free(errs);
 	for (size_t k = 0; k < nown; k++)
 		free(owned_text[k]);
 	free(owned_text);
