@@ -44,8 +44,9 @@ char *orch_slurp(const char *path, size_t *len)
 	return s;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+int orch_write_all(int fd, const void *buf, size_t n)
 {
+	const char *p = buf;
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0) {
@@ -57,6 +58,34 @@ static int write_all(int fd, const char *p, size_t n)
 		n -= w;
 	}
 	return 0;
+}
+
+/* The whole of an open file from its start, in one read when it holds
+ * still (sized by fstat); NUL-terminated; NULL on error. */
+char *orch_read_fd(int fd, size_t *len)
+{
+	struct stat st;
+	size_t cap = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 2 : 65536, n = 0;
+	char *buf = orch_xmalloc(cap);
+	for (;;) {
+		if (n + 1 == cap)
+			buf = orch_xrealloc(buf, cap *= 2);
+		ssize_t r = pread(fd, buf + n, cap - n - 1, (off_t)n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			free(buf);
+			errno = e;
+			return NULL;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = 0;
+	*len = n;
+	return buf;
 }
 
 int orch_atomic_write_at(int dirfd, const char *name, const void *buf, size_t len,
@@ -71,7 +100,7 @@ int orch_atomic_write_at(int dirfd, const char *name, const void *buf, size_t le
 	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -1;
-	if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 || (sync && fsync(fd) < 0)) {
+	if (fchmod(fd, mode) < 0 || orch_write_all(fd, buf, len) < 0 || (sync && fsync(fd) < 0)) {
 		int e = errno;
 		close(fd);
 		unlinkat(dirfd, tmp, 0);

@@ -94,6 +94,10 @@ int orch_jbool(jv obj, const char *key, int dflt);  /* true/false, else dflt */
 /* Whole file (or stdin for "-"); NUL-terminated; NULL with errno on error. */
 char *orch_slurp(const char *path, size_t *len);
 char *orch_slurp_fp(FILE *f, size_t *len);
+/* All of buf to fd (retrying short writes and EINTR); 0 or -1. */
+int orch_write_all(int fd, const void *buf, size_t n);
+/* The whole of an open regular file, from its start; NUL-terminated. */
+char *orch_read_fd(int fd, size_t *len);
 /* Write buf to dirfd/name atomically: temp file in the same directory,
  * rename over the name. With sync, fsync the file before the rename and the
  * directory after it (survives power loss; ~0.7 ms here); without, it

@@ -45,7 +45,7 @@ man_expected() {
 		/^\.EX/ { ex = 1; next }
 		/^\.EE/ { ex = 0; if (on) exit; next }
 		ex && /^\\?\$ / { if (on) exit; if (++i == n) on = 1; next }
-		ex && on { gsub(/\\-/, "-"); gsub(/\\e/, "\\"); print }
+		ex && on { gsub(/\\-/, "-"); gsub(/\\e/, "\\"); gsub(/\\&/, ""); print }
 	' "$ORCH_SRC/man/$1"
 }
 

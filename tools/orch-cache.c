@@ -184,31 +184,6 @@ static void sum_hex(const char *p, size_t n, char out[65])
 	sodium_bin2hex(out, 65, h, sizeof h);
 }
 
-/* The whole of an open file, in one read when it holds still. */
-static char *read_all(int fd, size_t *len)
-{
-	struct stat st;
-	size_t cap = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 2 : 65536, n = 0;
-	char *buf = orch_xmalloc(cap);
-	for (;;) {
-		if (n + 1 == cap)
-			buf = orch_xrealloc(buf, cap *= 2);
-		ssize_t r = read(fd, buf + n, cap - n - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			free(buf);
-			return NULL;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = 0;
-	*len = n;
-	return buf;
-}
-
 /* Read and check the entry for key: line 1 of the body (the response) or
  * line 2 (its hit form) as which says. Returns the malloc'd entry (free
  * it) with the line at *line, *len bytes without its newline; or NULL on
@@ -224,7 +199,7 @@ static char *entry_read(const char *key, int which, char **line, size_t *len)
 		return NULL;
 	}
 	size_t n = 0;
-	char *buf = read_all(fd, &n);
+	char *buf = orch_read_fd(fd, &n);
 	const char *why = NULL;
 	char *nl = buf ? memchr(buf, '\n', n) : NULL;
 	jv h = nl ? jv_parse_sized(buf, (int)(nl - buf)) : jv_invalid();

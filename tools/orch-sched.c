@@ -493,26 +493,12 @@ static int needs_shell(const char *cmd)
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int input_fd(struct step *s)
 {
 	jv in = jv_object_set(jv_copy(s->input), jv_string("attempt"), jv_number(s->attempt));
 	jv txt = jv_string_append_str(jv_dump_string(in, 0), "\n");
 	int fd = memfd_create("orch-step-input", MFD_CLOEXEC);
-	if (fd >= 0 && (write_all(fd, jv_string_value(txt), jv_string_length_bytes(jv_copy(txt))) < 0 ||
+	if (fd >= 0 && (orch_write_all(fd, jv_string_value(txt), jv_string_length_bytes(jv_copy(txt))) < 0 ||
 	                lseek(fd, 0, SEEK_SET) < 0)) {
 		int e = errno;
 		close(fd);

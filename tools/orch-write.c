@@ -202,44 +202,6 @@ static int open_parent(int outfd, struct rec *r, int mk, const char **why)
 
 /* ---- files ---- */
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* The whole of an open file; NULL on error. */
-static char *read_fd(int fd, size_t *len)
-{
-	size_t cap = 65536, n = 0;
-	char *buf = orch_xmalloc(cap);
-	for (;;) {
-		if (cap - n < 4096)
-			buf = orch_xrealloc(buf, cap *= 2);
-		ssize_t r = pread(fd, buf + n, cap - n - 1, (off_t)n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			free(buf);
-			return NULL;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = 0;
-	*len = n;
-	return buf;
-}
-
 /* The target as it is: 0 absent, 1 a regular file (its content in *old,
  * mode in *perm; without old, 2 if it has other hard links), -1 refused
  * (*why) or error (errno). */
@@ -273,7 +235,7 @@ static int look(int pfd, const char *name, char **old, size_t *olen, mode_t *per
 		return -1;
 	}
 	*perm = st.st_mode & 0777;  /* never carry set-id bits over */
-	*old = read_fd(fd, olen);
+	*old = orch_read_fd(fd, olen);
 	int e = errno;
 	close(fd);
 	errno = e;
@@ -290,7 +252,7 @@ static int create_excl(int pfd, const char *name, const char *buf, size_t len)
 	int fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -1;
-	int rc = fchmod(fd, 0644) < 0 || write_all(fd, buf, len) < 0 || fsync(fd) < 0 ? -1 : 0;
+	int rc = fchmod(fd, 0644) < 0 || orch_write_all(fd, buf, len) < 0 || fsync(fd) < 0 ? -1 : 0;
 	if (close(fd) < 0)
 		rc = -1;
 	if (rc == 0) {
@@ -341,10 +303,10 @@ static jv do_append(int pfd, struct rec *r, const char *name, const char *buf, s
 	}
 	while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
 		;
-	int rc = len == 0 ? 0 : write_all(fd, buf, len) < 0 || fsync(fd) < 0 ? -1 : 0;
+	int rc = len == 0 ? 0 : orch_write_all(fd, buf, len) < 0 || fsync(fd) < 0 ? -1 : 0;
 	int e = errno;
 	size_t n = 0;
-	char *all = rc == 0 ? read_fd(fd, &n) : NULL;
+	char *all = rc == 0 ? orch_read_fd(fd, &n) : NULL;
 	flock(fd, LOCK_UN);
 	close(fd);
 	if (rc < 0 || !all) {
