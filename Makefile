@@ -34,7 +34,7 @@ check: all san
 bench: all
 	bench/run $(O)/bin
 fuzz:
-	tests/fuzz/run $(O)/fuzz
+	scripts/deps fuzz && tests/fuzz/run $(O)/fuzz
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
