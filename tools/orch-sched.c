@@ -496,16 +496,17 @@ static int needs_shell(const char *cmd)
 static int input_fd(struct step *s)
 {
 	jv in = jv_object_set(jv_copy(s->input), jv_string("attempt"), jv_number(s->attempt));
-	jv txt = jv_string_append_str(jv_dump_string(in, 0), "\n");
+	size_t n;
+	char *txt = orch_json_text(in, &n);
+	txt[n++] = '\n';  /* over the NUL: the length is what counts */
 	int fd = memfd_create("orch-step-input", MFD_CLOEXEC);
-	if (fd >= 0 && (orch_write_all(fd, jv_string_value(txt), jv_string_length_bytes(jv_copy(txt))) < 0 ||
-	                lseek(fd, 0, SEEK_SET) < 0)) {
+	if (fd >= 0 && (orch_write_all(fd, txt, n) < 0 || lseek(fd, 0, SEEK_SET) < 0)) {
 		int e = errno;
 		close(fd);
 		errno = e;
 		fd = -1;
 	}
-	jv_free(txt);
+	free(txt);
 	return fd;
 }
 
@@ -918,11 +919,12 @@ static void succeeded(int i)
 	jv r = read_result(s, 0, &err, &wrapped);
 	char *out = out_name(s), *name = orch_fmt("%s.json", s->name);
 	if (!err && wrapped) {  /* the wrapped record replaces what it wraps */
-		jv txt = jv_string_append_str(jv_dump_string(jv_copy(r), 0), "\n");
-		int n = jv_string_length_bytes(jv_copy(txt));
-		if (ftruncate(s->outfd, 0) < 0 || pwrite(s->outfd, jv_string_value(txt), n, 0) != n)
+		size_t n;
+		char *txt = orch_json_text(jv_copy(r), &n);
+		txt[n++] = '\n';
+		if (ftruncate(s->outfd, 0) < 0 || pwrite(s->outfd, txt, n, 0) != (ssize_t)n)
 			err = errno ? errno : EIO;
-		jv_free(txt);
+		free(txt);
 	}
 	if (!err && renameat(art_fd, out, art_fd, name) < 0)  /* no fsync: see the header */
 		err = errno;
