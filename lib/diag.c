@@ -17,6 +17,7 @@ void orch_init(int argc, char **argv)
 	if (argv && argv[0]) {
 		const char *s = strrchr(argv[0], '/');
 		orch_prog = s ? s + 1 : argv[0];
+		argv[0] = (char *)orch_prog;  /* getopt's messages say orch-x: too */
 	}
 	if (sodium_init() < 0)
 		orch_die(EX_FAIL, "libsodium failed to initialise");

@@ -100,7 +100,12 @@ int orch_atomic_write_at(int dirfd, const char *name, const void *buf, size_t le
 	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -1;
-	if (fchmod(fd, mode) < 0 || orch_write_all(fd, buf, len) < 0 || (sync && fsync(fd) < 0)) {
+	/* a new file: mode less the umask (open did that); a replaced one
+	 * keeps its permission bits, never set-id ones */
+	struct stat st;
+	int keep = fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+	if ((keep && fchmod(fd, st.st_mode & 0777) < 0) ||
+	    orch_write_all(fd, buf, len) < 0 || (sync && fsync(fd) < 0)) {
 		int e = errno;
 		close(fd);
 		unlinkat(dirfd, tmp, 0);

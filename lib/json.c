@@ -14,8 +14,11 @@ static void report_parse_error(const char *name, jv msg)
 	const char *m = jv_string_value(msg);
 	const char *at = strstr(m, " at line ");
 	long line = 0, col = 0;
-	if (at && sscanf(at, " at line %ld, column %ld", &line, &col) == 2)
+	if (at && sscanf(at, " at line %ld, column %ld", &line, &col) == 2) {
+		if (col == 0 && line > 1)  /* jq saw it at the newline: the line before */
+			line--;
 		orch_err_at(name, line, col, "%.*s", (int)(at - m), m);
+	}
 	else
 		orch_err_at(name, 0, 0, "%s", m);
 	jv_free(msg);

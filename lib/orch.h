@@ -102,7 +102,8 @@ char *orch_read_fd(int fd, size_t *len);
  * rename over the name. With sync, fsync the file before the rename and the
  * directory after it (survives power loss; ~0.7 ms here); without, it
  * survives any crash of the process (kill -9), which is what a derived file
- * such as manifest.json needs. name must not contain '/'. */
+ * such as manifest.json needs. A new file gets mode less the umask; a
+ * replaced one keeps its permission bits. name must not contain '/'. */
 int orch_atomic_write_at(int dirfd, const char *name, const void *buf, size_t len,
                          mode_t mode, int sync);
 int orch_atomic_write(const char *path, const void *buf, size_t len, mode_t mode, int sync);
@@ -184,7 +185,9 @@ void orch_tmpl_free(orch_tmpl *t);
 int orch_tmpl_check(const char **texts, size_t n, char **errs);
 /* Does text contain any {{ }}? */
 int orch_tmpl_has(const char *text);
-/* One jq program: compile; NULL and *err on failure. */
+/* One jq program: compile; NULL and *err on failure. Every program runs
+ * without the environment ($ENV and env are {}): no secret can reach a
+ * prompt, a log or the cache through a template or condition. */
 struct jq_state;
 struct jq_state *orch_jq_compile(const char *prog, char **err);
 /* Run prog on input (consumed): its first output, or jv_invalid with msg. */

@@ -204,7 +204,12 @@ struct jq_state *orch_jq_compile(const char *prog, char **err)
 		return NULL;
 	}
 	jq_set_error_cb(jq, on_jq_error, &eb);
-	if (!jq_compile(jq, prog)) {
+	/* no environment: a template must not put an API key into a prompt,
+	 * a log or the cache ($ENV and env are empty objects) */
+	char *sealed = orch_fmt("def env: {}; {} as $ENV | %s", prog);
+	int ok = jq_compile(jq, sealed);
+	free(sealed);
+	if (!ok) {
 		jq_teardown(&jq);
 		*err = eb.msg ? eb.msg : orch_xstrdup("jq compile error");
 		return NULL;

@@ -271,3 +271,21 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	assert_failure 2
 	assert_output --regexp ':7:13: prompt: unterminated \{\{ at offset 56$'
 }
+
+@test "plan: the job comes before the spec, so a spec's strings cannot pose as the job id" {
+	cat > forge.yaml <<-'EOF'
+	job: real
+	provider: {name: echo, opts: {job: {job_id: other}, x: '"job":{"job_id":"other2"'}}
+	steps:
+	  - {id: a, prompt: hi}
+	EOF
+	run orch-plan forge.yaml
+	assert_success
+	line=$output
+	first=${line#*'"job":{"job_id":"'}
+	assert_equal "${first%%\"*}" real
+	run jq -r '.job.job_id' <<<"$line"
+	assert_output real
+	run jq -r 'keys_unsorted | join(" ")' <<<"$line"
+	assert_output "step needs wave priority index job spec"
+}

@@ -282,3 +282,15 @@ fill() {
 	assert_equal "${#stderr_lines[@]}" 3
 	assert_equal "${stderr_lines[0]}" "orch-events: $ORCH_RUN_DIR/events.jsonl:2: not an event, skipped"
 }
+
+@test "events: input errors name the program and the right line" {
+	run orch-events --bogus
+	assert_failure 2
+	assert_line --index 0 "orch-events: unrecognized option '--bogus'"
+	run sh -c "printf 'garbage\n' | orch-events emit -"
+	assert_failure 2
+	assert_output "orch-events: <stdin>:1: Invalid numeric literal"
+	run sh -c "printf '{\"type\":\"a.b\"}\n{\"type\": tru}\n' | orch-events emit -"
+	assert_failure 2
+	assert_output "orch-events: <stdin>:2:13: Invalid literal"
+}

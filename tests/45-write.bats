@@ -370,3 +370,18 @@ hostile_setup() {
 	PATH=$PWD/stub:$PATH run --separate-stderr sh -c "$(man_example orch-write.1 3)"
 	[ "$(jq -r .cache <<< "$output")" = hit ]
 }
+
+@test "modes: a new file follows the umask; a replaced one keeps its bits" {
+	mkdir -p runs/u/outputs
+	export ORCH_RUN_DIR=$PWD/runs/u
+	(umask 077 && printf '%s\n' '{"path":"a.txt","content":"one"}' | orch-write)
+	run stat -c %a runs/u/outputs/a.txt
+	assert_output 600
+	chmod 640 runs/u/outputs/a.txt
+	printf '%s\n' '{"path":"a.txt","content":"two","mode":"overwrite"}' | orch-write
+	run stat -c %a runs/u/outputs/a.txt
+	assert_output 640
+	(umask 022 && printf '%s\n' '{"path":"b.txt","content":"x","mode":"create_new"}' | orch-write)
+	run stat -c %a runs/u/outputs/b.txt
+	assert_output 644
+}

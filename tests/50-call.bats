@@ -396,3 +396,21 @@ nreqs() { [ -f reqs.jsonl ] && wc -l < reqs.jsonl | tr -d ' ' || echo 0; }
 	run orch-call --version
 	assert_output "orch-call 0.1.0"
 }
+
+@test "templates cannot read the environment: no key reaches a prompt, a log or the cache" {
+	export OPENAI_API_KEY=sk-SECRET-in-env
+	printf '%s\n' '{"job_id":"j","step":"s","inputs":{},"task":"t","spec":{"id":"s","prompt":"k={{ $ENV.OPENAI_API_KEY }} e={{ env.OPENAI_API_KEY }} h={{ $ENV | length }}","provider":{"name":"echo"}},"steps":{}}' > in.json
+	run orch-call --render < in.json
+	assert_success
+	run jq -r '.messages[-1].content' <<<"$output"
+	assert_output "k=null e=null h=0"
+	refute_output --partial SECRET
+}
+
+@test "exec: the command inherits no descriptor beyond stdin, stdout and stderr" {
+	run orch-call --provider exec --command 'cat >/dev/null; ls /proc/self/fd | sort -n | tr "\n" " "' <<< '{"messages":[{"role":"user","content":"x"}]}'
+	assert_success
+	# 0 1 2, and the fd ls itself opened to read the folder
+	run jq -r .content <<<"$output"
+	assert_output --regexp '^0 1 2 [0-9]+ $'
+}

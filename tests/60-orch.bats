@@ -468,3 +468,17 @@ time.sleep(60)' 3>&- &
 	done
 	[ "$n" -eq 10 ]
 }
+
+@test "orch run: a spec's provider options cannot move the run into another job's folder" {
+	cat > forge.yaml <<-'EOF'
+	job: real
+	provider: {name: echo, opts: {job: {job_id: other}}}
+	steps:
+	  - {id: a, prompt: hi}
+	EOF
+	run orch run forge.yaml
+	assert_success
+	assert_output "$ORCH_RUNS/real"
+	[ -s "$ORCH_RUNS/real/artifacts/a.json" ]
+	[ ! -e "$ORCH_RUNS/other" ]
+}

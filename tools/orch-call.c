@@ -883,6 +883,11 @@ static pid_t spawn(const char *cmd, char **envp, int *wfd, int *rfd)
 	if (pid == 0) {
 		dup2(pin[0], 0);
 		dup2(pout[1], 1);
+		/* nothing else: libcurl's multi handle holds a socketpair that it
+		 * does not mark close-on-exec */
+		if (close_range(3, ~0U, 0) < 0)
+			for (int fd = 3; fd < 1024; fd++)
+				close(fd);
 		signal(SIGPIPE, SIG_DFL);
 		char *argv[] = {"sh", "-c", (char *)cmd, NULL};
 		execve("/bin/sh", argv, envp);

@@ -1128,8 +1128,11 @@ static int print_plan(const size_t *order, jv job)
 		line = jv_object_set(line, jv_string("wave"), jv_number(s->wave));
 		line = jv_object_set(line, jv_string("priority"), jv_number(prio));
 		line = jv_object_set(line, jv_string("index"), jv_number(order[k]));
-		line = jv_object_set(line, jv_string("spec"), spec);
+		/* job before spec: all before it are names and numbers, so the
+		 * first "job":{"job_id":" of a line is the job's (orch(1) reads it
+		 * so, with no JSON parser; a spec's strings could forge one) */
 		line = jv_object_set(line, jv_string("job"), jv_copy(job));
+		line = jv_object_set(line, jv_string("spec"), spec);
 		if (orch_put_batch(line) < 0)  /* a plan is read whole: flush at exit */
 			return EX_FAIL;
 	}

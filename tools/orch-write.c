@@ -252,7 +252,7 @@ static int create_excl(int pfd, const char *name, const char *buf, size_t len)
 	int fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -1;
-	int rc = fchmod(fd, 0644) < 0 || orch_write_all(fd, buf, len) < 0 || fsync(fd) < 0 ? -1 : 0;
+	int rc = orch_write_all(fd, buf, len) < 0 || fsync(fd) < 0 ? -1 : 0;  /* 0644 less the umask */
 	if (close(fd) < 0)
 		rc = -1;
 	if (rc == 0) {
