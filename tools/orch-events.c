@@ -387,43 +387,17 @@ static int cmd_stats(int json)
 	return EX_OK;
 }
 
-static int print_completed(jv e, void *ctx)
-{
-	jv *done = ctx;
-	const char *type = orch_jstr(e, "type"), *step = orch_jstr(e, "step");
-	if (type && strcmp(type, "job.started") == 0) {
-		jv data = jv_object_get(jv_copy(e), jv_string("data"));
-		if (!orch_jbool(data, "resume", 0)) {
-			jv_free(*done);
-			*done = jv_array();
-		}
-		jv_free(data);
-	} else if (type && step && strcmp(type, "step.succeeded") == 0) {
-		jv s = jv_string(step);
-		int seen = 0;
-		jv_array_foreach(*done, i, x) {
-			(void)i;
-			seen |= jv_equal(x, jv_copy(s));
-		}
-		*done = seen ? (jv_free(s), *done) : jv_array_append(*done, s);
-	}
-	jv_free(e);
-	return 0;
-}
-
-/* The steps orch_events_completed() gives, in the order they succeeded. */
+/* The steps orch_events_completed() gives (what --resume skips), in the
+ * order they first succeeded: a jv object keeps its keys' order. */
 static int cmd_completed(void)
 {
 	char *path = events_path();
-	jv done = jv_array(), set = orch_events_completed(path);
-	orch_events_read(path, print_completed, &done);
-	jv_array_foreach(done, i, s) {
-		(void)i;
-		if (jv_get_kind(jv_object_get(jv_copy(set), jv_copy(s))) == JV_KIND_TRUE)
-			printf("%s\n", jv_string_value(s));
-		jv_free(s);
+	jv set = orch_events_completed(path);
+	jv_object_foreach(set, k, v) {
+		printf("%s\n", jv_string_value(k));
+		jv_free(k);
+		jv_free(v);
 	}
-	jv_free(done);
 	jv_free(set);
 	free(path);
 	return EX_OK;
