@@ -7,7 +7,7 @@ O ?= build
 
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib -DORCH_VERSION='"$(VERSION)"'
-LDLIBS = -Wl,--as-needed -lyaml -ljq -lonig -lcurl -lsodium -lm
+LDLIBS = -Wl,--as-needed -lyaml -ljq -lonig -lsodium -lm  # libcurl: orch-call dlopens it
 SAN = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 TOOLS = $(patsubst tools/%.c,$(O)/bin/%,$(wildcard tools/*.c))
