@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include "orch.h"
 
-jv orch_event(const char *job_id, const char *level, const char *type,
+static jv event(const char *job_id, const char *level, const char *type,
               const char *step, jv data)
 {
 	char ts[32];
@@ -85,7 +85,7 @@ int orch_emit(const char *run_dir, const char *level, const char *type,
 	if (!step)
 		step = getenv("ORCH_STEP");
 	char *job = orch_run_job_id(run_dir);
-	jv e = orch_event(job, level, type, step, data);
+	jv e = event(job, level, type, step, data);
 	free(job);
 	size_t n;
 	char *text = orch_json_text(e, &n);

@@ -120,6 +120,8 @@ jv orch_read_one(FILE *f, const char *name)
 
 jv orch_parse_line(const char *line, size_t n)
 {
+	if (!line || n == 0)
+		return jv_invalid_with_msg(jv_string("an empty line"));
 	if (memchr(line, 0, n))
 		return jv_invalid_with_msg(jv_string("a NUL byte in a line"));
 	return jv_parse_sized(line, (int)n);

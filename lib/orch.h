@@ -130,9 +130,6 @@ char *orch_path(const char *dir, const char *rel);  /* dir/rel, malloc'd */
  * no-op. Returns 0, or -1 (reported). */
 int orch_emit(const char *run_dir, const char *level, const char *type,
               const char *step, jv data);
-/* Build the event line (without newline) as orch_emit would. */
-jv orch_event(const char *job_id, const char *level, const char *type,
-              const char *step, jv data);
 /* Read an event log line by line; a torn or invalid line is reported
  * with its line number and skipped. fn gets each event (consumed).
  * A missing file is no events. Returns 0, or fn's non-zero value. */

@@ -294,3 +294,12 @@ fill() {
 	assert_failure 2
 	assert_output "orch-events: <stdin>:2:13: Invalid literal"
 }
+
+@test "events: emit - appends the valid records, names the invalid one, and exits 2" {
+	run sh -c 'printf "%s\n" "{\"type\":\"a.one\"}" "{\"type\":\"Bad Type\"}" "{\"type\":\"a.two\",\"data\":[1]}" "{\"type\":\"a.three\"}" | orch-events emit -'
+	assert_failure 2
+	assert_line "orch-events: <stdin>: record 2: not an event {\"type\",\"step\",\"level\",\"data\":{}}: skipped"
+	assert_line "orch-events: <stdin>: record 3: not an event {\"type\",\"step\",\"level\",\"data\":{}}: skipped"
+	run jq -r .type "$ORCH_RUN_DIR/events.jsonl"
+	assert_output $'a.one\na.three'
+}

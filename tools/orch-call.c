@@ -169,13 +169,6 @@ static int is_kind(jv v, jv_kind k)
 /* Provider text as JSON. A NUL byte is never JSON, and libjq 1.6 leaks on
  * some inputs holding one: refuse it first (lib's orch_parse_line, when
  * it lands, does the same). */
-static jv parse(const char *s, size_t n)
-{
-	if (!s || memchr(s, 0, n))
-		return jv_invalid();
-	return jv_parse_sized(s, (int)n);
-}
-
 static double ms3(double s)
 {
 	return round(s * 1000) / 1000;
@@ -549,19 +542,26 @@ static void openai_chunk(struct job *j, jv v)
 	jv_free(v);
 }
 
+/* One item of a stream: a JSON object for fn (which takes it), or a
+ * failure of the attempt. */
+static void stream_object(struct job *j, const char *s, size_t n, void (*fn)(struct job *, jv))
+{
+	jv v = orch_parse_line(s, n);
+	if (!is_kind(v, JV_KIND_OBJECT)) {
+		jv_free(v);
+		fail(j, 0, "invalid JSON in the stream");
+		return;
+	}
+	fn(j, v);
+}
+
 static void openai_data(struct job *j, const char *s, size_t n)
 {
 	if (n == 6 && memcmp(s, "[DONE]", 6) == 0) {
 		j->ended = 1;
 		return;
 	}
-	jv v = parse(s, n);
-	if (!is_kind(v, JV_KIND_OBJECT)) {
-		jv_free(v);
-		fail(j, 0, "invalid JSON in the stream");
-		return;
-	}
-	openai_chunk(j, v);
+	stream_object(j, s, n, openai_chunk);
 }
 
 /* anthropic: typed events; usage is cumulative, so the last one counts. */
@@ -612,24 +612,12 @@ static void anthropic_event(struct job *j, jv v)
 
 static void anthropic_data(struct job *j, const char *s, size_t n)
 {
-	jv v = parse(s, n);
-	if (!is_kind(v, JV_KIND_OBJECT)) {
-		jv_free(v);
-		fail(j, 0, "invalid JSON in the stream");
-		return;
-	}
-	anthropic_event(j, v);
+	stream_object(j, s, n, anthropic_event);
 }
 
 static void ollama_line(struct job *j, const char *s, size_t n)
 {
-	jv v = parse(s, n);
-	if (!is_kind(v, JV_KIND_OBJECT)) {
-		jv_free(v);
-		fail(j, 0, "invalid JSON in the stream");
-		return;
-	}
-	ollama_obj(j, v);
+	stream_object(j, s, n, ollama_obj);
 }
 
 /* The body of a request: opts merged in, ours set last so they win. */
@@ -1196,7 +1184,7 @@ static void http_error(struct job *j)
 {
 	long s = j->status;
 	int t = s == 429 || s == 500 || s == 502 || s == 503 || s == 504 || s == 529;
-	jv b = parse(j->raw.p, j->raw.n);
+	jv b = orch_parse_line(j->raw.p, j->raw.n);
 	if (is_kind(b, JV_KIND_OBJECT) && error_in(j, b, t)) {
 		jv e = get(b, "error");
 		const char *code = orch_jstr(e, "code"), *type = orch_jstr(e, "type");
@@ -1239,7 +1227,7 @@ static void finish_attempt(struct job *j, CURLcode rc)
 	else if (j->status != 200)
 		http_error(j);
 	else if (!opt.stream) {
-		jv v = parse(j->raw.p, j->raw.n);
+		jv v = orch_parse_line(j->raw.p, j->raw.n);
 		if (is_kind(v, JV_KIND_OBJECT))
 			j->p->whole(j, v);
 		else {

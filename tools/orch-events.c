@@ -58,9 +58,12 @@ static int valid_type(const char *t)
 
 /* emit -: one event per input record {"type","step","level","data"}, each
  * appended on its own (so concurrent writers interleave whole lines). */
+struct emit_state { long n; int bad; };  /* records read, any refused */
+
 static int emit_record(jv r, void *ctx)
 {
-	(void)ctx;
+	struct emit_state *st = ctx;
+	st->n++;
 	const char *type = orch_jstr(r, "type"), *step = orch_jstr(r, "step");
 	const char *level = orch_jstr(r, "level");
 	jv data = jv_object_get(jv_copy(r), jv_string("data"));
@@ -68,7 +71,9 @@ static int emit_record(jv r, void *ctx)
 	if (!type || !valid_type(type) || (step && !orch_job_id_valid(step)) ||
 	    (level && strcmp(level, "INFO") && strcmp(level, "WARN") && strcmp(level, "ERROR")) ||
 	    (jv_is_valid(data) && jv_get_kind(data) != JV_KIND_OBJECT && jv_get_kind(data) != JV_KIND_NULL)) {
-		orch_err("<stdin>: not an event record {\"type\",\"step\",\"level\",\"data\":{}}: skipped");
+		orch_err("<stdin>: record %ld: not an event {\"type\",\"step\",\"level\",\"data\":{}}: skipped",
+		         st->n);
+		st->bad = 1;
 		jv_free(data);
 	} else if (orch_emit(run, level ? level : "INFO", type, step ? step : "", data) < 0)
 		rc = EX_FAIL;
@@ -85,7 +90,9 @@ static int cmd_emit(int argc, char **argv, const char *step, const char *level,
 		free(events_path());
 		if (orch_mkdir_p(run, 0700) < 0)
 			orch_die_sys(EX_FAIL, "cannot create %s", run);
-		return orch_records(stdin, "<stdin>", emit_record, NULL);
+		struct emit_state st = {0, 0};
+		int rc = orch_records(stdin, "<stdin>", emit_record, &st);
+		return rc ? rc : st.bad ? EX_USAGE : EX_OK;  /* the valid ones are in */
 	}
 	if (!valid_type(argv[0]))
 		orch_die(EX_USAGE, "invalid event type '%s' (lower case, digits, . _ -)", argv[0]);

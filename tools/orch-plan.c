@@ -85,8 +85,6 @@ static void arena_free(void)
 	}
 }
 
-static size_t nnodes;
-
 static node *new_node(int kind, yaml_mark_t m)
 {
 	node *x = alloc(sizeof *x);
@@ -94,7 +92,6 @@ static node *new_node(int kind, yaml_mark_t m)
 	x->kind = kind;
 	x->line = m.line + 1;
 	x->col = m.column + 1;
-	nnodes++;
 	return x;
 }
 
@@ -130,7 +127,6 @@ static void tree_free(void)
 	free(owned);
 	owned = NULL;
 	nowned = capowned = 0;
-	nnodes = 0;
 	arena_free();
 }
 
@@ -744,9 +740,8 @@ static struct step *steps;
 static size_t nsteps;
 static orch_map *byid;
 
-static void check_step(const node *root, const node *x, size_t i)
+static void check_step(const node *root, const node *x)
 {
-	(void)i;
 	if (!want_map(x, "each step"))
 		return;
 	check_keys(x, step_keys, "a step");
@@ -1235,7 +1230,7 @@ static int plan(char *text, size_t len, const char *path, int mode)
 	size_t *order = NULL, norder = 0;
 	if (st && st->kind == N_SEQ) {
 		for (uint32_t i = 0; i < st->n; i++)
-			check_step(root, st->u.kids[i], i);
+			check_step(root, st->u.kids[i]);
 		build_graph(st);
 		order = topo_order(&norder);
 		if (norder < nsteps)
