@@ -250,12 +250,11 @@ int orch_json_valid(const char *s, size_t n)
 /* ---- compact output ----------------------------------------------------
  * libjq 1.6's jv_dump_string spends ~200 instructions a byte (it appends
  * to a jv string piece by piece). orch_json_append writes the same bytes
- * (tests/fuzz and tests/05-json check it against jv_dump_string) into a
+ * (tests/fuzz/records.c checks it against jv_dump_string) into a
  * plain buffer: objects in jv_object_iter order, as jv_dump does; strings
  * escaped as jq does; integers printed here, other numbers by libjq. */
-struct buf { char *p; size_t n, cap; };
 
-static void buf_need(struct buf *b, size_t more)
+static void buf_need(struct orch_buf *b, size_t more)
 {
 	if (b->n + more > b->cap) {
 		while (b->n + more > b->cap)
@@ -264,22 +263,32 @@ static void buf_need(struct buf *b, size_t more)
 	}
 }
 
-static void buf_add(struct buf *b, const char *s, size_t n)
+static void buf_add(struct orch_buf *b, const char *s, size_t n)
 {
 	buf_need(b, n);
 	memcpy(b->p + b->n, s, n);
 	b->n += n;
 }
 
-static void add_string(struct buf *b, const char *s, size_t n)
+static int plain(unsigned char c)
+{
+	return c >= 0x20 && c != '"' && c != '\\' && c != 0x7f;
+}
+
+static void add_string(struct orch_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	buf_need(b, n + 2);
 	b->p[b->n++] = '"';
+	size_t i = 0;
+	while (i < n && plain(s[i]))
+		i++;
+	memcpy(b->p + b->n, s, i);  /* most strings are all of this */
+	b->n += i;
 	size_t run = 0;  /* bytes that need no escape, copied at once */
-	for (size_t i = 0; i < n; i++) {
+	for (; i < n; i++) {
 		unsigned char c = s[i];
-		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
+		if (plain(c)) {
 			run++;
 			continue;
 		}
@@ -301,17 +310,25 @@ static void add_string(struct buf *b, const char *s, size_t n)
 		}
 		buf_add(b, e, k);
 	}
-	buf_add(b, s + n - run, run);
-	buf_add(b, "\"", 1);
+	buf_need(b, run + 1);
+	memcpy(b->p + b->n, s + n - run, run);
+	b->p[b->n + run] = '"';
+	b->n += run + 1;
 }
 
-static void add_number(struct buf *b, jv v)
+static void add_number(struct orch_buf *b, jv v)
 {
 	double d = jv_number_value(v);
 	if (d > -1e15 && d < 1e15 && d == (double)(long long)d && !(d == 0 && signbit(d))) {
-		char t[24];
-		int n = snprintf(t, sizeof t, "%lld", (long long)d);
-		buf_add(b, t, n);
+		char t[24], *e = t + sizeof t, *p = e;
+		long long i = (long long)d;
+		unsigned long long u = i < 0 ? -(unsigned long long)i : (unsigned long long)i;
+		do
+			*--p = '0' + u % 10;
+		while (u /= 10);
+		if (i < 0)
+			*--p = '-';
+		buf_add(b, p, e - p);
 		jv_free(v);
 		return;
 	}
@@ -321,7 +338,7 @@ static void add_number(struct buf *b, jv v)
 }
 
 /* v is consumed. */
-static void add_value(struct buf *b, jv v)
+static void add_value(struct orch_buf *b, jv v)
 {
 	switch (jv_get_kind(v)) {
 	case JV_KIND_NULL: buf_add(b, "null", 4); break;
@@ -361,9 +378,76 @@ static void add_value(struct buf *b, jv v)
 	jv_free(v);
 }
 
+/* ---- a writer for records not built as jv ------------------------------ */
+enum { JW_MORE = 1, JW_OBJECT = 2 };
+
+static void jw_sep(orch_jw *w)
+{
+	if (w->keyed)
+		w->keyed = 0;
+	else if (w->depth && w->at[w->depth - 1] & JW_MORE)
+		buf_add(&w->b, ",", 1);
+	if (w->depth)
+		w->at[w->depth - 1] |= JW_MORE;
+}
+
+void orch_jw_open(orch_jw *w, char c)
+{
+	jw_sep(w);
+	if (w->depth == ORCH_JW_DEPTH)
+		orch_die(EX_FAIL, "JSON writer: nested too deep");
+	w->at[w->depth++] = c == '{' ? JW_OBJECT : 0;
+	buf_add(&w->b, c == '{' ? "{" : "[", 1);
+}
+
+void orch_jw_close(orch_jw *w)
+{
+	buf_add(&w->b, w->at[--w->depth] & JW_OBJECT ? "}" : "]", 1);
+}
+
+void orch_jw_key(orch_jw *w, const char *k)
+{
+	jw_sep(w);
+	add_string(&w->b, k, strlen(k));
+	buf_add(&w->b, ":", 1);
+	w->keyed = 1;
+}
+
+void orch_jw_str(orch_jw *w, const char *s)
+{
+	jw_sep(w);
+	add_string(&w->b, s, strlen(s));
+}
+
+void orch_jw_jv(orch_jw *w, jv v)
+{
+	jw_sep(w);
+	add_value(&w->b, v);
+}
+
+void orch_jw_text(orch_jw *w, const char *json, size_t n)
+{
+	jw_sep(w);
+	buf_add(&w->b, json, n);
+}
+
+int orch_jw_put(orch_jw *w)
+{
+	buf_add(&w->b, "\n", 1);
+	size_t n = w->b.n;
+	w->b.n = 0;
+	return fwrite(w->b.p, 1, n, stdout) == n ? 0 : -1;
+}
+
+void orch_jw_free(orch_jw *w)
+{
+	free(w->b.p);
+	memset(w, 0, sizeof *w);
+}
+
 char *orch_json_text(jv v, size_t *len)
 {
-	struct buf b = {0};
+	struct orch_buf b = {0};
 	add_value(&b, v);
 	buf_need(&b, 1);
 	b.p[b.n] = 0;
@@ -384,7 +468,7 @@ char *orch_dump(jv v, int sorted)
 
 int orch_put_batch(jv v)
 {
-	static struct buf b;  /* reused: one allocation for a whole stream */
+	static struct orch_buf b;  /* reused: one allocation for a whole stream */
 	b.n = 0;
 	add_value(&b, v);
 	buf_add(&b, "\n", 1);

@@ -83,6 +83,29 @@ int orch_put_batch(jv v);
 /* Compact JSON text of v (consumed), malloc'd, NUL-terminated: the bytes
  * jv_dump_string(v, 0) gives, at a tenth of the cost. */
 char *orch_json_text(jv v, size_t *len);
+/* A JSON writer for records too many to build as jv first (orch-plan's
+ * lines: building a jv costs several times what printing it does). It
+ * puts the commas, escapes the strings, and writes the bytes orch_put
+ * would for the same value. Start from a zeroed orch_jw; a key comes
+ * before each value in an object. */
+#define ORCH_JW_DEPTH 512
+struct orch_buf { char *p; size_t n, cap; };
+typedef struct orch_jw {
+	struct orch_buf b;  /* the line so far */
+	unsigned depth, keyed;
+	unsigned char at[ORCH_JW_DEPTH];  /* per level: object? a value yet? */
+} orch_jw;
+void orch_jw_open(orch_jw *w, char c);  /* '{' or '[' */
+void orch_jw_close(orch_jw *w);
+void orch_jw_key(orch_jw *w, const char *k);
+void orch_jw_str(orch_jw *w, const char *s);
+void orch_jw_jv(orch_jw *w, jv v);  /* any value, consumed */
+/* A value already written as text, by orch_json_text: for one value that
+ * every record repeats (printed once, not once a record). */
+void orch_jw_text(orch_jw *w, const char *json, size_t n);
+/* The line, with a newline, to stdout unflushed (-1 on error); w is reset. */
+int orch_jw_put(orch_jw *w);
+void orch_jw_free(orch_jw *w);
 /* Compact JSON text of v (consumed), malloc'd, sorted keys if sorted. */
 char *orch_dump(jv v, int sorted);
 /* Small accessors; they do not consume obj. */
