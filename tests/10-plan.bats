@@ -289,3 +289,54 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	run jq -r 'keys_unsorted | join(" ")' <<<"$line"
 	assert_output "step needs wave priority index job spec"
 }
+
+@test "plan: each spec is jq's defaults + step, needs and provider merged, in the same key order" {
+	# orch-plan writes lines from the spec's tree, not through jv; this is
+	# the same plan computed by jq from the same file
+	cat > oracle.jq <<-'EOF'
+	def prov: if . == null then null elif type == "string" then {name: .} else . end;
+	def merged($j; $s):
+	  if $s == null then $j
+	  elif $j == null then $s
+	  elif ($s.name | type) == "string" and $s.name != $j.name then $s
+	  else ($j + $s) | if ($j.opts | type) == "object" and ($s.opts | type) == "object"
+	                   then .opts = ($j.opts + $s.opts) else . end
+	  end;
+	(.provider | prov) as $jp | (.defaults // {}) as $d
+	| .steps[]
+	| (.needs // [] | if type == "string" then [.] else . end) as $n
+	| merged($jp; .provider | prov) as $p
+	| $d + (.needs = $n) | if $p != null then .provider = $p else . end
+	EOF
+	orch-plan "$F/merge.json" > plan
+	jq -c -f oracle.jq "$F/merge.json" > want
+	jq -sc 'sort_by(.index)[] | .spec' plan > got
+	run diff want got
+	assert_success
+	# and each line is already what jq itself prints for it
+	jq -c . plan > again
+	run diff plan again
+	assert_success
+}
+
+@test "plan: a step's values are written as the job's are (YAML scalars resolved alike)" {
+	cat > s.yaml <<-'EOF'
+	job: scalars
+	inputs: &v
+	  plain: [yes, No, "yes", ~, null, '', 0x1F, -12, 1e3, 1.5, +7, .5, 007, -0, 1e400]
+	  text: ["tab\there", "q \" b \\ \x01 \e \u2028", héllo, "\U0001F600", {a: {b: [[]]}}]
+	  empty: {}
+	steps:
+	  - id: a
+	    run: "true"
+	    x-v: *v
+	EOF
+	run orch-plan s.yaml
+	assert_success
+	job=${output#*\"inputs\":}
+	job=${job%%,\"spec_file\"*}
+	spec=${output#*\"x-v\":}
+	spec=${spec%%,\"needs\":*}
+	[ "${#job}" -gt 100 ]
+	assert_equal "$spec" "$job"
+}
