@@ -466,18 +466,13 @@ char *orch_dump(jv v, int sorted)
 	return r;
 }
 
-int orch_put_batch(jv v)
+int orch_put(jv v)
 {
 	static struct orch_buf b;  /* reused: one allocation for a whole stream */
 	b.n = 0;
 	add_value(&b, v);
 	buf_add(&b, "\n", 1);
-	return fwrite(b.p, 1, b.n, stdout) == b.n ? 0 : -1;
-}
-
-int orch_put(jv v)
-{
-	return orch_put_batch(v) < 0 || fflush(stdout) != 0 ? -1 : 0;
+	return fwrite(b.p, 1, b.n, stdout) == b.n && fflush(stdout) == 0 ? 0 : -1;
 }
 
 const char *orch_jstr(jv obj, const char *key)

@@ -78,8 +78,6 @@ jv orch_parse_line(const char *line, size_t n);
 int orch_json_valid(const char *s, size_t n);
 /* Print v (consumed) compact with a newline and flush. -1 on write error. */
 int orch_put(jv v);
-/* The same without the flush, for output consumed whole (a plan). */
-int orch_put_batch(jv v);
 /* Compact JSON text of v (consumed), malloc'd, NUL-terminated: the bytes
  * jv_dump_string(v, 0) gives, at a tenth of the cost. */
 char *orch_json_text(jv v, size_t *len);
