@@ -206,6 +206,24 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	assert_failure 2
 }
 
+@test "plan: a step's own priority is the one --waves shows and the plan carries" {
+	cat > s.yaml <<-'EOF'
+	job: p
+	steps:
+	  - {id: a, run: "true"}
+	  - {id: b, run: "true", needs: a, priority: 7}
+	  - {id: c, run: "true", needs: b}
+	EOF
+	run orch-plan s.yaml
+	assert_success
+	run jq -c '[.step, .priority]' <<<"$output"
+	assert_output $'["a",2]\n["b",7]\n["c",0]'
+	run orch-plan --waves s.yaml
+	assert_success
+	assert_line --index 1 --regexp '^0 +a +2 +-$'
+	assert_line --index 2 --regexp '^1 +b +7 +a$'
+}
+
 @test "plan: random DAGs: every edge goes forward, waves and priorities are longest paths" {
 	for seed in 1 2 3 4 5 6 7 8; do
 		awk -v seed=$seed 'BEGIN { srand(seed); n = 30 + int(rand() * 60)

@@ -1101,6 +1101,13 @@ static jv job_jv(const node *root, const char *spec_file)
  * tests/10-plan checks lines against jq's own + on the same spec, and the
  * fuzzer checks that every line reads back as itself. */
 
+/* The step's own priority: if it gives one, else the computed one. */
+static long priority(const struct step *s)
+{
+	const node *p = get(s->x, "priority");
+	return p && scalar_kind(p) == JV_KIND_NUMBER ? (long)strtod(p->u.str, NULL) : s->prio;
+}
+
 /* x as to_jv(x) would have it; libyaml's scalars are valid UTF-8. */
 static void put_node(orch_jw *w, const node *x)
 {
@@ -1183,8 +1190,6 @@ static int print_plan(const node *root, const size_t *order, jv job)
 		const struct step *s = &steps[order[k]];
 		jv prov = (p = get(s->x, "provider")) ?
 		          merge_provider(jv_copy(jobprov), provider_jv(p)) : jv_copy(jobprov);
-		long prio = (p = get(s->x, "priority")) && scalar_kind(p) == JV_KIND_NUMBER ?
-		            (long)strtod(p->u.str, NULL) : s->prio;
 		orch_jw_open(&w, '{');
 		orch_jw_key(&w, "step");
 		orch_jw_str(&w, s->id);
@@ -1193,7 +1198,7 @@ static int print_plan(const node *root, const size_t *order, jv job)
 		orch_jw_key(&w, "wave");
 		orch_jw_jv(&w, jv_number(s->wave));
 		orch_jw_key(&w, "priority");
-		orch_jw_jv(&w, jv_number(prio));
+		orch_jw_jv(&w, jv_number(priority(s)));
 		orch_jw_key(&w, "index");
 		orch_jw_jv(&w, jv_number(order[k]));
 		/* job before spec: all before it are names and numbers, so the
@@ -1260,7 +1265,7 @@ static int print_waves(const size_t *order)
 	printf("%-4s  %-*s  %-8s  %s\n", "wave", (int)width, "step", "priority", "needs");
 	for (size_t k = 0; k < nsteps; k++) {
 		const struct step *s = &steps[w[k]];
-		printf("%-4ld  %-*s  %-8ld  ", s->wave, (int)width, s->id, s->prio);
+		printf("%-4ld  %-*s  %-8ld  ", s->wave, (int)width, s->id, priority(s));
 		for (size_t q = 0; q < s->nneeds; q++)
 			printf("%s%s", q ? ", " : "", steps[s->needs[q]].id);
 		printf("%s\n", s->nneeds ? "" : "-");
