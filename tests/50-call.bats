@@ -348,6 +348,46 @@ nreqs() { [ -f reqs.jsonl ] && wc -l < reqs.jsonl | tr -d ' ' || echo 0; }
 	[[ "$stderr" == *"openai: HTTP 401"* ]]
 }
 
+@test "-j: exec commands run side by side; answers in input order" {
+	# each command waits until all three have started: run one at a time,
+	# the first would wait for the others until its --timeout
+	for i in 1 2 3; do
+		jq -cn --arg q "n$i" '{provider:"exec", messages:[{role:"user",content:$q}]}'
+	done > three.jsonl
+	wait_all='touch "started.$$"; while [ "$(ls started.* | wc -l)" -lt 3 ]; do sleep 0.02; done; cat'
+	run --separate-stderr orch-call -j 3 --timeout 30 --command "$wait_all" three.jsonl
+	assert_success
+	[ "$(echo "$output" | jq -r .content | tr -s '\n' ' ')" = "n1 n2 n3 " ]
+	[ "$(ls started.* | wc -l)" -eq 3 ]
+}
+
+@test "-j: an exec command runs beside an HTTP request" {
+	fake_start
+	# the command answers once the HTTP request has reached the server,
+	# which only happens while orch-call waits on both at once
+	{
+		req openai ok a
+		jq -cn '{provider:"exec", command:"while [ ! -s reqs.jsonl ]; do sleep 0.02; done; echo b",
+		         messages:[{role:"user",content:"x"}]}'
+	} > mix.jsonl
+	run --separate-stderr orch-call -j 2 --timeout 30 mix.jsonl
+	assert_success
+	[ "$(echo "$output" | jq -r .content | tr -s '\n' ' ')" = "fake: a b " ]
+}
+
+@test "-j: an exec command that times out fails alone; one that closes stdout first is waited for" {
+	{
+		jq -cn '{provider:"exec", command:"exec sleep 30", messages:[{role:"user",content:"x"}]}'
+		jq -cn '{provider:"exec", command:"echo early; exec >&-; sleep 0.3; exit 4", messages:[{role:"user",content:"x"}]}'
+		jq -cn '{provider:"exec", command:"cat", messages:[{role:"user",content:"fine"}]}'
+	} > three.jsonl
+	run --separate-stderr orch-call -j 3 --timeout 2 three.jsonl
+	[ "$status" -eq 1 ]
+	[ "$(echo "$output" | jq -r .content)" = fine ]
+	[[ "$stderr" == *"exec: the command timed out after 2s"* ]]
+	[[ "$stderr" == *"exec: the command exited with status 4"* ]]
+}
+
 # ---- secrets ----
 
 @test "redaction: no API key in the run folder or on stderr, even with --verbose" {

@@ -14,13 +14,14 @@
  * is the last user message).
  *
  * Assumptions: the HTTP requests of one process share one curl multi
- * handle, so -j N keeps N requests in flight from one thread; exec and echo
- * run one at a time, in between. A transient fault (429, 500, 502, 503,
- * 504, 529, a connection failure, a timeout, a stream cut before its end
- * marker, a transient error inside a stream) is retried with exponential
- * backoff and full jitter, honouring Retry-After, all within --timeout for
- * the whole call; if only transient faults exhausted the retries the exit
- * status is 75 (try again later), else 1. API keys travel only in request
+ * handle, and exec commands' pipes are polled with its sockets, so -j N
+ * keeps N requests in flight from one thread; echo answers at once. A
+ * transient fault (429, 500, 502, 503, 504, 529, a connection failure, a
+ * timeout, a stream cut before its end marker, a transient error inside a
+ * stream) is retried with exponential backoff and full jitter, honouring
+ * Retry-After, all within --timeout for the whole call; if only transient
+ * faults exhausted the retries the exit status is 75 (try again later),
+ * else 1. API keys travel only in request
  * headers; --verbose shows them redacted, and every provider message is
  * scrubbed of them before it is printed or logged.
  */
@@ -366,7 +367,7 @@ done:
 
 /* ---- jobs: one request each, printed in input order ---- */
 
-enum { J_RUN = 1, J_WAIT, J_DONE };
+enum { J_RUN = 1, J_WAIT, J_EXEC, J_DONE };
 struct prov;
 
 struct job {
@@ -376,6 +377,11 @@ struct job {
 	int state, attempt, rc, logfd;
 	long prompt_est;
 	double t0, t_att, deadline, wake;
+	/* exec: the command, the pipes to it (-1 once closed), the prompt */
+	pid_t pid;
+	int wfd, rfd, pw, pr;  /* pw, pr: their places in pump's poll list */
+	jv in;
+	size_t off;
 	/* HTTP */
 	CURL *h;
 	struct curl_slist *hdrs;
@@ -960,72 +966,16 @@ static pid_t spawn(const char *cmd, char **envp, int *wfd, int *rfd)
 	return pid;
 }
 
-/* Feed the prompt and read the answer until the command closes its
- * stdout; 0, or -1 when the deadline passed first. */
-static int exec_io(struct job *j, int wfd, int rfd, const char *data, size_t len)
-{
-	size_t off = 0;
-	int rc = 0;
-	while (rfd >= 0) {
-		struct pollfd pf[2] = {{rfd, POLLIN, 0}, {wfd, POLLOUT, 0}};
-		double left = j->deadline - orch_mono();
-		if (left <= 0) {
-			rc = -1;
-			break;
-		}
-		int r = poll(pf, wfd >= 0 ? 2 : 1, (int)fmin(left * 1000 + 1, 60000));
-		if (r < 0 && errno != EINTR)
-			orch_die_sys(EX_FAIL, "poll");
-		if (r <= 0)
-			continue;
-		if (wfd >= 0 && pf[1].revents) {
-			ssize_t w = write(wfd, data + off, len - off);
-			if (w > 0)
-				off += w;
-			if ((w < 0 && errno != EAGAIN) || off == len) {
-				close(wfd);  /* EPIPE: the command does not read its prompt */
-				wfd = -1;
-			}
-		}
-		if (pf[0].revents) {
-			char b[65536];
-			ssize_t n = read(rfd, b, sizeof b);
-			if (n > 0)
-				got_text(j, b, n);
-			else if (n == 0 || errno != EINTR) {
-				close(rfd);
-				rfd = -1;
-			}
-		}
-	}
-	if (wfd >= 0)
-		close(wfd);
-	if (rfd >= 0)
-		close(rfd);
-	return rc;
-}
-
-static void run_exec(struct job *j)
+/* exec runs beside the HTTP requests: pump() polls its pipes with theirs. */
+static void exec_start(struct job *j)
 {
 	j->attempt = 1;
 	j->t_att = orch_mono();
 	emit_request(j);
-	jv sys, in = exec_prompt(j, &sys);
+	jv sys;
+	j->in = exec_prompt(j, &sys);
 	char **envp = exec_env(jv_string_value(sys), j->model);
-	int wfd, rfd, st = 0;
-	pid_t pid = spawn(orch_jstr(j->req, "command"), envp, &wfd, &rfd);
-	int timed_out = exec_io(j, wfd, rfd, jv_string_value(in),
-	                        jv_string_length_bytes(jv_copy(in))) < 0;
-	if (timed_out)
-		kill(pid, SIGKILL);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (timed_out)
-		fail(j, 0, "the command timed out after %gs", opt.timeout);
-	else if (WIFSIGNALED(st))
-		fail(j, 0, "the command was killed by signal %d", WTERMSIG(st));
-	else if (WEXITSTATUS(st) != 0)
-		fail(j, 0, "the command exited with status %d", WEXITSTATUS(st));
+	j->pid = spawn(orch_jstr(j->req, "command"), envp, &j->wfd, &j->rfd);
 	size_t ne = 0;
 	while (envp[ne])
 		ne++;
@@ -1033,8 +983,62 @@ static void run_exec(struct job *j)
 	free(envp[ne - 2]);
 	free(envp);
 	jv_free(sys);
-	jv_free(in);
+	j->state = J_EXEC;
+}
+
+/* Poll said the pipes are ready (pw, pr: revents): feed the prompt, read
+ * the answer. */
+static void exec_io(struct job *j, short pw, short pr)
+{
+	if (j->wfd >= 0 && pw) {
+		size_t len = jv_string_length_bytes(jv_copy(j->in));
+		ssize_t w = write(j->wfd, jv_string_value(j->in) + j->off, len - j->off);
+		if (w > 0)
+			j->off += w;
+		if ((w < 0 && errno != EAGAIN && errno != EINTR) || j->off == len) {
+			close(j->wfd);  /* EPIPE: the command does not read its prompt */
+			j->wfd = -1;
+		}
+	}
+	if (j->rfd >= 0 && pr) {
+		char b[65536];
+		ssize_t n = read(j->rfd, b, sizeof b);
+		if (n > 0)
+			got_text(j, b, n);
+		else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+			close(j->rfd);
+			j->rfd = -1;
+		}
+	}
+}
+
+/* Once the command has closed its stdout and exited, or its time is up:
+ * its status, and the answer settled. 0 while it still runs. */
+static int exec_reap(struct job *j, double now)
+{
+	int late = now >= j->deadline, st = 0;
+	if (j->rfd >= 0 && !late)
+		return 0;
+	if (late)
+		kill(j->pid, SIGKILL);
+	pid_t r;
+	while ((r = waitpid(j->pid, &st, late ? 0 : WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (r == 0)
+		return 0;  /* stdout closed, not gone yet */
+	if (j->wfd >= 0)
+		close(j->wfd);
+	if (j->rfd >= 0)
+		close(j->rfd);
+	j->wfd = j->rfd = -1;
+	if (late)
+		fail(j, 0, "the command timed out after %gs", opt.timeout);
+	else if (WIFSIGNALED(st))
+		fail(j, 0, "the command was killed by signal %d", WTERMSIG(st));
+	else if (WEXITSTATUS(st) != 0)
+		fail(j, 0, "the command exited with status %d", WEXITSTATUS(st));
 	settle(j);
+	return 1;
 }
 
 /* ---- HTTP over one curl multi handle ---- */
@@ -1249,6 +1253,7 @@ static void job_free(struct job *j)
 	jv_free(j->content);
 	jv_free(j->finish);
 	jv_free(j->out);
+	jv_free(j->in);
 	if (j->hdrs)
 		curl_slist_free_all(j->hdrs);
 	free(j->url);
@@ -1276,40 +1281,84 @@ static void flush_ready(void)
 		qhead = qn = 0;
 }
 
+/* Wait up to ms for the pipes in pf (and libcurl's sockets, once loaded). */
+static void wait_fds(struct pollfd *pf, size_t n, long ms)
+{
+	if (!multi) {
+		if (poll(pf, n, (int)ms) < 0 && errno != EINTR)
+			orch_die_sys(EX_FAIL, "poll");
+		return;
+	}
+	struct curl_waitfd *w = orch_xmalloc(n * sizeof *w + 1);
+	for (size_t i = 0; i < n; i++)
+		w[i] = (struct curl_waitfd){pf[i].fd, pf[i].events, 0};
+	curl_multi_poll(multi, w, (unsigned)n, (int)ms, NULL);
+	for (size_t i = 0; i < n; i++)
+		pf[i].revents = w[i].revents;
+	free(w);
+}
+
 static void pump(void)
 {
-	int still, left;
-	curl_multi_perform(multi, &still);
-	CURLMsg *m;
-	while ((m = curl_multi_info_read(multi, &left)))
-		if (m->msg == CURLMSG_DONE) {
-			struct job *j;
-			CURLcode rc = m->data.result;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
-			finish_attempt(j, rc);
-			if (j->state == J_DONE)
-				active--;
-		}
+	if (multi) {
+		int still, left;
+		curl_multi_perform(multi, &still);
+		CURLMsg *m;
+		while ((m = curl_multi_info_read(multi, &left)))
+			if (m->msg == CURLMSG_DONE) {
+				struct job *j;
+				CURLcode rc = m->data.result;
+				curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+				finish_attempt(j, rc);
+				if (j->state == J_DONE)
+					active--;
+			}
+	}
 	double now = orch_mono(), next = -1;
+	static struct pollfd *pf;
+	static size_t cap;
+	size_t n = 0;
 	for (size_t i = qhead; i < qn; i++) {
 		struct job *j = queue[i];
-		if (j->state != J_WAIT)
-			continue;
-		if (j->wake <= now)
-			start_attempt(j);
-		else if (next < 0 || j->wake < next)
-			next = j->wake;
+		double at = -1;
+		if (j->state == J_EXEC) {
+			if (exec_reap(j, now)) {
+				active--;
+				continue;
+			}
+			if (n + 2 > cap)
+				pf = orch_xrealloc(pf, (cap = 2 * cap + 16) * sizeof *pf);
+			j->pw = j->pr = -1;
+			if (j->wfd >= 0)
+				pf[j->pw = n++] = (struct pollfd){j->wfd, POLLOUT, 0};
+			if (j->rfd >= 0)
+				pf[j->pr = n++] = (struct pollfd){j->rfd, POLLIN, 0};
+			at = j->rfd >= 0 ? j->deadline : now + 0.01;  /* closed: see it exit */
+		} else if (j->state == J_WAIT) {
+			if (j->wake <= now)
+				start_attempt(j);
+			else
+				at = j->wake;
+		}
+		if (at >= 0 && (next < 0 || at < next))
+			next = at;
 	}
 	flush_ready();
 	if (!active)
 		return;
 	long t = -1;
-	curl_multi_timeout(multi, &t);
+	if (multi)
+		curl_multi_timeout(multi, &t);
 	if (t < 0 || t > 1000)
 		t = 1000;
 	if (next >= 0 && (next - now) * 1000 < t)
 		t = (long)((next - now) * 1000) + 1;
-	curl_multi_poll(multi, NULL, 0, (int)t, NULL);
+	wait_fds(pf, n, t);
+	for (size_t i = qhead; i < qn; i++) {
+		struct job *j = queue[i];
+		if (j->state == J_EXEC)
+			exec_io(j, j->pw >= 0 ? pf[j->pw].revents : 0, j->pr >= 0 ? pf[j->pr].revents : 0);
+	}
 }
 
 static int open_log(const char *step)
@@ -1345,6 +1394,8 @@ static void enqueue(jv req)
 	j->content = jv_string("");
 	j->finish = jv_null();
 	j->out = jv_null();
+	j->in = jv_null();
+	j->wfd = j->rfd = -1;
 	j->retry_after = -1;
 	j->t0 = orch_mono();
 	j->deadline = j->t0 + opt.timeout;
@@ -1362,8 +1413,10 @@ static void enqueue(jv req)
 	queue[qn++] = j;
 	if (strcmp(j->name, "echo") == 0)
 		run_echo(j);
-	else if (strcmp(j->name, "exec") == 0)
-		run_exec(j);
+	else if (strcmp(j->name, "exec") == 0) {
+		active++;
+		exec_start(j);
+	}
 	else {
 		curl_up();
 		j->hdrs = header(NULL, "Content-Type", "application/json");
