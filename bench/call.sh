@@ -3,6 +3,7 @@
 # answering each after 100 ms (so 4 waves: 0.4 s is the floor; the target
 # is under 0.6 s), with orch-call's own CPU per request. The peer, measured
 # in the same run, is the shell way: xargs -P 50 running one curl per request.
+# Then the exec provider the same way, against xargs -P 50 sh -c.
 # Each figure is the best of 3 runs.
 set -u
 bin=$(cd "${1:-build/bin}" && pwd) || exit 2
@@ -67,4 +68,14 @@ if command -v curl >/dev/null 2>&1; then
 		"$tmp/one.json" "$OPENAI_BASE_URL/chat/completions") || exit 1
 	report "xargs -P 50 curl (openai, whole)" "$r"
 fi
+
+# exec: a command that takes 100 ms per request, 50 at a time, against
+# xargs -P 50 running the same command
+reqs exec > "$tmp/exec.jsonl"
+r=$(best "$bin/orch-call" -j 50 --command 'sleep 0.1; cat' "$tmp/exec.jsonl") || exit 1
+lines=$(wc -l < "$tmp/out")
+[ "$lines" -eq $n ] || { echo "bench/call.sh: $lines answers, not $n" >&2; exit 1; }
+report "orch-call -j 50 exec (sleep 0.1; cat)" "$r"
+r=$(best sh -c 'seq '$n' | xargs -P 50 -I{} sh -c "echo request {} | { sleep 0.1; cat; }"') || exit 1
+report "xargs -P 50 sh -c (the same command)" "$r"
 echo "floor: 4 waves x 0.1 s = 0.400 s; target < 0.6 s"
