@@ -31,6 +31,16 @@ for n in 10000 100000; do
 	set -- $(best "$bin/orch-plan" --check "$tmp/spec.yaml")
 	printf '%-28s %10s %10.1f %12s\n' "orch-plan --check $n" "$1" "$(echo "$2 / 1024" | bc -l)" ""
 done
+# wide, not long: one step of 40,000 keys over 40,000 defaults (x- keys);
+# a line costs the size of the step plus that of the defaults
+awk 'BEGIN { n = 40000; printf "job: wide\ndefaults: {"
+	for (i = 0; i < n; i++) printf "%sx-k%d: %d", i ? ", " : "", i, i
+	printf "}\nsteps:\n  - {id: a, run: x"
+	for (i = 0; i < n; i += 2) printf ", x-k%d: o%d", i, i
+	for (i = 0; i < n; i++) printf ", x-j%d: %d", i, i
+	print "}" }' > "$tmp/wide.yaml"
+set -- $(best "$bin/orch-plan" "$tmp/wide.yaml")
+printf '%-28s %10s %10.1f %12s\n' "orch-plan 1 step, 100k keys" "$1" "$(echo "$2 / 1024" | bc -l)" "linear"
 printf '(peer for scale: python3 yaml.safe_load of the 100,000-step spec) '
 if python3 -c 'import yaml' 2>/dev/null; then
 	python3 - "$tmp/spec.yaml" <<'PY'

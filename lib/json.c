@@ -433,6 +433,8 @@ void orch_jw_text(orch_jw *w, const char *json, size_t n)
 
 int orch_jw_put(orch_jw *w)
 {
+	if (w->depth || w->keyed)
+		orch_die(EX_FAIL, "JSON writer: a record put before its end");
 	buf_add(&w->b, "\n", 1);
 	size_t n = w->b.n;
 	w->b.n = 0;

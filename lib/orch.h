@@ -95,6 +95,8 @@ typedef struct orch_jw {
 } orch_jw;
 void orch_jw_open(orch_jw *w, char c);  /* '{' or '[' */
 void orch_jw_close(orch_jw *w);
+/* k and s must be valid UTF-8 (libyaml's scalars are): they are copied
+ * as they are, where jv_string would replace a bad byte with U+FFFD. */
 void orch_jw_key(orch_jw *w, const char *k);
 void orch_jw_str(orch_jw *w, const char *s);
 void orch_jw_jv(orch_jw *w, jv v);  /* any value, consumed */

@@ -504,15 +504,20 @@ static jv_kind scalar_kind(const node *x)
 	       is_number(s) ? JV_KIND_NUMBER : JV_KIND_STRING;
 }
 
-static jv scalar_jv(const node *x)
+static jv scalar_as(const node *x, jv_kind k)
 {
-	switch (scalar_kind(x)) {
+	switch (k) {
 	case JV_KIND_NULL: return jv_null();
 	case JV_KIND_TRUE: return jv_true();
 	case JV_KIND_FALSE: return jv_false();
 	case JV_KIND_NUMBER: return jv_number(strtod(x->u.str, NULL));
 	default: return jv_string(x->u.str);
 	}
+}
+
+static jv scalar_jv(const node *x)
+{
+	return scalar_as(x, scalar_kind(x));
 }
 
 /* Recursion is bounded: depth <= MAX_EXPANDED_DEPTH (finish()). */
@@ -1116,7 +1121,7 @@ static void put_node(orch_jw *w, const node *x)
 		if (k == JV_KIND_STRING)
 			orch_jw_str(w, x->u.str);
 		else
-			orch_jw_jv(w, scalar_jv(x));
+			orch_jw_jv(w, scalar_as(x, k));
 		return;
 	}
 	orch_jw_open(w, x->kind == N_MAP ? '{' : '[');
@@ -1153,20 +1158,36 @@ static void put_field(orch_jw *w, const struct step *s, const char *key, const n
 		put_node(w, v);
 }
 
+/* The job's defaults, each key's place in them, and room for a step's
+ * values over them: a step's keys are looked up once each, so a line costs
+ * the size of the step plus that of the defaults, never their product. */
+struct defaults {
+	const node *m;      /* the mapping; NULL if the job has none */
+	uint32_t n;         /* its keys */
+	orch_map *at;       /* key -> its place, 0 to n - 1 */
+	const node **over;  /* per place: the step's value, while it is written */
+};
+
 /* The step's keys over the job's defaults: the keys of defaults first,
  * then the step's own, then needs and provider if it had none (the order
  * jq's defaults + step gives). */
-static void put_spec(orch_jw *w, const struct step *s, const node *defaults, jv prov)
+static void put_spec(orch_jw *w, const struct step *s, struct defaults *d, jv prov)
 {
-	const node *x = s->x, *v;
+	const node *x = s->x;
+	for (uint32_t i = 0; d->n && i + 1 < x->n; i += 2) {
+		long at = orch_map_get(d->at, x->u.kids[i]->u.str);
+		if (at >= 0)
+			d->over[at] = x->u.kids[i + 1];
+	}
 	orch_jw_open(w, '{');
-	for (uint32_t i = 0; defaults && i + 1 < defaults->n; i += 2) {
-		const char *key = defaults->u.kids[i]->u.str;
-		put_field(w, s, key, (v = get(x, key)) ? v : defaults->u.kids[i + 1], prov);
+	for (uint32_t k = 0; k < d->n; k++) {
+		const node *v = d->over[k] ? d->over[k] : d->m->u.kids[2 * k + 1];
+		put_field(w, s, d->m->u.kids[2 * k]->u.str, v, prov);
+		d->over[k] = NULL;
 	}
 	for (uint32_t i = 0; i + 1 < x->n; i += 2) {
 		const char *key = x->u.kids[i]->u.str;
-		if (!get(defaults, key))
+		if (!d->n || orch_map_get(d->at, key) < 0)
 			put_field(w, s, key, x->u.kids[i + 1], prov);
 	}
 	if (!get(x, "needs"))
@@ -1178,9 +1199,17 @@ static void put_spec(orch_jw *w, const struct step *s, const node *defaults, jv 
 
 static int print_plan(const node *root, const size_t *order, jv job)
 {
-	const node *defaults = get(root, "defaults"), *p;
-	if (defaults && defaults->kind != N_MAP)
-		defaults = NULL;
+	const node *p;
+	struct defaults d = {get(root, "defaults"), 0, NULL, NULL};
+	if (d.m) {  /* a mapping: checked */
+		d.n = d.m->n / 2;
+		d.at = orch_map_new(d.n);
+		d.over = orch_xmalloc(d.n * sizeof *d.over + 1);
+		for (uint32_t k = 0; k < d.n; k++) {
+			orch_map_put(d.at, d.m->u.kids[2 * k]->u.str, k);
+			d.over[k] = NULL;
+		}
+	}
 	jv jobprov = provider_jv(get(root, "provider"));
 	size_t njob;
 	char *jobtext = orch_json_text(jv_copy(job), &njob);  /* the same in every line */
@@ -1207,17 +1236,23 @@ static int print_plan(const node *root, const size_t *order, jv job)
 		orch_jw_key(&w, "job");
 		orch_jw_text(&w, jobtext, njob);
 		orch_jw_key(&w, "spec");
-		put_spec(&w, s, defaults, prov);
+		put_spec(&w, s, &d, prov);
 		orch_jw_close(&w);
 		jv_free(prov);
 		if (orch_jw_put(&w) < 0)  /* a plan is read whole: flush at exit */
 			rc = EX_FAIL;
 	}
 	orch_jw_free(&w);
+	orch_map_free(d.at);
+	free(d.over);
 	free(jobtext);
 	jv_free(jobprov);
 	return rc;
 }
+
+/* The fuzzer puts a check of print_plan against the same lines built as
+ * jv here. */
+static int (*plan_printer)(const node *, const size_t *, jv) = print_plan;
 
 static int by_wave(const void *a, const void *b)
 {
@@ -1327,7 +1362,7 @@ static int plan(char *text, size_t len, const char *path, int mode)
 	if (rc == EX_OK) {
 		levels(order);
 		jv job = job_jv(root, path);
-		rc = mode == 'p' ? print_plan(root, order, job) : mode == 'd' ? print_dot(order, job) :
+		rc = mode == 'p' ? plan_printer(root, order, job) : mode == 'd' ? print_dot(order, job) :
 		     mode == 'w' ? print_waves(order) : EX_OK;
 		jv_free(job);
 	}
