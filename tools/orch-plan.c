@@ -1104,7 +1104,7 @@ static jv job_jv(const node *root, const char *spec_file)
  * each line as jv and freeing it cost twice the whole check (10,000 steps:
  * 90 ms against 30 ms). A line holds what the jv would, in the same order;
  * tests/10-plan checks lines against jq's own + on the same spec, and the
- * fuzzer checks that every line reads back as itself. */
+ * fuzzer (tests/fuzz/spec.c) against the same lines built as jv. */
 
 /* The step's own priority: if it gives one, else the computed one. */
 static long priority(const struct step *s)
