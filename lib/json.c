@@ -489,6 +489,18 @@ const char *orch_jstr(jv obj, const char *key)
 	return s;
 }
 
+jv orch_jget(jv obj, const char *key)
+{
+	if (jv_get_kind(obj) != JV_KIND_OBJECT)
+		return jv_null();
+	jv v = jv_object_get(jv_copy(obj), jv_string(key));
+	if (!jv_is_valid(v)) {
+		jv_free(v);
+		return jv_null();
+	}
+	return v;
+}
+
 int orch_jnum(jv obj, const char *key, double *out)
 {
 	if (jv_get_kind(obj) != JV_KIND_OBJECT)

@@ -68,6 +68,15 @@ typedef int (*orch_record_fn)(jv rec, void *ctx);
  * invalid input report "name:line:col: message" and return EX_USAGE;
  * else the first non-zero callback value, or 0. */
 int orch_records(FILE *f, const char *name, orch_record_fn fn, void *ctx);
+/* loop.c: the loop every record-reading tool shares (as mblaze's
+ * blaze822_loop): each file named in files[0..n) in turn, "-" meaning
+ * stdin, or stdin alone when n is 0, read with orch_records. A file that
+ * cannot be opened is reported and the loop goes on. Returns the first
+ * non-zero value of fn or of a file's reading (EX_USAGE: invalid JSON),
+ * else EX_FAIL if a file could not be opened, else 0. While fn runs,
+ * orch_loop_at() names the file and counts its records (1 for the first). */
+int orch_loop(char **files, int n, orch_record_fn fn, void *ctx);
+const char *orch_loop_at(long *rec);
 /* Read exactly one JSON value from f; invalid value on error (reported). */
 jv orch_read_one(FILE *f, const char *name);
 /* One line of JSON text. A NUL byte is never valid JSON, and libjq 1.6
@@ -109,6 +118,7 @@ void orch_jw_free(orch_jw *w);
 /* Compact JSON text of v (consumed), malloc'd, sorted keys if sorted. */
 char *orch_dump(jv v, int sorted);
 /* Small accessors; they do not consume obj. */
+jv orch_jget(jv obj, const char *key);  /* obj.key (a new value); null when absent or obj is no object */
 const char *orch_jstr(jv obj, const char *key);  /* NULL unless a string; valid while obj lives */
 int orch_jnum(jv obj, const char *key, double *out);  /* 1 if a number */
 int orch_jbool(jv obj, const char *key, int dflt);  /* true/false, else dflt */
@@ -185,6 +195,9 @@ void orch_now_iso(char buf[32]);   /* 2025-10-22T10:00:00.123Z */
 double orch_mono(void);            /* monotonic seconds */
 double orch_wall(void);            /* epoch seconds */
 int orch_parse_iso(const char *s, double *epoch);
+/* An age or duration: "90s", "30m", "12h", "7d", "2w", "3600" (seconds),
+ * fractions allowed; -1 if malformed or negative. */
+double orch_parse_age(const char *s);
 
 /* hash.c: libsodium. */
 void orch_sha256_hex(const void *buf, size_t len, char out[65]);

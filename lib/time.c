@@ -1,5 +1,6 @@
 /* time.c: timestamps. Events use UTC with milliseconds. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "orch.h"
@@ -52,4 +53,20 @@ int orch_parse_iso(const char *s, double *epoch)
 		return -1;
 	*epoch = (double)timegm(&tm) + frac;
 	return 0;
+}
+
+double orch_parse_age(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || !(v >= 0 && v < 1e15) || (*end && end[1]))
+		return -1;
+	switch (*end) {
+	case 0: case 's': return v;
+	case 'm': return v * 60;
+	case 'h': return v * 3600;
+	case 'd': return v * 86400;
+	case 'w': return v * 7 * 86400;
+	}
+	return -1;
 }

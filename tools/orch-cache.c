@@ -60,17 +60,6 @@ static const char usage[] =
 
 /* ---- the key ---- */
 
-/* obj[key] (obj not consumed), null when absent. */
-static jv get(jv obj, const char *key)
-{
-	jv v = jv_object_get(jv_copy(obj), jv_string(key));
-	if (!jv_is_valid(v)) {
-		jv_free(v);
-		return jv_null();
-	}
-	return v;
-}
-
 /* The key's input object for one request, or invalid with a message. */
 static jv key_object(jv req)
 {
@@ -78,18 +67,18 @@ static jv key_object(jv req)
 		jv_free(req);
 		return jv_invalid_with_msg(jv_string("a request must be a JSON object"));
 	}
-	jv msgs = get(req, "messages");
+	jv msgs = orch_jget(req, "messages");
 	if (jv_get_kind(msgs) != JV_KIND_ARRAY) {
 		jv_free(msgs);
 		jv_free(req);
 		return jv_invalid_with_msg(jv_string("a request needs a \"messages\" array"));
 	}
-	jv prov = get(req, "provider");
+	jv prov = orch_jget(req, "provider");
 	jv name = jv_null(), model, opts;
 	if (jv_get_kind(prov) == JV_KIND_OBJECT) {  /* {"name","model","opts"} form */
-		name = get(prov, "name");
-		model = get(prov, "model");
-		opts = get(prov, "opts");
+		name = orch_jget(prov, "name");
+		model = orch_jget(prov, "model");
+		opts = orch_jget(prov, "opts");
 		jv_free(prov);
 	} else {
 		name = prov;
@@ -98,15 +87,15 @@ static jv key_object(jv req)
 	}
 	if (jv_get_kind(model) == JV_KIND_NULL) {
 		jv_free(model);
-		model = get(req, "model");
+		model = orch_jget(req, "model");
 	}
 	if (jv_get_kind(model) == JV_KIND_NULL) {
 		jv_free(model);
-		model = get(req, "command");
+		model = orch_jget(req, "command");
 	}
 	if (jv_get_kind(opts) == JV_KIND_NULL) {
 		jv_free(opts);
-		opts = get(req, "opts");
+		opts = orch_jget(req, "opts");
 		if (jv_get_kind(opts) == JV_KIND_NULL) {
 			jv_free(opts);
 			opts = jv_object();
@@ -119,7 +108,7 @@ static jv key_object(jv req)
 	p = jv_object_set(p, jv_string("opts"), opts);
 	jv k = jv_object();
 	k = jv_object_set(k, jv_string("provider"), p);
-	k = jv_object_set(k, jv_string("step"), get(req, "step"));
+	k = jv_object_set(k, jv_string("step"), orch_jget(req, "step"));
 	jv_free(req);
 	k = jv_object_set(k, jv_string("inputs"), msgs);
 	k = jv_object_set(k, jv_string("code_version"), jv_string(cv && *cv ? cv : ORCH_VERSION));
@@ -597,23 +586,6 @@ static double parse_size(const char *s)
 	return end[1] == 0 || (end[1] == 'B' && end[2] == 0) ? v : -1;
 }
 
-/* "90s", "30m", "12h", "7d", "2w", "3600": seconds; -1 if malformed. */
-static double parse_age(const char *s)
-{
-	char *end;
-	double v = strtod(s, &end);
-	if (end == s || v < 0 || (*end && end[1]))
-		return -1;
-	switch (*end) {
-	case 0: case 's': return v;
-	case 'm': return v * 60;
-	case 'h': return v * 3600;
-	case 'd': return v * 86400;
-	case 'w': return v * 7 * 86400;
-	}
-	return -1;
-}
-
 static int by_mtime(const void *a, const void *b)
 {
 	const struct ent *x = a, *y = b;
@@ -638,7 +610,7 @@ static int cmd_prune(int argc, char **argv)
 				orch_die(EX_USAGE, "bad --max-size %s (say 500K, 10M, 2G or bytes)", optarg);
 			break;
 		case 'A':
-			if ((age = parse_age(optarg)) < 0)
+			if ((age = orch_parse_age(optarg)) < 0)
 				orch_die(EX_USAGE, "bad --older-than %s (say 90s, 30m, 12h, 7d, 2w)", optarg);
 			break;
 		default:

@@ -273,16 +273,13 @@ static void tail_stream(struct filter *f, FILE *in, char **buf, size_t *cap, int
 	clearerr(in);
 }
 
-/* "2025-10-22T10:00:00Z", "2025-10-22", or an age: 90s, 10m, 2h, 1d. */
+/* "2025-10-22T10:00:00Z", "2025-10-22", or an age (orch_parse_age). */
 static int parse_since(const char *s, char out[32])
 {
-	double t;
-	char *end;
-	double n = strtod(s, &end);
-	if (end != s && end[0] && !end[1] && strchr("smhd", *end)) {
-		double mult = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : 86400;
-		t = orch_wall() - n * mult;
-	} else if (orch_parse_iso(s, &t) < 0)
+	double t, age = orch_parse_age(s);
+	if (age >= 0 && strspn(s, "0123456789.") < strlen(s))  /* a bare number is no age here */
+		t = orch_wall() - age;
+	else if (orch_parse_iso(s, &t) < 0)
 		return -1;
 	time_t sec = (time_t)t;
 	struct tm tm;
@@ -467,7 +464,7 @@ int main(int argc, char **argv)
 		f.level = level;
 		f.glob = f.type && strpbrk(f.type, "*?[");
 		if (since && parse_since(since, f.since) < 0)
-			orch_die(EX_USAGE, "--since %s: not a time (2025-10-22T10:00:00Z) or an age (90s, 10m, 2h, 1d)", since);
+			orch_die(EX_USAGE, "--since %s: not a time (2025-10-22T10:00:00Z) or an age (90s, 10m, 2h, 1d, 2w)", since);
 		char *err = NULL;
 		if (jqexpr && !(f.jq = orch_jq_compile(jqexpr, &err))) {
 			orch_err_at("--jq", 0, 0, "%s", err);
