@@ -20,9 +20,19 @@ $(O)/lib/%.o: lib/%.c lib/orch.h
 	$(CC) $(CFLAGS) -c -o $@ $<
 $(O)/liborch.a: $(LIBOBJ)
 	$(AR) rcs $@ $^
-$(O)/bin/%: tools/%.c $(O)/liborch.a lib/orch.h
+# A tool grown past one file keeps its parts in tools/<name>/ (a header and
+# .c files): one line per such tool, as mblaze's GNUmakefile lists them.
+parts = $(patsubst %.c,$(O)/%.o,$(wildcard tools/$(1)/*.c))
+$(O)/bin/orch-call: $(call parts,call)
+$(O)/bin/orch-sched: $(call parts,sched)
+$(O)/bin/orch-write: $(call parts,write)
+$(O)/bin/orch-plan: $(call parts,plan)
+$(O)/tools/%.o: tools/%.c lib/orch.h $(wildcard tools/*/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(O)/liborch.a $(LDLIBS)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(O)/bin/%: tools/%.c $(O)/liborch.a lib/orch.h $(wildcard tools/*/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(O)/liborch.a $(LDLIBS)
 $(O)/bin/orch: scripts/orch
 	@mkdir -p $(@D)
 	sed 's/@VERSION@/$(VERSION)/' scripts/orch > $@ && chmod 755 $@
@@ -44,4 +54,4 @@ clean:
 	rm -rf $(O)
 
 .PHONY: all san check bench fuzz install clean
-.SECONDARY: $(LIBOBJ)
+.SECONDARY:

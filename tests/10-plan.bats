@@ -365,3 +365,14 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	)
 	assert_equal "$spec" "$want"
 }
+
+@test "plan: --id prints the job id alone, and refuses an invalid spec" {
+	printf 'job: idjob\ntask: t\nsteps:\n  - {id: a, run: "true"}\n' > s.yaml
+	run orch-plan --id s.yaml
+	assert_success
+	assert_output idjob
+	printf 'job: idjob\ntask: t\nsteps:\n  - {id: a, needs: [b], run: "true"}\n' > bad.yaml
+	run orch-plan --id bad.yaml
+	assert_failure 2
+	assert_output --partial "bad.yaml:4:"
+}

@@ -37,11 +37,12 @@
 #define EXPANSION_SLACK 100000  /* expanded nodes allowed: 2 per input byte + this */
 
 static const char usage[] =
-	"usage: orch-plan [--check | --dot | --waves] [SPEC | -]\n"
+	"usage: orch-plan [--check | --dot | --waves | --id] [SPEC | -]\n"
 	"  Validate a job spec and print its plan, one JSON line per step.\n"
 	"  --check   validate only, print nothing\n"
 	"  --dot     print a Graphviz digraph, one rank per wave\n"
 	"  --waves   print a readable table of waves\n"
+	"  --id      print the job id alone (job=$(orch-plan --id SPEC))\n"
 	"  --help, --version, --run DIR (accepted, unused)\n";
 
 /* ---- the node tree ---------------------------------------------------- */
@@ -1333,10 +1334,17 @@ static void json_tabs(char *text)
 				*q = ' ';
 }
 
+/* --id: the job id alone, as nq prints its id: job=$(orch-plan --id SPEC). */
+static int print_id(jv job)
+{
+	puts(orch_jstr(job, "job_id"));
+	return EX_OK;
+}
+
 static int check_jq = 1;  /* the fuzzer turns it off: ~20 ms a compile */
 
 /* Check text (the spec named path) and print it as mode asks: 'p' the plan,
- * 'd' dot, 'w' waves, 'c' nothing. Leaves no state behind. */
+ * 'd' dot, 'w' waves, 'i' the job id, 'c' nothing. Leaves no state behind. */
 static int plan(char *text, size_t len, const char *path, int mode)
 {
 	fname = strcmp(path, "-") == 0 ? "<stdin>" : path;
@@ -1363,7 +1371,7 @@ static int plan(char *text, size_t len, const char *path, int mode)
 		levels(order);
 		jv job = job_jv(root, path);
 		rc = mode == 'p' ? plan_printer(root, order, job) : mode == 'd' ? print_dot(order, job) :
-		     mode == 'w' ? print_waves(order) : EX_OK;
+		     mode == 'w' ? print_waves(order) : mode == 'i' ? print_id(job) : EX_OK;
 		jv_free(job);
 	}
 	free(order);
@@ -1377,6 +1385,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"check", no_argument, 0, 'c'},
 		{"dot", no_argument, 0, 'd'},
+		{"id", no_argument, 0, 'i'},
 		{"waves", no_argument, 0, 'w'},
 		ORCH_COMMON_LONGOPTS,
 		{0, 0, 0, 0},
@@ -1384,7 +1393,7 @@ int main(int argc, char **argv)
 	int c, mode = 'p';
 	orch_init(argc, argv);
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
-		if (c == 'c' || c == 'd' || c == 'w')
+		if (c == 'c' || c == 'd' || c == 'w' || c == 'i')
 			mode = c;
 		else
 			orch_common(c, optarg, usage);
