@@ -270,6 +270,18 @@ static void buf_add(struct orch_buf *b, const char *s, size_t n)
 	b->n += n;
 }
 
+void orch_buf_add(struct orch_buf *b, const void *s, size_t n)
+{
+	if (n)  /* memcpy may not take the NULL of an empty buffer */
+		buf_add(b, s, n);
+}
+
+void orch_buf_free(struct orch_buf *b)
+{
+	free(b->p);
+	*b = (struct orch_buf){0};
+}
+
 static int plain(unsigned char c)
 {
 	return c >= 0x20 && c != '"' && c != '\\' && c != 0x7f;
