@@ -1,0 +1,100 @@
+/* anthropic.c: Anthropic's messages API. POST
+ * $ANTHROPIC_BASE_URL/v1/messages with x-api-key and anthropic-version;
+ * system messages go to the top-level "system", max_tokens is always
+ * sent. The stream is typed events (usage is cumulative, so the last one
+ * counts); a whole answer is one object of type "message". */
+#include <stdlib.h>
+#include <string.h>
+#include "call.h"
+
+void anthropic_prepare(const struct job *j, struct http_req *r)
+{
+	char *b = wire_base("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
+	r->url = orch_fmt("%s/v1/messages", b);
+	free(b);
+	jv body = wire_body(j, 0), msgs = orch_jget(j->req, "messages"), rest = jv_array();
+	jv sys = jv_string("");
+	jv_array_foreach(msgs, i, m) {
+		if (strcmp(orch_jstr(m, "role"), "system") == 0) {
+			if (jv_string_length_bytes(jv_copy(sys)) > 0)
+				sys = jv_string_append_str(sys, "\n\n");
+			sys = jv_string_append_str(sys, orch_jstr(m, "content"));
+			jv_free(m);
+		} else
+			rest = jv_array_append(rest, m);
+	}
+	jv_free(msgs);
+	if (jv_string_length_bytes(jv_copy(sys)) > 0)
+		body = jv_object_set(body, jv_string("system"), sys);
+	else
+		jv_free(sys);
+	body = jv_object_set(body, jv_string("messages"), rest);
+	jv mt = orch_jget(body, "max_tokens");
+	if (!is_kind(mt, JV_KIND_NUMBER))
+		body = jv_object_set(body, jv_string("max_tokens"), jv_number(4096));
+	jv_free(mt);
+	r->body = orch_dump(body, 0);
+	const char *key = wire_env("ANTHROPIC_API_KEY");
+	if (key)
+		http_header(r, "x-api-key", key);
+	http_header(r, "anthropic-version", "2023-06-01");
+}
+
+static void usage_of(struct job *j, jv obj)
+{
+	jv u = orch_jget(obj, "usage");
+	wire_usage(j, u, "input_tokens", "output_tokens");
+	jv_free(u);
+}
+
+/* A whole (non-streamed) answer: its text blocks. */
+static void whole_message(struct job *j, jv v)
+{
+	jv c = orch_jget(v, "content");
+	if (is_kind(c, JV_KIND_ARRAY))
+		jv_array_foreach(c, i, b) {
+			const char *bt = orch_jstr(b, "type"), *t = orch_jstr(b, "text");
+			if (bt && strcmp(bt, "text") == 0 && t)
+				job_text(j, t, strlen(t));
+			jv_free(b);
+		}
+	wire_finish(j, orch_jget(v, "stop_reason"));
+	usage_of(j, v);
+	j->ended = 1;
+	jv_free(c);
+}
+
+void anthropic_event(struct job *j, jv v)
+{
+	const char *type = orch_jstr(v, "type");
+	if (!type)
+		type = "";
+	if (strcmp(type, "error") == 0)
+		wire_error(j, v, 1);
+	else if (strcmp(type, "message_start") == 0) {
+		jv m = orch_jget(v, "message");
+		usage_of(j, m);
+		jv_free(m);
+	} else if (strcmp(type, "content_block_delta") == 0) {
+		jv d = orch_jget(v, "delta");
+		const char *dt = orch_jstr(d, "type"), *t = orch_jstr(d, "text");
+		if (dt && strcmp(dt, "text_delta") == 0 && t)
+			job_text(j, t, strlen(t));
+		jv_free(d);
+	} else if (strcmp(type, "message_delta") == 0) {
+		jv d = orch_jget(v, "delta");
+		wire_finish(j, orch_jget(d, "stop_reason"));
+		usage_of(j, v);
+		jv_free(d);
+	} else if (strcmp(type, "message_stop") == 0)
+		j->ended = 1;
+	else if (strcmp(type, "message") == 0)
+		whole_message(j, v);
+	/* ping, content_block_start/stop and unknown events: nothing to do */
+	jv_free(v);
+}
+
+void anthropic_data(struct job *j, const char *s, size_t n)
+{
+	wire_object(j, s, n, anthropic_event);
+}

@@ -1,0 +1,136 @@
+/* call.h: the parts of orch-call and what they share.
+ *
+ *   orch-call.c   options, the queue of jobs, settle and retry, main
+ *   request.c     a record made into a request (templates, defaults)
+ *   provider.c    the provider table: one row per provider
+ *   wire.c        what the HTTP providers' wire formats have in common
+ *   ollama.c, openai.c, anthropic.c   one wire format each
+ *   http.c        libcurl (loaded on first use), one multi handle
+ *   exec.c        the exec and echo providers
+ *
+ * A job is one request, from its record to its printed answer. Every part
+ * runs in the one thread of the queue's loop; nothing here is locked.
+ */
+#ifndef CALL_H
+#define CALL_H
+
+#include <poll.h>
+#include "orch.h"
+
+static inline int is_kind(jv v, jv_kind k)
+{
+	return jv_get_kind(v) == k;
+}
+
+/* The command line (orch-call.c). */
+struct call_opts {
+	int render, stream, verbose, jobs, retries;
+	const char *provider, *model, *command;
+	double timeout, connect_timeout, backoff, backoff_cap;
+};
+extern struct call_opts opt;
+
+enum job_state { J_RUN = 1, J_WAIT, J_EXEC, J_DONE };
+
+struct job {
+	jv req;                            /* the request, finalized */
+	const struct provider *p;
+	const char *name, *model, *step;   /* point into req */
+	int state, attempt, rc, logfd;     /* logfd: the step's log, or -1 */
+	long prompt_est;                   /* prompt tokens, estimated */
+	double t0, t_att, deadline, wake;  /* monotonic: call, attempt, end, retry */
+	struct child *child;               /* exec.c's, for an exec job */
+	struct http *http;                 /* http.c's, for an HTTP job */
+	long status;                       /* the attempt's HTTP status, or 0 */
+	double retry_after;                /* seconds the provider asked for, or -1 */
+	/* the answer as it is parsed */
+	jv content, finish;
+	double ptok, ctok;
+	int has_ptok, has_ctok, ended, transient;
+	char *err;                         /* the first problem, redacted */
+	jv out;                            /* the response record, once done */
+};
+
+/* What an HTTP provider's prepare() makes: where to POST what, with which
+ * headers (Content-Type is there already). */
+struct curl_slist;
+struct http_req {
+	char *url, *body;
+	struct curl_slist *hdrs;
+};
+
+/* A row of the provider table (provider.c). */
+struct provider {
+	const char *name;
+	const char *model;  /* the model when none is given; NULL: one must be */
+	int command;        /* needs a command, which is the model when none is given */
+	void (*start)(struct job *);  /* begin an attempt: the first, or a retry */
+	/* HTTP providers only: */
+	void (*prepare)(const struct job *, struct http_req *);
+	void (*stream)(struct job *, const char *, size_t);  /* a line, or an SSE event's data */
+	void (*whole)(struct job *, jv);  /* a non-streamed answer (consumed) */
+	/* A non-200 answer's object (not consumed): set the error and whether
+	 * it is transient (the status says so); 0 if it holds no error. */
+	int (*error)(struct job *, jv, int transient);
+	int sse;            /* the stream is server-sent events, not lines */
+};
+const struct provider *provider_find(const char *name);  /* NULL if none */
+const char *provider_names(void);  /* "ollama, openai, ..." */
+
+/* orch-call.c: a job's answer and its end. */
+void job_fail(struct job *j, int transient, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));  /* the first failure counts */
+void job_text(struct job *j, const char *s, size_t n);  /* answer text, logged */
+void job_begin_attempt(struct job *j);  /* fresh answer, attempt++, llm.request */
+void job_settle(struct job *j);  /* the attempt is over: done, or retry later */
+char *redact(const char *s);  /* s without API keys, on one line; malloc'd */
+
+/* request.c */
+/* A record (consumed) as a request: a request record as it is, a step
+ * input record rendered; flags and defaults applied. Invalid (reported)
+ * when it cannot be called. */
+jv request_from(jv rec);
+void request_end(void);  /* free the template cache */
+
+/* wire.c: for the wire formats. */
+int wire_error(struct job *j, jv obj, int transient);  /* obj.error, if any */
+int wire_classify(struct job *j, jv obj, int transient);  /* the rows' error */
+void wire_usage(struct job *j, jv usage, const char *prompt_key, const char *completion_key);
+void wire_finish(struct job *j, jv reason);  /* reason consumed */
+void wire_object(struct job *j, const char *s, size_t n, void (*fn)(struct job *, jv));
+jv wire_body(const struct job *j, int ollama);
+char *wire_base(const char *var, const char *dflt);
+const char *wire_env(const char *name);  /* getenv, NULL when empty */
+
+/* The wire formats: the functions of their rows. */
+void ollama_prepare(const struct job *j, struct http_req *r);
+void ollama_line(struct job *j, const char *s, size_t n);
+void ollama_object(struct job *j, jv v);
+void openai_prepare(const struct job *j, struct http_req *r);
+void openai_data(struct job *j, const char *s, size_t n);
+void openai_chunk(struct job *j, jv v);
+void anthropic_prepare(const struct job *j, struct http_req *r);
+void anthropic_data(struct job *j, const char *s, size_t n);
+void anthropic_event(struct job *j, jv v);
+
+/* http.c: HTTP over one curl multi handle. */
+void http_start(struct job *j);  /* the row's start for HTTP providers */
+void http_header(struct http_req *r, const char *name, const char *value);
+void http_perform(void);  /* settle the attempts that are over */
+long http_timeout(void);  /* ms until libcurl wants to run, or -1 */
+/* Poll ps (and libcurl's sockets, once loaded) for up to ms. */
+struct pollset { struct pollfd *fd; size_t n, cap; };
+void http_wait(struct pollset *ps, long ms);
+void http_free(struct job *j);
+void http_end(void);
+
+/* exec.c: the exec and echo providers. */
+void echo_start(struct job *j);
+void exec_start(struct job *j);
+/* Settle j if its command is over (then -1), else add its pipes to ps and
+ * return when to look again. */
+double exec_watch(struct job *j, double now, struct pollset *ps);
+void exec_io(struct job *j, const struct pollset *ps);  /* after the poll */
+void exec_free(struct job *j);
+
+#endif

@@ -1,0 +1,137 @@
+/* wire.c: what the HTTP providers' wire formats share: the body with the
+ * request's opts, base URLs from the environment, usage and finish
+ * reasons, error objects and how they are classified.
+ *
+ * Assumes the request is finalized (request.c): messages, model and opts
+ * are there and of the right kinds. */
+#include <stdlib.h>
+#include <string.h>
+#include "call.h"
+
+const char *wire_env(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+/* $var (a host without a scheme gets http://), else dflt; no final '/'. */
+char *wire_base(const char *var, const char *dflt)
+{
+	const char *b = wire_env(var);
+	char *s = b ? (strstr(b, "://") ? orch_xstrdup(b) : orch_fmt("http://%s", b))
+	            : orch_xstrdup(dflt);
+	size_t n = strlen(s);
+	while (n > 0 && s[n - 1] == '/')
+		s[--n] = 0;
+	return s;
+}
+
+/* The body of a request: opts merged in, ours set last so they win. For
+ * ollama, opts go in "options" but for the few it takes at the top. */
+jv wire_body(const struct job *j, int ollama)
+{
+	static const char *top[] = {"format", "keep_alive", "think", "tools"};
+	jv b = jv_object(), opts = orch_jget(j->req, "opts"), options = jv_object();
+	jv_object_foreach(opts, k, v) {
+		int is_top = !ollama;
+		for (size_t i = 0; ollama && i < sizeof top / sizeof *top; i++)
+			is_top |= strcmp(jv_string_value(k), top[i]) == 0;
+		if (is_top)
+			b = jv_object_set(b, k, v);
+		else
+			options = jv_object_set(options, k, v);
+	}
+	jv_free(opts);
+	if (ollama && jv_object_length(jv_copy(options)) > 0)
+		b = jv_object_set(b, jv_string("options"), options);
+	else
+		jv_free(options);
+	b = jv_object_set(b, jv_string("model"), jv_string(j->model));
+	b = jv_object_set(b, jv_string("stream"), opt.stream ? jv_true() : jv_false());
+	return b;
+}
+
+void wire_usage(struct job *j, jv u, const char *pk, const char *ck)
+{
+	double v;
+	if (orch_jnum(u, pk, &v))
+		j->ptok = v, j->has_ptok = 1;
+	if (orch_jnum(u, ck, &v))
+		j->ctok = v, j->has_ctok = 1;
+}
+
+/* Anthropic's reasons in OpenAI's words: stop, length. */
+void wire_finish(struct job *j, jv reason)
+{
+	if (!is_kind(reason, JV_KIND_STRING)) {
+		jv_free(reason);
+		return;
+	}
+	const char *r = jv_string_value(reason);
+	const char *n = strcmp(r, "end_turn") == 0 || strcmp(r, "stop_sequence") == 0 ? "stop"
+	              : strcmp(r, "max_tokens") == 0 ? "length" : r;
+	jv_free(j->finish);
+	j->finish = jv_string(n);
+	jv_free(reason);
+}
+
+/* One item of a stream: a JSON object for fn (which takes it), or a
+ * failure of the attempt. */
+void wire_object(struct job *j, const char *s, size_t n, void (*fn)(struct job *, jv))
+{
+	jv v = orch_parse_line(s, n);
+	if (!is_kind(v, JV_KIND_OBJECT)) {
+		jv_free(v);
+		job_fail(j, 0, "invalid JSON in the stream");
+		return;
+	}
+	fn(j, v);
+}
+
+/* An {"error": ...} object from any of the three providers: its message;
+ * a string error is transient if the caller says so, a typed one if its
+ * type says so. */
+int wire_error(struct job *j, jv obj, int transient)
+{
+	jv e = orch_jget(obj, "error");
+	if (is_kind(e, JV_KIND_NULL)) {
+		jv_free(e);
+		return 0;
+	}
+	if (is_kind(e, JV_KIND_STRING))
+		job_fail(j, transient, "%s", jv_string_value(e));
+	else {
+		const char *type = orch_jstr(e, "type"), *msg = orch_jstr(e, "message");
+		int t = type && (strcmp(type, "overloaded_error") == 0 ||
+		                 strcmp(type, "api_error") == 0 ||
+		                 strcmp(type, "server_error") == 0 ||
+		                 strcmp(type, "rate_limit_error") == 0);
+		job_fail(j, t, "%s%s%s", type ? type : "", type ? ": " : "", msg ? msg : "error");
+	}
+	jv_free(e);
+	return 1;
+}
+
+/* Is the error one of running out of money (OpenAI's insufficient_quota,
+ * Anthropic's spend limits and credits)? No retry will mend it. */
+static int out_of_quota(jv e, const char *msg)
+{
+	const char *code = orch_jstr(e, "code"), *type = orch_jstr(e, "type");
+	return (code && strcmp(code, "insufficient_quota") == 0) ||
+	       (type && strcmp(type, "insufficient_quota") == 0) ||
+	       strcasestr(msg, "spend limit") || strcasestr(msg, "credit balance") ||
+	       strcasestr(msg, "usage limits") || strcasestr(msg, "credits are required") ||
+	       strcasestr(msg, "extra usage is required");
+}
+
+/* The error classifier of the three HTTP rows: the error object of a
+ * non-200 answer, transient as its status says unless out of quota. */
+int wire_classify(struct job *j, jv obj, int transient)
+{
+	if (!wire_error(j, obj, transient))
+		return 0;
+	jv e = orch_jget(obj, "error");
+	j->transient = transient && !out_of_quota(e, j->err);
+	jv_free(e);
+	return 1;
+}
