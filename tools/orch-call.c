@@ -57,8 +57,8 @@ static const char usage[] =
 	"                          (default 600)\n"
 	"      --connect-timeout S seconds to connect (default 10)\n"
 	"      --backoff S         the first backoff ceiling (default 1)\n"
-	"  -v, --verbose           show each request's and response's headers on\n"
-	"                          stderr, keys redacted\n"
+	"  -v, --verbose           show each request (URL, headers) and response\n"
+	"                          (status, headers) on stderr, keys redacted\n"
 	"      --run DIR           the run folder, for events and logs (default\n"
 	"                          $ORCH_RUN_DIR; without one, none are written)\n"
 	"      --help, --version\n";
