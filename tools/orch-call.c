@@ -404,7 +404,7 @@ static struct job *job_new(jv req)
 	}
 	jv_free(msgs);
 	j->prompt_est = estimate(bytes);
-	j->logfd = open_log(j->step ? j->step : wire_env("ORCH_STEP"));
+	j->logfd = open_log(j->step ? j->step : nonempty_env("ORCH_STEP"));
 	return j;
 }
 

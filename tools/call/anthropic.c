@@ -3,15 +3,12 @@
  * system messages go to the top-level "system", max_tokens is always
  * sent. The stream is typed events (usage is cumulative, so the last one
  * counts); a whole answer is one object of type "message". */
-#include <stdlib.h>
 #include <string.h>
 #include "call.h"
 
 void anthropic_prepare(const struct job *j, struct http_req *r)
 {
-	char *b = wire_base("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
-	r->url = orch_fmt("%s/v1/messages", b);
-	free(b);
+	r->url = wire_url("ANTHROPIC_BASE_URL", "https://api.anthropic.com", "/v1/messages");
 	jv body = wire_body(j, 0), msgs = orch_jget(j->req, "messages"), rest = jv_array();
 	jv sys = jv_string("");
 	jv_array_foreach(msgs, i, m) {
@@ -34,7 +31,7 @@ void anthropic_prepare(const struct job *j, struct http_req *r)
 		body = jv_object_set(body, jv_string("max_tokens"), jv_number(4096));
 	jv_free(mt);
 	r->body = orch_dump(body, 0);
-	const char *key = wire_env("ANTHROPIC_API_KEY");
+	const char *key = nonempty_env("ANTHROPIC_API_KEY");
 	if (key)
 		http_header(r, "x-api-key", key);
 	http_header(r, "anthropic-version", "2023-06-01");

@@ -99,8 +99,8 @@ void wire_usage(struct job *j, jv usage, const char *prompt_key, const char *com
 void wire_finish(struct job *j, jv reason);  /* reason consumed */
 void wire_object(struct job *j, const char *s, size_t n, void (*fn)(struct job *, jv));
 jv wire_body(const struct job *j, int ollama);
-char *wire_base(const char *var, const char *dflt);
-const char *wire_env(const char *name);  /* getenv, NULL when empty */
+char *wire_url(const char *var, const char *dflt, const char *path);
+const char *nonempty_env(const char *name);  /* getenv, NULL when empty */
 
 /* The wire formats: the functions of their rows. */
 void ollama_prepare(const struct job *j, struct http_req *r);

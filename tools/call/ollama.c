@@ -1,17 +1,14 @@
 /* ollama.c: Ollama's wire format. POST $OLLAMA_HOST/api/chat; the
  * stream is one JSON object per line, the last with done:true and the
  * token counts; a whole answer is that last object alone. */
-#include <stdlib.h>
 #include <string.h>
 #include "call.h"
 
 void ollama_prepare(const struct job *j, struct http_req *r)
 {
-	char *b = wire_base("OLLAMA_HOST", "http://127.0.0.1:11434");
-	r->url = orch_fmt("%s/api/chat", b);
-	free(b);
-	jv body = wire_body(j, 1);
-	body = jv_object_set(body, jv_string("messages"), orch_jget(j->req, "messages"));
+	r->url = wire_url("OLLAMA_HOST", "http://127.0.0.1:11434", "/api/chat");
+	jv body = jv_object_set(wire_body(j, 1), jv_string("messages"),
+	                        orch_jget(j->req, "messages"));
 	r->body = orch_dump(body, 0);
 }
 

@@ -9,16 +9,14 @@
 
 void openai_prepare(const struct job *j, struct http_req *r)
 {
-	char *b = wire_base("OPENAI_BASE_URL", "https://api.openai.com/v1");
-	r->url = orch_fmt("%s/chat/completions", b);
-	free(b);
-	jv body = wire_body(j, 0);
-	body = jv_object_set(body, jv_string("messages"), orch_jget(j->req, "messages"));
+	r->url = wire_url("OPENAI_BASE_URL", "https://api.openai.com/v1", "/chat/completions");
+	jv body = jv_object_set(wire_body(j, 0), jv_string("messages"),
+	                        orch_jget(j->req, "messages"));
 	if (opt.stream)
 		body = jv_object_set(body, jv_string("stream_options"),
 		                     jv_object_set(jv_object(), jv_string("include_usage"), jv_true()));
 	r->body = orch_dump(body, 0);
-	const char *key = wire_env("OPENAI_API_KEY");
+	const char *key = nonempty_env("OPENAI_API_KEY");
 	if (key) {
 		char *v = orch_fmt("Bearer %s", key);
 		http_header(r, "Authorization", v);

@@ -142,7 +142,7 @@ static jv messages_of(jv req, const char *sp)
 static jv finalize(jv req)
 {
 	const char *rp = orch_jstr(req, "provider"), *step = orch_jstr(req, "step");
-	const char *name = opt.provider ? opt.provider : rp ? rp : wire_env("ORCH_PROVIDER");
+	const char *name = opt.provider ? opt.provider : rp ? rp : nonempty_env("ORCH_PROVIDER");
 	if (!name)
 		name = "echo";
 	int same = !opt.provider || (rp && strcmp(rp, opt.provider) == 0);
@@ -152,7 +152,7 @@ static jv finalize(jv req)
 	const struct provider *p = provider_find(name);
 	jv out = jv_invalid(), msgs;
 	if (!model)
-		model = wire_env("ORCH_MODEL");
+		model = nonempty_env("ORCH_MODEL");
 	if (!p) {
 		orch_err("step %s: unknown provider \"%s\" (%s)", sp, name, provider_names());
 		goto done;

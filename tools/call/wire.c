@@ -8,22 +8,25 @@
 #include <string.h>
 #include "call.h"
 
-const char *wire_env(const char *name)
+const char *nonempty_env(const char *name)
 {
 	const char *v = getenv(name);
 	return v && *v ? v : NULL;
 }
 
-/* $var (a host without a scheme gets http://), else dflt; no final '/'. */
-char *wire_base(const char *var, const char *dflt)
+/* The base URL, $var (a host without a scheme gets http://) else dflt,
+ * with no final '/', then path. */
+char *wire_url(const char *var, const char *dflt, const char *path)
 {
-	const char *b = wire_env(var);
+	const char *b = nonempty_env(var);
 	char *s = b ? (strstr(b, "://") ? orch_xstrdup(b) : orch_fmt("http://%s", b))
 	            : orch_xstrdup(dflt);
 	size_t n = strlen(s);
 	while (n > 0 && s[n - 1] == '/')
 		s[--n] = 0;
-	return s;
+	char *url = orch_fmt("%s%s", s, path);
+	free(s);
+	return url;
 }
 
 /* The body of a request: opts merged in, ours set last so they win. For
