@@ -150,7 +150,7 @@ static jv finalize(jv req)
 	const char *command = opt.command ? opt.command : same ? orch_jstr(req, "command") : NULL;
 	const char *sp = step ? step : "-";
 	const struct provider *p = provider_find(name);
-	jv out = jv_invalid(), msgs;
+	jv out = jv_invalid();
 	if (!model)
 		model = nonempty_env("ORCH_MODEL");
 	if (!p) {
@@ -167,7 +167,8 @@ static jv finalize(jv req)
 		orch_err("step %s: provider %s needs a model (provider.model, --model or ORCH_MODEL)", sp, name);
 		goto done;
 	}
-	if (!jv_is_valid(msgs = messages_of(req, sp)))
+	jv msgs = messages_of(req, sp);
+	if (!jv_is_valid(msgs))
 		goto done;
 	jv opts = same ? orch_jget(req, "opts") : jv_null();
 	if (!is_kind(opts, JV_KIND_OBJECT)) {
