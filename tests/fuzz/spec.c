@@ -1,21 +1,25 @@
 /* libFuzzer harness for orch-plan's spec reader, checks and plan writer:
- * the whole of orch-plan.c, with main renamed, fed each input as a spec.
- * Plan lines are written from the tree, not built as jv; here each plan is
- * also built the plain way, as jv lines from to_jv and merge_provider
- * (jq's defaults + step), and printed by libjq's own jv_dump_string: the
- * two must be the same bytes. */
-#define main orch_plan_main
-#include "../../tools/orch-plan.c"
-#undef main
+ * orch-plan's own parts (the .c files in tools/plan/, linked as orch-plan
+ * links them), fed each input as a spec, through the steps orch-plan's
+ * plan() takes. Plan lines are written from the tree, not built as jv;
+ * here each plan is also built the plain way, as jv lines from to_jv and
+ * merge_provider (jq's defaults + step), and printed by libjq's own
+ * jv_dump_string: the two must be the same bytes. Templates are compiled
+ * on small inputs only (libjq's compiler spends ~20 ms on each). */
+#include <stdlib.h>
+#include <string.h>
+#include "../../tools/plan/plan.h"
 
-static jv jv_spec(const struct step *s, jv job)
+static jv jv_spec(const struct plan *p, size_t i, jv job)
 {
+	const struct step *s = &p->steps[i];
+	const size_t *needs = orch_graph_deps(p->graph, i);
 	jv spec = to_jv(s->x);
 	spec = jv_object_set(spec, jv_string("id"), jv_string(s->id));
-	jv needs = jv_array();
-	for (size_t q = 0; q < s->nneeds; q++)
-		needs = jv_array_append(needs, jv_string(steps[s->needs[q]].id));
-	spec = jv_object_set(spec, jv_string("needs"), needs);
+	jv list = jv_array();
+	for (size_t q = 0; q < orch_graph_ndeps(p->graph, i); q++)
+		list = jv_array_append(list, jv_string(p->steps[needs[q]].id));
+	spec = jv_object_set(spec, jv_string("needs"), list);
 	jv defaults = jv_object_get(jv_copy(job), jv_string("defaults"));
 	if (jv_get_kind(defaults) == JV_KIND_OBJECT)
 		spec = jv_object_merge(defaults, spec);
@@ -30,21 +34,23 @@ static jv jv_spec(const struct step *s, jv job)
 	return spec;
 }
 
-static jv jv_line(const struct step *s, size_t index, jv job)
+static jv jv_line(const struct plan *p, size_t i, jv job)
 {
-	jv spec = jv_spec(s, job);
+	const struct step *s = &p->steps[i];
+	jv spec = jv_spec(p, i, job);
 	double given;
 	long prio = orch_jnum(spec, "priority", &given) ? (long)given : s->prio;
 	jv line = jv_object_set(jv_object(), jv_string("step"), jv_string(s->id));
 	line = jv_object_set(line, jv_string("needs"), jv_object_get(jv_copy(spec), jv_string("needs")));
 	line = jv_object_set(line, jv_string("wave"), jv_number(s->wave));
 	line = jv_object_set(line, jv_string("priority"), jv_number(prio));
-	line = jv_object_set(line, jv_string("index"), jv_number(index));
+	line = jv_object_set(line, jv_string("index"), jv_number(i));
 	line = jv_object_set(line, jv_string("job"), jv_copy(job));
 	return jv_object_set(line, jv_string("spec"), spec);
 }
 
-static int print_both(const node *root, const size_t *order, jv job)
+/* print_plan's output, caught in memory, against the jv lines. */
+static void print_both(const struct plan *p, jv job)
 {
 	char *out = NULL;
 	size_t len = 0;
@@ -52,12 +58,12 @@ static int print_both(const node *root, const size_t *order, jv job)
 	if (!mem)
 		abort();
 	stdout = mem;
-	int rc = print_plan(root, order, job);
+	print_plan(p, job);
 	fclose(mem);
 	stdout = real;
 	size_t at = 0;
-	for (size_t k = 0; k < nsteps; k++) {
-		jv want = jv_dump_string(jv_line(&steps[order[k]], order[k], job), 0);
+	for (size_t k = 0; k < p->nsteps; k++) {
+		jv want = jv_dump_string(jv_line(p, p->order[k], job), 0);
 		const char *w = jv_string_value(want), *nl = memchr(out + at, '\n', len - at);
 		size_t n = strlen(w), have = nl ? (size_t)(nl - (out + at)) : len - at;
 		if (!nl || have != n || memcmp(out + at, w, n) != 0) {
@@ -72,7 +78,6 @@ static int print_both(const node *root, const size_t *order, jv job)
 		abort();
 	}
 	free(out);
-	return rc;
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
@@ -80,9 +85,16 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	char *text = orch_xmalloc(size + 1);
 	memcpy(text, data, size);
 	text[size] = 0;
-	check_jq = size < 512;  /* jq's compiler is slow: fuzz it on small inputs */
-	plan_printer = print_both;
-	plan(text, size, "<fuzz>", 'p');
+	struct plan p;
+	plan_read(&p, text, size, "<fuzz>");
+	if (size < 512)
+		check_templates(&p);
+	if (report_problems() == EX_OK) {
+		jv job = job_jv(p.root, "<fuzz>");
+		print_both(&p, job);
+		jv_free(job);
+	}
+	plan_free(&p);
 	free(text);
 	return 0;
 }

@@ -1,0 +1,85 @@
+/* plan.h: orch-plan's parts, shared by tools/orch-plan.c and the spec
+ * fuzzer (tests/fuzz/spec.c), which links them as orch-plan does.
+ *
+ *   yaml.c     YAML (and JSON) text -> a node tree with positions
+ *   problem.c  problems found, reported sorted by position
+ *   check.c    the schema: keys, kinds, ranges, names, templates
+ *   steps.c    the steps, their graph, order, waves and priorities
+ *   write.c    the plan lines, --dot, --waves, --id
+ */
+#ifndef ORCH_PLAN_H
+#define ORCH_PLAN_H
+
+#include <stdint.h>
+#include "orch.h"
+
+/* ---- yaml.c: the node tree ---- */
+enum { N_SCALAR, N_SEQ, N_MAP };
+
+typedef struct node node;
+struct node {
+	uint8_t kind, quoted;  /* quoted: a scalar that is always a string */
+	uint32_t line, col;    /* 1-based */
+	uint32_t n, cap;       /* kids (maps: key, value, key, value ...) */
+	union { node **kids; char *str; } u;
+	uint64_t size;         /* nodes once aliases are expanded */
+	uint32_t depth;        /* nesting once aliases are expanded */
+};
+
+/* text (JSON or YAML 1.1, one document) as a tree; NULL with problems
+ * recorded if it is invalid, NULL alone if it is empty. JSON's tabs
+ * between tokens become spaces in text. Every tree lives until tree_free. */
+node *read_yaml(char *text, size_t len);
+void tree_free(void);
+const char *sval(const node *x);             /* a scalar's text, else NULL */
+node *get(const node *x, const char *key);  /* key's value in map x, or NULL */
+int one_of(const char *s, const char *const *list);
+jv_kind scalar_kind(const node *x);          /* YAML 1.1 resolution */
+jv scalar_as(const node *x, jv_kind k);
+jv scalar_jv(const node *x);                 /* scalar_as(x, scalar_kind(x)) */
+jv to_jv(const node *x);
+const char *kind_name(const node *x);        /* "a mapping", "null" ... */
+
+/* ---- problem.c ---- */
+void problem_file(const char *name);  /* the file problems are about */
+void problem(const node *at, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+size_t problem_count(void);
+/* Print them, sorted by position, and forget them: EX_USAGE if any. */
+int report_problems(void);
+
+/* ---- steps.c: a spec read and checked ---- */
+struct step {
+	const node *x;
+	const char *id;
+	long wave, prio;  /* longest path from a source, to a sink */
+};
+struct plan {
+	node *root;
+	struct step *steps;
+	size_t nsteps;
+	orch_map *byid;
+	orch_graph *graph;  /* steps by index: what each needs, what needs it */
+	size_t *order;      /* Kahn's, ties in spec order: nsteps long if acyclic */
+};
+/* Read and check text, the spec named path, into p: problems recorded
+ * (report_problems), except in templates (check_templates: slow). */
+void plan_read(struct plan *p, char *text, size_t len, const char *path);
+void plan_free(struct plan *p);
+
+/* ---- check.c ---- */
+void check_spec(const node *root);
+void check_step(const node *root, const node *x);
+void check_templates(const struct plan *p);  /* prompt, system, when */
+/* The nearest of the candidates, if near enough to be a typo. */
+const char *nearest(const char *s, const char *const *cands, size_t ncands);
+
+/* ---- write.c ---- */
+jv job_jv(const node *root, const char *spec_file);
+jv provider_jv(const node *p);  /* a name alone as {name: ...} */
+jv merge_provider(jv job, jv step);
+int print_plan(const struct plan *p, jv job);
+int print_dot(const struct plan *p, jv job);
+int print_waves(const struct plan *p);
+int print_id(jv job);
+
+#endif
