@@ -12,8 +12,9 @@
  * as jq would. libjq 1.6 spends ~20 ms in each jq_compile (it compiles its
  * builtins every time), so it is started only for other holes, and all of
  * them in a set of templates are compiled as one program that picks hole
- * $i by a binary tree of ifs:
- *   .[0] as $i | .[1] | if $i < 2 then (if $i < 1 then [(E0)] ...
+ * hole .[0] of input .[1] by a binary tree of ifs, binding no variable a
+ * hole could read:
+ *   if .[0] < 2 then (if .[0] < 1 then (.[1] | [(E0)]) ...
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -255,17 +256,17 @@ jv orch_jq_first(struct jq_state *jq, jv input)
 	return r;
 }
 
-/* Append "if $i < mid then L else R end" for holes [lo, hi). */
+/* Append "if .[0] < mid then L else R end" for holes [lo, hi). */
 static void gen(jv *prog, const char **hole, const size_t *hlen, size_t lo, size_t hi)
 {
 	if (hi - lo == 1) {
-		*prog = jv_string_append_str(*prog, "[(");
+		*prog = jv_string_append_str(*prog, "(.[1] | [(");
 		*prog = jv_string_append_buf(*prog, hole[lo], (int)hlen[lo]);
-		*prog = jv_string_append_str(*prog, "\n)]");
+		*prog = jv_string_append_str(*prog, "\n)])");
 		return;
 	}
 	size_t mid = lo + (hi - lo) / 2;
-	jv cond = jv_string_fmt("(if $__i < %zu then ", mid);
+	jv cond = jv_string_fmt("(if .[0] < %zu then ", mid);
 	*prog = jv_string_concat(*prog, cond);
 	gen(prog, hole, hlen, lo, mid);
 	*prog = jv_string_append_str(*prog, " else ");
@@ -354,7 +355,7 @@ static int compile_all(orch_tmpl *t, char **errs, int render)
 	char *err = NULL;
 	int ok;
 	if (render) {
-		jv prog = jv_string(".[0] as $__i | .[1] | ");
+		jv prog = jv_string("");
 		gen(&prog, hole, hlen, 0, t->nholes);
 		t->jq = orch_jq_compile(jv_string_value(prog), &err);
 		jv_free(prog);

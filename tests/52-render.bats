@@ -133,3 +133,10 @@ when_step() {
 	assert_failure 2
 	[[ "$stderr" == *'k/0 is not defined'* ]]
 }
+
+@test "render: a hole reads no variable of the renderer's own (orch-plan's check and the render agree)" {
+	rec 'p={{ .task }} i={{ $__i }}' > in.json
+	run --separate-stderr orch-call --render < in.json
+	[ "$status" -eq 2 ]
+	assert_equal "$stderr" 'orch-call: step architect: prompt: $__i is not defined'
+}
