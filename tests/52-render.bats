@@ -16,47 +16,38 @@ rec() {
 # prompt PROMPT: render it; the user message's text
 prompt() { rec "$1" | orch-call --render | jq -r '.messages[-1].content'; }
 
+# refused PROMPT [SYSTEM]: rendering fails with exit 2 and no request;
+# $stderr says why
+refused() {
+	rec "$@" > in.json
+	run --separate-stderr orch-call --render < in.json
+	[ "$status" -eq 2 ] && [ -z "$output" ]
+}
+
 # ---- null is never rendered ----
 
 @test "render: a plain path that is absent fails, naming the path and the way to make it optional" {
-	rec 'Summary: {{ .steps.sum_d.outptu }}' > in.json
-	run --separate-stderr orch-call --render < in.json
-	[ "$status" -eq 2 ]
-	[ -z "$output" ]
+	refused 'Summary: {{ .steps.sum_d.outptu }}'
 	assert_equal "$stderr" 'orch-call: step architect: prompt: {{ .steps.sum_d.outptu }}: .steps.sum_d has no "outptu" (null is never rendered: write {{ .steps.sum_d.outptu // "" }} to make it optional)'
-	rec 'x' 'You know {{ .inputs.x }}.' > in.json
-	run --separate-stderr orch-call --render < in.json
-	[ "$status" -eq 2 ]
+	refused 'x' 'You know {{ .inputs.x }}.'
 	assert_equal "$stderr" 'orch-call: step architect: system: {{ .inputs.x }}: .inputs has no "x" (null is never rendered: write {{ .inputs.x // "" }} to make it optional)'
-	rec '{{ .steps.nope.output }}' > in.json
-	run --separate-stderr orch-call --render < in.json
-	[ "$status" -eq 2 ]
+	refused '{{ .steps.nope.output }}'
 	[[ "$stderr" == *': .steps has no "nope" ('* ]]
-	rec '{{ .nothing }}' > in.json
-	run --separate-stderr orch-call --render < in.json
-	[ "$status" -eq 2 ]
+	refused '{{ .nothing }}'
 	[[ "$stderr" == *'{{ .nothing }}: the input has no "nothing" ('* ]]
 }
 
 @test "render: a plain path whose value is null, or under a null, fails" {
-	rec '{{ .steps.sum_d.n }}' > in.json
-	run --separate-stderr orch-call --render < in.json
-	[ "$status" -eq 2 ]
+	refused '{{ .steps.sum_d.n }}'
 	[[ "$stderr" == *'{{ .steps.sum_d.n }}: .steps.sum_d.n is null (null is never rendered: write {{ .steps.sum_d.n // "" }} to make it optional)' ]]
-	rec '{{ .steps.sum_d.n.deeper }}' > in.json
-	run --separate-stderr orch-call --render < in.json
-	[ "$status" -eq 2 ]
+	refused '{{ .steps.sum_d.n.deeper }}'
 	[[ "$stderr" == *': .steps.sum_d.n is null ('* ]]
 }
 
 @test "render: a jq expression that yields null fails too; // \"\" is the escape" {
-	rec 'S: {{ .steps.sum_d | .outptu }}' > in.json
-	run --separate-stderr orch-call --render < in.json
-	[ "$status" -eq 2 ]
+	refused 'S: {{ .steps.sum_d | .outptu }}'
 	assert_equal "$stderr" 'orch-call: step architect: prompt: {{ .steps.sum_d | .outptu }}: its value is null (null is never rendered: write {{ (.steps.sum_d | .outptu) // "" }} to make it optional)'
-	rec '{{ "a", null }}' > in.json
-	run --separate-stderr orch-call --render < in.json
-	[ "$status" -eq 2 ]
+	refused '{{ "a", null }}'
 	[[ "$stderr" == *'its value is null ('* ]]
 	run prompt '[{{ .steps.sum_d.outptu // "" }}] [{{ (.steps.sum_d | .outptu) // "" }}] [{{ .inputs.x // "none" }}]'
 	assert_output '[] [] [none]'
@@ -135,8 +126,6 @@ when_step() {
 }
 
 @test "render: a hole reads no variable of the renderer's own (orch-plan's check and the render agree)" {
-	rec 'p={{ .task }} i={{ $__i }}' > in.json
-	run --separate-stderr orch-call --render < in.json
-	[ "$status" -eq 2 ]
+	refused 'p={{ .task }} i={{ $__i }}'
 	assert_equal "$stderr" 'orch-call: step architect: prompt: $__i is not defined'
 }
