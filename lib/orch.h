@@ -240,7 +240,8 @@ typedef struct orch_tmpl orch_tmpl;
  * malloc'd message per failing template: errs[i] (NULL where fine). */
 orch_tmpl *orch_tmpl_compile(const char **texts, size_t n, char **errs);
 /* Render template i against ctx (not consumed). Returns malloc'd text, or
- * NULL with *err malloc'd. */
+ * NULL with *err malloc'd: a jq error, or a hole whose value is null (or
+ * absent), which is never rendered as "null"; {{ .x // "" }} is optional. */
 char *orch_tmpl_render(orch_tmpl *t, size_t i, jv ctx, char **err);
 void orch_tmpl_free(orch_tmpl *t);
 /* Only check them (as compile does, at half the cost): 0, or -1 and errs. */
@@ -248,8 +249,9 @@ int orch_tmpl_check(const char **texts, size_t n, char **errs);
 /* Does text contain any {{ }}? */
 int orch_tmpl_has(const char *text);
 /* One jq program: compile; NULL and *err on failure. Every program runs
- * without the environment ($ENV and env are {}): no secret can reach a
- * prompt, a log or the cache through a template or condition. */
+ * without the environment ($ENV and env are {}) and without ~/.jq: no
+ * secret can reach a prompt, a log or the cache through a template or
+ * condition. */
 struct jq_state;
 struct jq_state *orch_jq_compile(const char *prog, char **err);
 /* Run prog on input (consumed): its first output, or jv_invalid with msg. */
