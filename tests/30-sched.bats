@@ -344,9 +344,20 @@ gone() {
 	run orch-sched -q p1 - < p2
 	assert_success
 	assert_output $'{"step":"a","output":"a\\n","exit_code":0}\n{"step":"b","output":"b\\n","exit_code":0}'
+}
+
+@test "sched: a plan file that cannot be opened is reported, the others read, and nothing runs: exit 1" {
+	step a 'echo a > ran' > p1
+	echo '{"step": "b", "needs": 1}' > p2
 	run orch-sched -q p1 nonesuch
-	assert_failure 2
+	assert_failure 1
 	assert_output --partial 'cannot open nonesuch'
+	[ ! -e ran ] && [ ! -e runs ]
+	run orch-sched -q nonesuch p2 p1
+	assert_failure 2  # an invalid plan line as well: invalid input wins
+	assert_output --partial 'cannot open nonesuch'
+	assert_output --partial 'p2:1: step b: "needs" is not an array of step ids'
+	[ ! -e ran ] && [ ! -e runs ]
 }
 
 @test "sched: a second signal kills at once, whatever the grace" {
