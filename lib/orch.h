@@ -190,6 +190,31 @@ long orch_map_get(const orch_map *m, const char *key);  /* -1 if absent */
 int orch_map_put(orch_map *m, const char *key, long val);
 void orch_map_free(orch_map *m);
 
+/* graph.c: a dependency graph of n nodes, 0 to n-1 (orch-plan's steps,
+ * orch-sched's): adjacency lists both ways, linear in nodes + edges. */
+typedef struct orch_graph orch_graph;
+orch_graph *orch_graph_new(size_t n);
+/* node needs dep; a duplicate is dropped. Needs keep the order given. */
+void orch_graph_need(orch_graph *g, size_t node, size_t dep);
+/* Kahn's order; among ready nodes, before(a, b, ctx) true puts a first
+ * (orch-plan: spec order; orch-sched: priority then index). Fills
+ * order[0..n), returns how many got ordered (< n: a cycle). */
+size_t orch_graph_order(orch_graph *g, int (*before)(size_t, size_t, void *), void *ctx,
+                        size_t *order);
+/* The text "a -> b -> a" of one cycle among the nodes the last order left
+ * unordered, malloc'd (NULL if none); name(i, ctx) gives a node's name. */
+char *orch_graph_cycle(orch_graph *g, const char *(*name)(size_t, void *), void *ctx);
+/* Every such cycle once, one a call, then NULL (orch-plan reports them
+ * all; after an order, the first call gives orch_graph_cycle's). *first,
+ * if not NULL, gets the node the text starts and ends with. */
+char *orch_graph_next_cycle(orch_graph *g, const char *(*name)(size_t, void *), void *ctx,
+                            size_t *first);
+size_t orch_graph_ndeps(const orch_graph *g, size_t node);   /* what it needs */
+const size_t *orch_graph_deps(const orch_graph *g, size_t node);
+size_t orch_graph_nrdeps(const orch_graph *g, size_t node);  /* its dependants */
+const size_t *orch_graph_rdeps(const orch_graph *g, size_t node);
+void orch_graph_free(orch_graph *g);
+
 /* time.c */
 void orch_now_iso(char buf[32]);   /* 2025-10-22T10:00:00.123Z */
 double orch_mono(void);            /* monotonic seconds */

@@ -743,15 +743,12 @@ static int valid_pool(const node *root, const node *pool)
 struct step {
 	const node *x;
 	const char *id;
-	size_t *needs, nneeds;   /* indices of the steps it needs */
-	size_t *deps, ndeps;     /* indices of the steps that need it */
-	size_t indeg;
 	long wave, prio;
-	int done;
 };
 static struct step *steps;
 static size_t nsteps;
 static orch_map *byid;
+static orch_graph *graph;  /* steps by index: what each needs, what needs it */
 
 static void check_step(const node *root, const node *x)
 {
@@ -820,13 +817,6 @@ static void check_spec(const node *root)
 		problem(st, "'steps' is empty: a job needs at least one step");
 }
 
-static void add_dep(struct step *s, size_t v)
-{
-	if ((s->ndeps & (s->ndeps - 1)) == 0)  /* grow at powers of two */
-		s->deps = orch_xrealloc(s->deps, (s->ndeps ? 2 * s->ndeps : 1) * sizeof *s->deps);
-	s->deps[s->ndeps++] = v;
-}
-
 /* Collect the steps with usable ids; link needs both ways. */
 static void build_graph(const node *st)
 {
@@ -849,6 +839,7 @@ static void build_graph(const node *st)
 		steps[nsteps].id = sval(id);
 		nsteps++;
 	}
+	graph = orch_graph_new(nsteps);
 	const char **ids = orch_xmalloc(nsteps * sizeof *ids + 1);
 	for (size_t i = 0; i < nsteps; i++)
 		ids[i] = steps[i].id;
@@ -857,7 +848,6 @@ static void build_graph(const node *st)
 		const node *const *list = needs && needs->kind == N_SEQ ?
 		                          (const node *const *)needs->u.kids : &needs;
 		size_t n = !needs ? 0 : needs->kind == N_SEQ ? needs->n : 1;
-		steps[i].needs = orch_xmalloc(n * sizeof *steps[i].needs);
 		for (size_t k = 0; k < n; k++) {
 			const char *name = sval(list[k]);
 			if (!name)
@@ -877,128 +867,64 @@ static void build_graph(const node *st)
 				problem(list[k], "step '%s' needs itself", name);
 				continue;
 			}
-			int dup = 0;  /* "needs: [a, a]" counts once */
-			for (size_t q = 0; q < steps[i].nneeds && !dup; q++)
-				dup = steps[i].needs[q] == (size_t)j;
-			if (dup)
-				continue;
-			steps[i].needs[steps[i].nneeds++] = j;
-			add_dep(&steps[j], i);
-			steps[i].indeg++;
+			orch_graph_need(graph, i, j);  /* "needs: [a, a]" counts once */
 		}
 	}
 	free(ids);
 }
 
-/* a min-heap of step indices: ready steps leave in spec order */
-static size_t *heap, nheap;
-
-static void heap_push(size_t v)
+/* A step's needs, as the graph has them. */
+static size_t nneeds(const struct step *s)
 {
-	size_t i = nheap++;
-	while (i > 0 && heap[(i - 1) / 2] > v) {
-		heap[i] = heap[(i - 1) / 2];
-		i = (i - 1) / 2;
-	}
-	heap[i] = v;
+	return orch_graph_ndeps(graph, (size_t)(s - steps));
 }
 
-static size_t heap_pop(void)
+static const size_t *needs(const struct step *s)
 {
-	size_t top = heap[0], v = heap[--nheap], i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= nheap)
-			break;
-		if (c + 1 < nheap && heap[c + 1] < heap[c])
-			c++;
-		if (heap[c] >= v)
-			break;
-		heap[i] = heap[c];
-		i = c;
-	}
-	if (nheap)
-		heap[i] = v;
-	return top;
+	return orch_graph_deps(graph, (size_t)(s - steps));
 }
 
-/* Kahn's algorithm; returns the order (nsteps long when acyclic). */
-static size_t *topo_order(size_t *norder)
+static int spec_order(size_t a, size_t b, void *ctx)
 {
-	size_t *order = orch_xmalloc(nsteps * sizeof *order + 1), n = 0;
-	heap = orch_xmalloc(nsteps * sizeof *heap + 1);
-	nheap = 0;
-	for (size_t i = 0; i < nsteps; i++)
-		if (steps[i].indeg == 0)
-			heap_push(i);
-	while (nheap) {
-		size_t u = heap_pop();
-		order[n++] = u;
-		steps[u].done = 1;
-		for (size_t k = 0; k < steps[u].ndeps; k++)
-			if (--steps[steps[u].deps[k]].indeg == 0)
-				heap_push(steps[u].deps[k]);
-	}
-	free(heap);
-	*norder = n;
-	return order;
+	(void)ctx;
+	return a < b;
 }
 
-/* Every step left after Kahn is on or behind a cycle: walk back along needs
- * that are left until a step repeats, then print that cycle. */
+static const char *step_id(size_t i, void *ctx)
+{
+	(void)ctx;
+	return steps[i].id;
+}
+
+/* Every step left after Kahn is on or behind a cycle: print each cycle
+ * once, at the step it starts and ends with. */
 static void report_cycles(void)
 {
-	long *seen = orch_xmalloc(nsteps * sizeof *seen + 1);
-	for (size_t i = 0; i < nsteps; i++)
-		seen[i] = -1;
-	size_t *path = orch_xmalloc(nsteps * sizeof *path + 1);
-	for (size_t start = 0; start < nsteps; start++) {
-		if (steps[start].done || seen[start] != -1)
-			continue;
-		size_t len = 0, v = start;
-		while (seen[v] == -1) {
-			seen[v] = (long)len;  /* its position on this walk */
-			path[len++] = v;
-			size_t next = v;
-			for (size_t k = 0; k < steps[v].nneeds; k++)
-				if (!steps[steps[v].needs[k]].done) {
-					next = steps[v].needs[k];
-					break;
-				}
-			v = next;
-		}
-		/* v repeats: is it on this walk (a new cycle) or an older one? */
-		size_t from = (size_t)seen[v];
-		if (from < len && path[from] == v) {
-			jv s = jv_string("");
-			for (size_t k = len; k-- > from; )  /* needs reversed: flow order */
-				s = jv_string_append_str(jv_string_append_str(s, steps[path[k]].id), " -> ");
-			s = jv_string_append_str(s, steps[path[len - 1]].id);
-			problem(steps[path[len - 1]].x, "cycle: %s", jv_string_value(s));
-			jv_free(s);
-		}
-		for (size_t k = 0; k < len; k++)
-			seen[path[k]] = (long)nsteps;  /* done with: never a new cycle */
+	char *text;
+	size_t at;
+	while ((text = orch_graph_next_cycle(graph, step_id, NULL, &at))) {
+		problem(steps[at].x, "cycle: %s", text);
+		free(text);
 	}
-	free(seen);
-	free(path);
 }
 
 static void levels(const size_t *order)
 {
 	for (size_t k = 0; k < nsteps; k++) {
 		struct step *s = &steps[order[k]];
+		const size_t *needs = orch_graph_deps(graph, order[k]);
 		s->wave = 0;
-		for (size_t q = 0; q < s->nneeds; q++)
-			if (steps[s->needs[q]].wave + 1 > s->wave)
-				s->wave = steps[s->needs[q]].wave + 1;
+		for (size_t q = 0; q < orch_graph_ndeps(graph, order[k]); q++)
+			if (steps[needs[q]].wave + 1 > s->wave)
+				s->wave = steps[needs[q]].wave + 1;
 	}
 	for (size_t k = nsteps; k-- > 0; ) {
 		struct step *s = &steps[order[k]];
+		const size_t *deps = orch_graph_rdeps(graph, order[k]);
 		s->prio = 0;
-		for (size_t q = 0; q < s->ndeps; q++)
-			if (steps[s->deps[q]].prio + 1 > s->prio)
-				s->prio = steps[s->deps[q]].prio + 1;
+		for (size_t q = 0; q < orch_graph_nrdeps(graph, order[k]); q++)
+			if (steps[deps[q]].prio + 1 > s->prio)
+				s->prio = steps[deps[q]].prio + 1;
 	}
 }
 
@@ -1139,8 +1065,8 @@ static void put_node(orch_jw *w, const node *x)
 static void put_needs(orch_jw *w, const struct step *s)
 {
 	orch_jw_open(w, '[');
-	for (size_t q = 0; q < s->nneeds; q++)
-		orch_jw_str(w, steps[s->needs[q]].id);
+	for (size_t q = 0; q < nneeds(s); q++)
+		orch_jw_str(w, steps[needs(s)[q]].id);
 	orch_jw_close(w);
 }
 
@@ -1284,8 +1210,8 @@ static int print_dot(const size_t *order, jv job)
 	}
 	for (size_t k = 0; k < nsteps; k++) {
 		const struct step *s = &steps[order[k]];
-		for (size_t q = 0; q < s->nneeds; q++)
-			printf("\t\"%s\" -> \"%s\";\n", steps[s->needs[q]].id, s->id);
+		for (size_t q = 0; q < nneeds(s); q++)
+			printf("\t\"%s\" -> \"%s\";\n", steps[needs(s)[q]].id, s->id);
 	}
 	printf("}\n");
 	free(w);
@@ -1302,9 +1228,9 @@ static int print_waves(const size_t *order)
 	for (size_t k = 0; k < nsteps; k++) {
 		const struct step *s = &steps[w[k]];
 		printf("%-4ld  %-*s  %-8ld  ", s->wave, (int)width, s->id, priority(s));
-		for (size_t q = 0; q < s->nneeds; q++)
-			printf("%s%s", q ? ", " : "", steps[s->needs[q]].id);
-		printf("%s\n", s->nneeds ? "" : "-");
+		for (size_t q = 0; q < nneeds(s); q++)
+			printf("%s%s", q ? ", " : "", steps[needs(s)[q]].id);
+		printf("%s\n", nneeds(s) ? "" : "-");
 	}
 	free(w);
 	return EX_OK;
@@ -1312,10 +1238,8 @@ static int print_waves(const size_t *order)
 
 static void graph_free(void)
 {
-	for (size_t i = 0; i < nsteps; i++) {
-		free(steps[i].needs);
-		free(steps[i].deps);
-	}
+	orch_graph_free(graph);
+	graph = NULL;
 	free(steps);
 	orch_map_free(byid);
 	steps = NULL;
@@ -1360,7 +1284,8 @@ static int plan(char *text, size_t len, const char *path, int mode)
 		for (uint32_t i = 0; i < st->n; i++)
 			check_step(root, st->u.kids[i]);
 		build_graph(st);
-		order = topo_order(&norder);
+		order = orch_xmalloc(nsteps * sizeof *order + 1);
+		norder = orch_graph_order(graph, spec_order, NULL, order);
 		if (norder < nsteps)
 			report_cycles();
 		if (check_jq)

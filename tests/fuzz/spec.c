@@ -13,8 +13,8 @@ static jv jv_spec(const struct step *s, jv job)
 	jv spec = to_jv(s->x);
 	spec = jv_object_set(spec, jv_string("id"), jv_string(s->id));
 	jv needs = jv_array();
-	for (size_t q = 0; q < s->nneeds; q++)
-		needs = jv_array_append(needs, jv_string(steps[s->needs[q]].id));
+	for (size_t q = 0; q < nneeds(s); q++)
+		needs = jv_array_append(needs, jv_string(steps[needs(s)[q]].id));
 	spec = jv_object_set(spec, jv_string("needs"), needs);
 	jv defaults = jv_object_get(jv_copy(job), jv_string("defaults"));
 	if (jv_get_kind(defaults) == JV_KIND_OBJECT)
