@@ -73,6 +73,7 @@ gone() {
 	run orch-sched < p2
 	assert_failure 2
 	assert_output --partial 'cycle'
+	[ ! -e runs ]
 	{ step a true; step a true; } > p3
 	run orch-sched < p3
 	assert_failure 2
@@ -99,6 +100,15 @@ gone() {
 	run orch-sched -j 0 < p1
 	assert_failure 2
 	[ ! -e runs ] && [ ! -e r ]
+}
+
+@test "sched: a cycle is printed as orch-plan prints it, b -> c -> a -> b, and nothing runs" {
+	{ step a 'touch ran' '["c"]'; step b 'touch ran' '["a"]'; step c 'touch ran' '["b"]'
+	  step d 'touch ran'; step e 'touch ran' '["d", "a"]'; } > plan
+	run orch-sched < plan
+	assert_failure 2
+	assert_output 'orch-sched: the plan has a cycle: b -> c -> a -> b'  # orch-plan's text for the same steps
+	[ ! -e ran ] && [ ! -e runs ]
 }
 
 @test "sched: random DAGs: no step starts before all its needs have ended" {

@@ -4,10 +4,10 @@
  * at a time; each becomes a step. A problem with a line is reported at its
  * file and record number and counted, and reading goes on, so that one run
  * lists every problem. Then the whole plan is checked: needs name steps of
- * the plan, no cycle, pools named in the job's pools:, when: conditions
- * that compile (all as one jq program, libjq compiling slowly). Assumes
- * nothing has run yet: any problem, and the caller exits with nothing
- * created.
+ * the plan, no cycle (lib/graph.c), pools named in the job's pools:, when:
+ * conditions that compile (all as one jq program: libjq compiles slowly).
+ * Assumes nothing has run yet: at any problem the caller exits, with
+ * nothing created.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -196,18 +196,14 @@ static int link_pool(struct step *s)
 	return 0;
 }
 
-/* Needs as step indices, dependants, pools: plan.edges holds first every
- * step's needs, then every step's dependants. Returns the problems found. */
+/* Needs as edges of plan.graph, and each step's pool. Returns the
+ * problems found. */
 static int link_needs(void)
 {
-	size_t total = 0, at = 0;
 	int bad = 0;
-	for (int i = 0; i < plan.n; i++)
-		total += jv_array_length(jv_copy(plan.step[i].needs));
-	size_t *e = plan.edges = orch_xmalloc((2 * total + 1) * sizeof *e);
+	plan.graph = orch_graph_new(plan.n);
 	for (int i = 0; i < plan.n; i++) {
 		struct step *s = &plan.step[i];
-		s->dep = e + at;
 		jv_array_foreach(s->needs, k, nm) {
 			long j = orch_map_get(plan.byname, jv_string_value(nm));
 			if (j < 0) {
@@ -217,58 +213,47 @@ static int link_needs(void)
 			} else if (j == i) {
 				orch_err("step %s needs itself", s->name);
 				bad++;
-			} else {
-				size_t m = 0;
-				while (m < s->ndep && s->dep[m] != (size_t)j)
-					m++;
-				if (m == s->ndep)
-					e[at + s->ndep++] = (size_t)j;
-			}
+			} else
+				orch_graph_need(plan.graph, (size_t)i, (size_t)j);
 			jv_free(nm);
 			(void)k;
 		}
-		at += s->ndep;
 		bad += link_pool(s);
 	}
-	for (int i = 0; i < plan.n; i++)
-		for (size_t k = 0; k < plan.step[i].ndep; k++)
-			plan.step[plan.step[i].dep[k]].users++;
-	for (int i = 0; i < plan.n; i++) {
-		plan.step[i].rdep = e + at;
-		at += plan.step[i].users;
+	for (int i = 0; i < plan.n; i++) {  /* the lists are complete: point into them */
+		struct step *s = &plan.step[i];
+		s->dep = orch_graph_deps(plan.graph, (size_t)i);
+		s->ndep = orch_graph_ndeps(plan.graph, (size_t)i);
+		s->rdep = orch_graph_rdeps(plan.graph, (size_t)i);
+		s->users = s->nrdep = orch_graph_nrdeps(plan.graph, (size_t)i);
 	}
-	for (int i = 0; i < plan.n; i++)
-		for (size_t k = 0; k < plan.step[i].ndep; k++) {
-			struct step *d = &plan.step[plan.step[i].dep[k]];
-			e[d->rdep - e + d->nrdep++] = (size_t)i;
-		}
 	return bad;
 }
 
-/* Kahn: whatever is left over lies on or after a cycle. */
+static int before(size_t a, size_t b, void *ctx)
+{
+	(void)ctx;
+	return step_before((int)a, (int)b);
+}
+
+static const char *step_name(size_t i, void *ctx)
+{
+	(void)ctx;
+	return plan.step[i].name;
+}
+
+/* Kahn's order leaves out what lies on or behind a cycle: print one. */
 static int check_cycles(void)
 {
-	size_t *left = orch_xmalloc((plan.n + 1) * sizeof *left);
-	int *q = orch_xmalloc((plan.n + 1) * sizeof *q), qn = 0, seen = 0, bad = 0;
-	for (int i = 0; i < plan.n; i++)
-		if ((left[i] = plan.step[i].ndep) == 0)
-			q[qn++] = i;
-	while (qn > 0) {
-		struct step *s = &plan.step[q[--qn]];
-		seen++;
-		for (size_t k = 0; k < s->nrdep; k++)
-			if (--left[s->rdep[k]] == 0)
-				q[qn++] = (int)s->rdep[k];
-	}
-	for (int i = 0; seen < plan.n && i < plan.n; i++)
-		if (left[i] > 0) {
-			orch_err("the plan has a cycle through step %s", plan.step[i].name);
-			bad++;
-			break;
-		}
-	free(q);
-	free(left);
-	return bad;
+	size_t *order = orch_xmalloc((plan.n + 1) * sizeof *order);
+	size_t n = orch_graph_order(plan.graph, before, NULL, order);
+	free(order);
+	if (n == (size_t)plan.n)
+		return 0;
+	char *text = orch_graph_cycle(plan.graph, step_name, NULL);
+	orch_err("the plan has a cycle: %s", text ? text : "(not found)");
+	free(text);
+	return 1;
 }
 
 /* when: conditions, all compiled as one jq program. */
@@ -345,7 +330,7 @@ void plan_free(void)
 		jv_free(s->input);
 	}
 	free(plan.step);
-	free(plan.edges);
+	orch_graph_free(plan.graph);
 	for (int i = 0; i < plan.npools; i++) {
 		free(plan.pool[i].name);
 		free(plan.pool[i].wait.a);

@@ -6,7 +6,7 @@
  * every step is given: orch-sched.c), tally (counts, progress, stop state:
  * step.c) and queue (the ready heap and the active steps: loop.c).
  * A step is named by its index in plan.step; its dependency lists point
- * into plan.edges.
+ * into plan.graph (lib/graph.c).
  *
  *   orch-sched.c  main: options, the run folder, the job's start and end
  *   plan.c        reading and checking plan lines, pools, when: conditions
@@ -28,7 +28,7 @@ enum state { ST_WAIT, ST_READY, ST_RUN, ST_BACKOFF, ST_OK, ST_COND, ST_DONE,
 struct step {
 	char *name;
 	jv spec, needs;      /* needs: array of names, for events */
-	const size_t *dep, *rdep;  /* needs and dependants, as step indices */
+	const size_t *dep, *rdep;  /* needs, dependants: in plan.graph */
 	size_t ndep, nrdep;
 	size_t pending;      /* needs not yet done */
 	size_t users;        /* dependants that have not taken our result yet */
@@ -62,7 +62,7 @@ struct plan {
 	struct step *step;
 	int n, cap;
 	orch_map *byname;
-	size_t *edges;       /* every step's dep and rdep lists */
+	orch_graph *graph;   /* needs and dependants (lib/graph.c) */
 	jv job;              /* the job object of the plan */
 	struct pool *pool;
 	int npools;
