@@ -8,10 +8,10 @@
  * pools[p] per pool, higher priority first, then plan order.
  *
  * Assumptions and design (orch-sched(1) says the same for users):
- *  - No pipes. A step's stdin is its input record in a memfd, its stdout an
- *    unnamed temporary file in artifacts/, its stderr logs/<step>.log. The
- *    main loop only waits for children, signals and timers (sigtimedwait),
- *    so no output size can deadlock it.
+ *  - No pipes. A step's stdin is its input record in a memfd, its stdout a
+ *    new file artifacts/.<step>.out (renamed to <step>.json if it succeeds),
+ *    its stderr logs/<step>.log. The main loop only waits for children,
+ *    signals and timers (sigtimedwait), so no output size can deadlock it.
  *  - Each step is its own process group: timeouts and interrupts signal the
  *    group (SIGTERM, then SIGKILL after --grace); when a step's command
  *    exits, whatever it left in its group is killed.

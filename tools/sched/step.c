@@ -9,6 +9,8 @@
  * have yet to take it into their input records. Assumes the plan is checked
  * and the run folder open.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <sodium.h>
