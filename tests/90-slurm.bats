@@ -95,19 +95,19 @@ state() { sinfo -h -n "$1" -o '%t'; }
 	# a step that writes 100 lines over 10 s on node3, killed after ~1 s
 	srun -Q -w node3 sh -c 'i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i + 1)); sleep 0.1; done' \
 		> out 2> err &
-	local srun_pid=$! t0 t1 rc=0 i
+	local srun_pid=$! t0 t1 rc=0 i got
 	for i in $(seq 100); do [ -s out ] && break; sleep 0.1; done
 	[ -s out ]
 	t0=$(date +%s.%N)
 	"$SC" kill-node 3
 	wait "$srun_pid" || rc=$?
 	t1=$(date +%s.%N)
-	lines=$(wc -l < out)
-	echo "# node killed mid-step: srun exit $rc after $(echo "$t1 - $t0" | bc) s, $lines of 100 lines, stderr: $(tr '\n' ' ' < err)" >&3
+	got=$(wc -l < out)
+	echo "# node killed mid-step: srun exit $rc after $(echo "$t1 - $t0" | bc) s, $got of 100 lines, stderr: $(tr '\n' ' ' < err)" >&3
 	# srun's exit status lies: 0, with the output cut short (orch must
 	# record the true status on the node's side)
 	[ "$rc" -eq 0 ]
-	[ "$lines" -lt 100 ]
+	[ "$got" -lt 100 ]
 	grep -q 'Node failure on node3' err
 	[ "$(state node3)" = 'down*' ] || [ "$(state node3)" = down ]
 	# up again starts the node's slurmd; ReturnToService=2 puts it back
