@@ -52,9 +52,12 @@ struct node {
 	struct pat *pats;          /* patternProperties */
 	int npats;
 	struct node *additional;   /* additionalProperties */
+	struct node *names_schema; /* propertyNames */
+	long min_props, max_props; /* -1: absent */
 	struct list prefix;        /* prefixItems, or draft 7's items array */
 	int tuple;                 /* items was an array: additionalItems follows */
 	struct node *items, *more; /* items (schema form), additionalItems */
+	struct node *contains;
 	long min_items, max_items, min_len, max_len;  /* -1: absent */
 	int unique;
 	OnigRegex pattern;
@@ -62,7 +65,7 @@ struct node {
 	unsigned has;              /* H_* */
 	double min, max, xmin, xmax, mult;
 	struct list all, any, one;
-	struct node *not;
+	struct node *not, *if_, *then, *else_;
 	char *ref;                 /* the JSON Pointer of $ref, until resolved */
 	struct node *target;
 };
@@ -119,6 +122,7 @@ static struct node *new_node(struct cc *c)
 		orch_die(EX_FAIL, "out of memory");
 	n->enums = n->konst = jv_invalid();
 	n->min_items = n->max_items = n->min_len = n->max_len = -1;
+	n->min_props = n->max_props = -1;
 	s->paths[s->n] = orch_xstrdup(jv_string_value(c->path));
 	orch_map_put(s->at, s->paths[s->n], (long)s->n);
 	s->nodes[s->n++] = n;
@@ -196,6 +200,12 @@ static int compile_re(struct cc *c, jv v, OnigRegex *re)
 	return bad(c, "invalid regular expression: %s", (char *)msg);
 }
 
+/* a keyword whose value is one schema */
+static int sub_schema(struct cc *c, jv v, struct node **out)
+{
+	return (*out = compile(c, jv_copy(v))) ? 0 : -1;
+}
+
 /* ---- one function per keyword (val borrowed; path ends at the keyword) */
 
 static int add_type(struct cc *c, struct node *n, jv name)
@@ -207,7 +217,10 @@ static int add_type(struct cc *c, struct node *n, jv name)
 			n->types |= 1u << i;
 			return 0;
 		}
-	return bad(c, "not a type (null, boolean, object, array, number, string, integer)");
+	if (jv_get_kind(name) != JV_KIND_STRING)
+		return bad(c, "must be a type name or an array of them");
+	return bad(c, "\"%s\" is not a type (null, boolean, object, array, number, string, integer)",
+	           jv_string_value(name));
 }
 
 static int kw_type(struct cc *c, struct node *n, jv v)
@@ -317,13 +330,21 @@ static int kw_pattern_properties(struct cc *c, struct node *n, jv v)
 
 static int kw_additional_properties(struct cc *c, struct node *n, jv v)
 {
-	return (n->additional = compile(c, jv_copy(v))) ? 0 : -1;
+	return sub_schema(c, v, &n->additional);
 }
+
+static int kw_property_names(struct cc *c, struct node *n, jv v) { return sub_schema(c, v, &n->names_schema); }
+static int kw_min_props(struct cc *c, struct node *n, jv v) { return count_of(c, v, &n->min_props); }
+static int kw_max_props(struct cc *c, struct node *n, jv v) { return count_of(c, v, &n->max_props); }
+static int kw_contains(struct cc *c, struct node *n, jv v) { return sub_schema(c, v, &n->contains); }
+static int kw_if(struct cc *c, struct node *n, jv v) { return sub_schema(c, v, &n->if_); }
+static int kw_then(struct cc *c, struct node *n, jv v) { return sub_schema(c, v, &n->then); }
+static int kw_else(struct cc *c, struct node *n, jv v) { return sub_schema(c, v, &n->else_); }
 
 static int kw_items(struct cc *c, struct node *n, jv v)
 {
 	if (jv_get_kind(v) != JV_KIND_ARRAY)
-		return (n->items = compile(c, jv_copy(v))) ? 0 : -1;
+		return sub_schema(c, v, &n->items);
 	if (n->prefix.v)
 		return bad(c, "an array of items with prefixItems: use items for the rest");
 	n->tuple = 1;
@@ -339,7 +360,7 @@ static int kw_prefix_items(struct cc *c, struct node *n, jv v)
 
 static int kw_additional_items(struct cc *c, struct node *n, jv v)
 {
-	return (n->more = compile(c, jv_copy(v))) ? 0 : -1;
+	return sub_schema(c, v, &n->more);
 }
 
 static int kw_min_items(struct cc *c, struct node *n, jv v) { return count_of(c, v, &n->min_items); }
@@ -382,7 +403,7 @@ static int kw_one_of(struct cc *c, struct node *n, jv v) { return compile_list(c
 
 static int kw_not(struct cc *c, struct node *n, jv v)
 {
-	return (n->not = compile(c, jv_copy(v))) ? 0 : -1;
+	return sub_schema(c, v, &n->not);
 }
 
 static int hexval(char h)
@@ -451,17 +472,20 @@ static const struct kw {
 	{"properties", kw_properties}, {"required", kw_required},
 	{"patternProperties", kw_pattern_properties},
 	{"additionalProperties", kw_additional_properties},
+	{"propertyNames", kw_property_names},
+	{"minProperties", kw_min_props}, {"maxProperties", kw_max_props},
 	{"items", kw_items}, {"prefixItems", kw_prefix_items},
 	{"additionalItems", kw_additional_items},
 	{"minItems", kw_min_items}, {"maxItems", kw_max_items},
-	{"uniqueItems", kw_unique_items},
+	{"uniqueItems", kw_unique_items}, {"contains", kw_contains},
 	{"minLength", kw_min_length}, {"maxLength", kw_max_length},
 	{"pattern", kw_pattern},
 	{"minimum", kw_minimum}, {"maximum", kw_maximum},
 	{"exclusiveMinimum", kw_xminimum}, {"exclusiveMaximum", kw_xmaximum},
 	{"multipleOf", kw_multiple_of},
 	{"allOf", kw_all_of}, {"anyOf", kw_any_of}, {"oneOf", kw_one_of},
-	{"not", kw_not}, {"$ref", kw_ref},
+	{"not", kw_not}, {"if", kw_if}, {"then", kw_then}, {"else", kw_else},
+	{"$ref", kw_ref},
 	{"$defs", kw_defs}, {"definitions", kw_defs},
 	{"format", kw_string}, {"title", kw_string}, {"description", kw_string},
 	{"$comment", kw_string}, {"$schema", kw_root_only}, {"$id", kw_root_only},
@@ -742,6 +766,8 @@ static int check_property(struct vc *c, const struct node *n, jv k, jv val,
 	size_t len = jv_string_length_bytes(jv_copy(k));
 	struct at here = {at, name, len, 0};
 	int e = 0, matched = 0;
+	if (n->names_schema)
+		e += check(c, n->names_schema, k, &here, 0);
 	long i = n->names && strlen(name) == len ? orch_map_get(n->names, name) : -1;
 	if (i >= 0) {
 		seen[i] = 1;
@@ -767,13 +793,22 @@ static int check_property(struct vc *c, const struct node *n, jv k, jv val,
 
 static int check_object(struct vc *c, const struct node *n, jv v, const struct at *at)
 {
-	if (!n->nprops && !n->npats && !n->additional)
-		return 0;
+	int e = 0;
+	if (n->min_props >= 0 || n->max_props >= 0) {
+		long len = jv_object_length(jv_copy(v));
+		if (n->min_props >= 0 && len < n->min_props)
+			e += fail(c, at, "minProperties", "must have at least %ld properties, has %ld",
+			          n->min_props, len);
+		if (n->max_props >= 0 && len > n->max_props)
+			e += fail(c, at, "maxProperties", "must have at most %ld properties, has %ld",
+			          n->max_props, len);
+	}
+	if (STOP(c, e) || (!n->nprops && !n->npats && !n->additional && !n->names_schema))
+		return e;
 	unsigned char few[64], *seen = few;
 	if (n->nprops > 64)
 		seen = orch_xmalloc(n->nprops);
 	memset(seen, 0, n->nprops);
-	int e = 0;
 	for (int it = jv_object_iter(v); jv_object_iter_valid(v, it) && !STOP(c, e);
 	     it = jv_object_iter_next(v, it)) {
 		jv k = jv_object_iter_key(v, it), val = jv_object_iter_value(v, it);
@@ -807,6 +842,21 @@ static int check_unique(struct vc *c, jv v, int len, const struct at *at)
 	return 0;
 }
 
+static int check_contains(struct vc *c, const struct node *n, jv v, int len,
+                          const struct at *at)
+{
+	struct vc quick = {NULL};
+	for (int i = 0; i < len; i++) {
+		struct at here = {at, NULL, 0, i};
+		jv item = jv_array_get(jv_copy(v), i);
+		int bad = check(&quick, n->contains, item, &here, 0);
+		jv_free(item);
+		if (!bad)
+			return 0;
+	}
+	return fail(c, at, "contains", "must hold an item that matches the schema of contains");
+}
+
 static int check_array(struct vc *c, const struct node *n, jv v, const struct at *at)
 {
 	int len = jv_array_length(jv_copy(v)), e = 0;
@@ -816,6 +866,8 @@ static int check_array(struct vc *c, const struct node *n, jv v, const struct at
 		e += fail(c, at, "maxItems", "must have at most %ld items, has %d", n->max_items, len);
 	if (n->unique && !STOP(c, e))
 		e += check_unique(c, v, len, at);
+	if (n->contains && !STOP(c, e))
+		e += check_contains(c, n, v, len, at);
 	for (int i = 0; i < len && !STOP(c, e); i++) {
 		const struct node *sub = i < n->prefix.n ? n->prefix.v[i] : n->tuple ? n->more : n->items;
 		if (!sub)
@@ -901,6 +953,11 @@ static int check_logic(struct vc *c, const struct node *n, jv v, const struct at
 	}
 	if (n->not && !STOP(c, e) && !check(&quick, n->not, v, at, refs))
 		e += fail(c, at, "not", "must not match the schema of not");
+	if (n->if_ && (n->then || n->else_) && !STOP(c, e)) {
+		const struct node *branch = check(&quick, n->if_, v, at, refs) ? n->else_ : n->then;
+		if (branch)
+			e += check(c, branch, v, at, refs);
+	}
 	return e;
 }
 
