@@ -265,7 +265,9 @@ static struct prop *prop_of(struct node *n, const char *name)
 	return p;
 }
 
-static int kw_properties(struct cc *c, struct node *n, jv v)
+/* An object of schemas (properties, $defs): each compiled; with props,
+ * each is the schema of that property of props. */
+static int compile_members(struct cc *c, jv v, struct node *props)
 {
 	if (jv_get_kind(v) != JV_KIND_OBJECT)
 		return bad(c, "must be an object of schemas");
@@ -275,8 +277,8 @@ static int kw_properties(struct cc *c, struct node *n, jv v)
 		if (!rc && strlen(name) != (size_t)jv_string_length_bytes(jv_copy(k)))
 			rc = bad(c, "a property name holds a NUL byte");
 		struct node *sub = rc ? NULL : compile_sub(c, sch, name, strlen(name));
-		if (sub)
-			prop_of(n, name)->schema = sub;
+		if (sub && props)
+			prop_of(props, name)->schema = sub;
 		rc = sub ? rc : -1;
 		jv_free(k);
 		jv_free(sch);
@@ -429,21 +431,8 @@ static int kw_ref(struct cc *c, struct node *n, jv v)
 	return 0;
 }
 
-static int kw_defs(struct cc *c, struct node *n, jv v)
-{
-	(void)n;
-	if (jv_get_kind(v) != JV_KIND_OBJECT)
-		return bad(c, "must be an object of schemas");
-	int rc = 0;
-	jv_object_foreach(v, k, sch) {
-		const char *name = jv_string_value(k);
-		if (!rc && !compile_sub(c, sch, name, strlen(name)))
-			rc = -1;
-		jv_free(k);
-		jv_free(sch);
-	}
-	return rc;
-}
+static int kw_properties(struct cc *c, struct node *n, jv v) { return compile_members(c, v, n); }
+static int kw_defs(struct cc *c, struct node *n, jv v) { (void)n; return compile_members(c, v, NULL); }
 
 static int kw_string(struct cc *c, struct node *n, jv v)
 {
@@ -717,6 +706,17 @@ static int type_matches(unsigned types, jv v)
 	}
 }
 
+/* minItems, maxLength...: len against bounds (-1: none) */
+static int check_count(struct vc *c, const struct at *at, long len, long min, long max,
+                       const char *what, const char *kw_min, const char *kw_max)
+{
+	if (min >= 0 && len < min)
+		return fail(c, at, kw_min, "must have at least %ld %s, has %ld", min, what, len);
+	if (max >= 0 && len > max)
+		return fail(c, at, kw_max, "must have at most %ld %s, has %ld", max, what, len);
+	return 0;
+}
+
 static int check_type(struct vc *c, const struct node *n, jv v, const struct at *at)
 {
 	if (type_matches(n->types, v) || !c->errs)
@@ -794,15 +794,9 @@ static int check_property(struct vc *c, const struct node *n, jv k, jv val,
 static int check_object(struct vc *c, const struct node *n, jv v, const struct at *at)
 {
 	int e = 0;
-	if (n->min_props >= 0 || n->max_props >= 0) {
-		long len = jv_object_length(jv_copy(v));
-		if (n->min_props >= 0 && len < n->min_props)
-			e += fail(c, at, "minProperties", "must have at least %ld properties, has %ld",
-			          n->min_props, len);
-		if (n->max_props >= 0 && len > n->max_props)
-			e += fail(c, at, "maxProperties", "must have at most %ld properties, has %ld",
-			          n->max_props, len);
-	}
+	if (n->min_props >= 0 || n->max_props >= 0)
+		e += check_count(c, at, jv_object_length(jv_copy(v)), n->min_props, n->max_props,
+		                 "properties", "minProperties", "maxProperties");
 	if (STOP(c, e) || (!n->nprops && !n->npats && !n->additional && !n->names_schema))
 		return e;
 	unsigned char few[64], *seen = few;
@@ -859,11 +853,8 @@ static int check_contains(struct vc *c, const struct node *n, jv v, int len,
 
 static int check_array(struct vc *c, const struct node *n, jv v, const struct at *at)
 {
-	int len = jv_array_length(jv_copy(v)), e = 0;
-	if (n->min_items >= 0 && len < n->min_items)
-		e += fail(c, at, "minItems", "must have at least %ld items, has %d", n->min_items, len);
-	if (n->max_items >= 0 && len > n->max_items)
-		e += fail(c, at, "maxItems", "must have at most %ld items, has %d", n->max_items, len);
+	int len = jv_array_length(jv_copy(v));
+	int e = check_count(c, at, len, n->min_items, n->max_items, "items", "minItems", "maxItems");
 	if (n->unique && !STOP(c, e))
 		e += check_unique(c, v, len, at);
 	if (n->contains && !STOP(c, e))
@@ -886,15 +877,9 @@ static int check_array(struct vc *c, const struct node *n, jv v, const struct at
 static int check_string(struct vc *c, const struct node *n, jv v, const struct at *at)
 {
 	int e = 0;
-	if (n->min_len >= 0 || n->max_len >= 0) {
-		long len = jv_string_length_codepoints(jv_copy(v));
-		if (n->min_len >= 0 && len < n->min_len)
-			e += fail(c, at, "minLength", "must be at least %ld characters long, is %ld",
-			          n->min_len, len);
-		if (n->max_len >= 0 && len > n->max_len)
-			e += fail(c, at, "maxLength", "must be at most %ld characters long, is %ld",
-			          n->max_len, len);
-	}
+	if (n->min_len >= 0 || n->max_len >= 0)
+		e += check_count(c, at, jv_string_length_codepoints(jv_copy(v)), n->min_len,
+		                 n->max_len, "characters", "minLength", "maxLength");
 	if (n->pattern && !STOP(c, e)) {
 		const UChar *s = (const UChar *)jv_string_value(v);
 		const UChar *end = s + jv_string_length_bytes(jv_copy(v));
