@@ -15,7 +15,8 @@
  *    fine; a chain of refs that never descends into the value (as
  *    {"$ref": "#"} at the root) is cut after REF_DEPTH with an error.
  *  - pattern is Oniguruma's Perl syntax over UTF-8 (what libjq links),
- *    unanchored as the spec says; format is an annotation, never checked.
+ *    unanchored as the spec says ($ also matches before a final newline,
+ *    as in Perl and jq, not ECMAScript); format is an annotation only.
  *  - equality (enum, const, uniqueItems) is libjq's: 1 == 1.0, object key
  *    order irrelevant; lengths count code points.
  *  - an error names the value by JSON Pointer, built only when an error
