@@ -257,4 +257,17 @@ struct jq_state *orch_jq_compile(const char *prog, char **err);
 /* Run prog on input (consumed): its first output, or jv_invalid with msg. */
 jv orch_jq_first(struct jq_state *jq, jv input);
 
+/* schema.c: JSON Schema (orch-check(1) lists the keywords). Compile once,
+ * validate many. */
+typedef struct orch_schema orch_schema;
+/* Compile schema (consumed). On an invalid schema or an unknown keyword,
+ * NULL and *err (malloc'd) = "POINTER: message", POINTER the JSON Pointer
+ * of the bad keyword in the schema ("(root)" for the schema itself). */
+orch_schema *orch_schema_new(jv schema, char **err);
+/* Validate v (not consumed): 0 if valid, else the number of errors, each
+ * appended to *errs (a jv array) as {"path": JSON Pointer into v,
+ * "keyword", "message"}. errs NULL: stop at the first error (return 1). */
+int orch_schema_check(orch_schema *s, jv v, jv *errs);
+void orch_schema_free(orch_schema *s);
+
 #endif
