@@ -53,7 +53,7 @@ _orch_specs() {
 # _orch_add WORDS CUR: add the WORDS (blank-separated) that begin with CUR.
 _orch_add() {
 	local IFS=$' \t\n'
-	COMPREPLY+=($(compgen -W "$1" -- "$2"))
+	mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -W "$1" -- "$2")
 }
 
 _orch() {
