@@ -41,7 +41,7 @@
 static const char usage[] =
 	"usage: orch-call [--render] [--stream] [-j N] [--provider NAME] [--model MODEL]\n"
 	"                 [--command CMD] [--retries N] [--timeout S] [--connect-timeout S]\n"
-	"                 [--backoff S] [--verbose] [--run DIR] [FILE...]\n"
+	"                 [--idle-timeout S] [--backoff S] [--verbose] [--run DIR] [FILE...]\n"
 	"Call an LLM provider for each request or step input record (on stdin or\n"
 	"in FILEs); print one response record per request, in input order.\n"
 	"      --render            print the requests instead of calling (a dry run)\n"
@@ -56,6 +56,8 @@ static const char usage[] =
 	"  -t, --timeout S         seconds for the whole call, retries included\n"
 	"                          (default 600)\n"
 	"      --connect-timeout S seconds to connect (default 10)\n"
+	"      --idle-timeout S    seconds with no byte from the server before the\n"
+	"                          attempt is cut and retried (default 60; 0: never)\n"
 	"      --backoff S         the first backoff ceiling (default 1)\n"
 	"  -v, --verbose           show each request (URL, headers) and response\n"
 	"                          (status, headers) on stderr, keys redacted\n"
@@ -65,7 +67,7 @@ static const char usage[] =
 
 struct call_opts opt = {
 	.jobs = 1, .retries = 3, .timeout = 600, .connect_timeout = 10,
-	.backoff = 1, .backoff_cap = 30,
+	.idle_timeout = 60, .backoff = 1, .backoff_cap = 30,
 };
 
 /* The jobs, in input order: those before head are printed and gone. */
@@ -97,6 +99,19 @@ static long estimate(size_t bytes)  /* tokens: one per four bytes */
 
 /* ---- a job's answer ---- */
 
+/* Every scheme://user:password@ in s (malloc'd) without user:password@. */
+static char *scrub_userinfo(char *s)
+{
+	for (char *p = s; (p = strstr(p, "://")); ) {
+		p += 3;
+		size_t n = strcspn(p, "/?# \"'<>()");
+		char *at = memrchr(p, '@', n);
+		if (at)
+			memmove(p, at + 1, strlen(at + 1) + 1);
+	}
+	return s;
+}
+
 char *redact(const char *s)
 {
 	static const char *keys[] = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"};
@@ -114,7 +129,7 @@ char *redact(const char *s)
 	for (char *p = out; *p; p++)
 		if (*p == '\n' || *p == '\r' || *p == '\t')
 			*p = ' ';
-	return out;
+	return scrub_userinfo(out);
 }
 
 void job_fail(struct job *j, int transient, const char *fmt, ...)
@@ -172,12 +187,23 @@ static void emit_request(struct job *j)
 	orch_emit(orch_run_dir(), "INFO", "llm.request", j->step, d);
 }
 
+/* What the provider counted (cached tokens included), else our estimate. */
+static double prompt_tokens(const struct job *j)
+{
+	return (j->has_ptok ? j->ptok : j->prompt_est) + j->cache_read + j->cache_write;
+}
+
+/* INFO, or WARN for a failure to be retried, ERROR for the last one. */
 static void emit_response(struct job *j, double dur, int will_retry, double delay)
 {
 	int ok = !j->err;
 	jv tok = jv_object();
-	tok = jv_object_set(tok, jv_string("prompt"), jv_number(ok ? (j->has_ptok ? j->ptok : j->prompt_est) : 0));
+	tok = jv_object_set(tok, jv_string("prompt"), jv_number(ok ? prompt_tokens(j) : 0));
 	tok = jv_object_set(tok, jv_string("completion"), jv_number(ok ? j->ctok : 0));
+	if (ok && j->has_cache) {
+		tok = jv_object_set(tok, jv_string("cache_read"), jv_number(j->cache_read));
+		tok = jv_object_set(tok, jv_string("cache_creation"), jv_number(j->cache_write));
+	}
 	jv d = jv_object();
 	d = jv_object_set(d, jv_string("provider"), jv_string(j->name));
 	d = jv_object_set(d, jv_string("model"), jv_string(j->model));
@@ -193,7 +219,7 @@ static void emit_response(struct job *j, double dur, int will_retry, double dela
 		if (will_retry)
 			d = jv_object_set(d, jv_string("retry_in_s"), jv_number(ms3(delay)));
 	}
-	orch_emit(orch_run_dir(), ok ? "INFO" : "WARN", "llm.response", j->step, d);
+	orch_emit(orch_run_dir(), ok ? "INFO" : will_retry ? "WARN" : "ERROR", "llm.response", j->step, d);
 }
 
 /* ---- an attempt, and how it settles ---- */
@@ -202,14 +228,19 @@ void job_begin_attempt(struct job *j)
 {
 	jv_free(j->content);
 	jv_free(j->finish);
+	jv_free(j->reasoning);
+	jv_free(j->refusal);
 	j->content = jv_string("");
 	j->finish = jv_null();
-	j->ptok = j->ctok = 0;
-	j->has_ptok = j->has_ctok = j->ended = j->transient = 0;
+	j->reasoning = jv_string("");
+	j->refusal = jv_string("");
+	j->ptok = j->ctok = j->cache_read = j->cache_write = 0;
+	j->has_ptok = j->has_ctok = j->has_cache = j->ended = j->transient = j->quota = 0;
 	free(j->err);
 	j->err = NULL;
 	j->status = 0;
 	j->retry_after = -1;
+	j->should_retry = -1;
 	j->attempt++;
 	j->t_att = orch_mono();
 	emit_request(j);
@@ -232,8 +263,12 @@ static void succeed(struct job *j, double now)
 		j->ctok = estimate(jv_string_length_bytes(jv_copy(j->content)));
 	emit_response(j, now - j->t_att, 0, 0);
 	jv u = jv_object();
-	u = jv_object_set(u, jv_string("prompt_tokens"), jv_number(j->has_ptok ? j->ptok : j->prompt_est));
+	u = jv_object_set(u, jv_string("prompt_tokens"), jv_number(prompt_tokens(j)));
 	u = jv_object_set(u, jv_string("completion_tokens"), jv_number(j->ctok));
+	if (j->has_cache) {
+		u = jv_object_set(u, jv_string("cache_read_tokens"), jv_number(j->cache_read));
+		u = jv_object_set(u, jv_string("cache_creation_tokens"), jv_number(j->cache_write));
+	}
 	jv r = jv_object();
 	r = jv_object_set(r, jv_string("provider"), jv_string(j->name));
 	r = jv_object_set(r, jv_string("model"), jv_string(j->model));
@@ -241,6 +276,8 @@ static void succeed(struct job *j, double now)
 	r = jv_object_set(r, jv_string("finish_reason"),
 	                  is_kind(j->finish, JV_KIND_STRING) ? jv_copy(j->finish) : jv_string("stop"));
 	r = jv_object_set(r, jv_string("usage"), u);
+	if (jv_string_length_bytes(jv_copy(j->reasoning)) > 0)
+		r = jv_object_set(r, jv_string("reasoning"), jv_copy(j->reasoning));
 	r = jv_object_set(r, jv_string("duration_s"), jv_number(ms3(now - j->t0)));
 	j->out = r;
 	finished(j);
@@ -265,6 +302,8 @@ static void give_up(struct job *j, int late)
 void job_settle(struct job *j)
 {
 	double now = orch_mono(), delay = 0;
+	if (!j->err && jv_string_length_bytes(jv_copy(j->refusal)) > 0)
+		job_fail(j, 0, "the model refused: %s", jv_string_value(j->refusal));
 	if (!j->err && jv_string_length_bytes(jv_copy(j->content)) == 0)
 		job_fail(j, 0, "the answer has no content");
 	if (!j->err) {
@@ -297,6 +336,8 @@ static void job_free(struct job *j)
 	jv_free(j->req);
 	jv_free(j->content);
 	jv_free(j->finish);
+	jv_free(j->reasoning);
+	jv_free(j->refusal);
 	jv_free(j->out);
 	exec_free(j);
 	http_free(j);
@@ -392,6 +433,8 @@ static struct job *job_new(jv req)
 	j->p = provider_find(j->name);
 	j->content = jv_string("");
 	j->finish = jv_null();
+	j->reasoning = jv_string("");
+	j->refusal = jv_string("");
 	j->out = jv_null();
 	j->retry_after = -1;
 	j->t0 = orch_mono();
@@ -462,6 +505,7 @@ static int options(int argc, char **argv)
 		{"retries", required_argument, 0, 'r'},
 		{"timeout", required_argument, 0, 't'},
 		{"connect-timeout", required_argument, 0, 'C'},
+		{"idle-timeout", required_argument, 0, 'I'},
 		{"backoff", required_argument, 0, 'B'},
 		{"verbose", no_argument, 0, 'v'},
 		ORCH_COMMON_LONGOPTS,
@@ -479,6 +523,7 @@ static int options(int argc, char **argv)
 		case 'r': opt.retries = (int)num_arg(optarg, "--retries", 0); break;
 		case 't': opt.timeout = num_arg(optarg, "--timeout", 0.001); break;
 		case 'C': opt.connect_timeout = num_arg(optarg, "--connect-timeout", 0.001); break;
+		case 'I': opt.idle_timeout = num_arg(optarg, "--idle-timeout", 0); break;
 		case 'B': opt.backoff = num_arg(optarg, "--backoff", 0); break;
 		case 'v': opt.verbose = 1; break;
 		default: orch_common(c, optarg, usage);
