@@ -261,3 +261,67 @@ load fake
 	run jq -c 'select(.type=="llm.response") | [.level, .data.will_retry]' run/events.jsonl
 	assert_output $'["WARN",true]\n["ERROR",false]\n["ERROR",false]'
 }
+
+# ---- model fallback ----
+
+@test "fallback: -p a,b and a provider list render as the first provider and a fallback list" {
+	# openai keeps the opts of the request, whose provider it is
+	run orch-call --render -p anthropic:claude-x,openai:gpt-4o,ollama:llama3:8b "$BATS_TEST_DIRNAME/fixtures/call/request.json"
+	assert_success
+	[ "$(echo "$output" | jq -c '[.provider, .model, .fallback]')" = '["anthropic","claude-x",[{"provider":"openai","model":"gpt-4o","opts":{"temperature":0}},{"provider":"ollama","model":"llama3:8b","opts":{}}]]' ]
+	echo '{"step":"x","spec":{"prompt":"hi","provider":[{"name":"openai","model":"m1","opts":{"temperature":0}},"echo"]}}' > s.json
+	run orch-call --render s.json
+	assert_success
+	assert_output '{"provider":"openai","model":"m1","messages":[{"role":"user","content":"hi"}],"opts":{"temperature":0},"step":"x","fallback":[{"provider":"echo","model":"echo","opts":{}}]}'
+	# every provider of the list is checked
+	run orch-call --render -p openai:m,nosuch s.json
+	[ "$status" -eq 2 ]
+	# the cache key is the first provider's
+	k1=$(orch-call --render s.json | orch-cache key)
+	k2=$(orch-call --render -p openai s.json | orch-cache key)
+	k3=$(jq -c '.spec.provider' s.json | jq -c --slurpfile r <(orch-call --render s.json) '$r[0] + {provider: .}' | orch-cache key)
+	[ "$k1" = "$k2" ] && [ "$k1" = "$k3" ]
+}
+
+@test "fallback: when the first's retries run out the next answers, and says so" {
+	fake_start
+	mkdir -p run
+	jq -cn '{provider:["openai", "anthropic:ok-claude"], model:"fail500",
+	         messages:[{role:"user",content:"hello"}], step:"s1"}' > r.json
+	run --separate-stderr orch-call --run run --retries 1 --backoff 0.01 r.json
+	assert_success
+	[ "$(echo "$output" | jq -c '[.provider, .model, .content]')" = '["anthropic","ok-claude","fake: hello"]' ]
+	assert_equal "$stderr" "orch-call: step s1: openai: HTTP 500: server_error: fake failure 500 (request 2) (after 2 attempts); falling back to anthropic (ok-claude)"
+	run jq -c 'select(.type|startswith("llm.")) | [.type, .level, .data.provider, .data.success, .data.next_provider]' run/events.jsonl
+	assert_output '["llm.request","INFO","openai",null,null]
+["llm.response","WARN","openai",false,null]
+["llm.request","INFO","openai",null,null]
+["llm.response","WARN","openai",false,null]
+["llm.fallback","WARN","openai",null,"anthropic"]
+["llm.request","INFO","anthropic",null,null]
+["llm.response","INFO","anthropic",true,null]'
+}
+
+@test "fallback: a spend cap or an overload moves on at once; a 401 does not" {
+	fake_start
+	for first in spendcap fail529; do
+		jq -cn --arg m "$first" '{provider:["anthropic", "openai:ok"], model:$m,
+		         messages:[{role:"user",content:"hello"}], step:"s1"}' > r.json
+		run --separate-stderr orch-call --backoff 0.01 r.json
+		assert_success
+		[ "$(echo "$output" | jq -r .provider)" = openai ]
+	done
+	run jq -r .path reqs.jsonl
+	assert_output $'/v1/messages\n/v1/chat/completions\n/v1/messages\n/v1/chat/completions'
+	jq -cn '{provider:["anthropic", "openai:ok"], model:"fail401",
+	         messages:[{role:"user",content:"hello"}], step:"s1"}' > r.json
+	run orch-call --backoff 0.01 r.json
+	[ "$status" -eq 1 ]
+	[ "$(nreqs)" -eq 5 ]
+	# the last of the list fails as one provider would
+	jq -cn '{provider:["anthropic", "openai"], model:"fail529",
+	         messages:[{role:"user",content:"hello"}], step:"s1"}' > r.json
+	run --separate-stderr orch-call -p anthropic,openai:fail500 --retries 0 r.json
+	[ "$status" -eq 75 ]
+	[[ "$stderr" == *"openai: HTTP 500: "* ]]
+}

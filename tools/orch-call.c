@@ -193,8 +193,9 @@ static double prompt_tokens(const struct job *j)
 	return (j->has_ptok ? j->ptok : j->prompt_est) + j->cache_read + j->cache_write;
 }
 
-/* INFO, or WARN for a failure to be retried, ERROR for the last one. */
-static void emit_response(struct job *j, double dur, int will_retry, double delay)
+/* INFO, or WARN for a failure to be retried (or to fall back from),
+ * ERROR for the last one. */
+static void emit_response(struct job *j, double dur, int will_retry, double delay, int last)
 {
 	int ok = !j->err;
 	jv tok = jv_object();
@@ -219,7 +220,7 @@ static void emit_response(struct job *j, double dur, int will_retry, double dela
 		if (will_retry)
 			d = jv_object_set(d, jv_string("retry_in_s"), jv_number(ms3(delay)));
 	}
-	orch_emit(orch_run_dir(), ok ? "INFO" : will_retry ? "WARN" : "ERROR", "llm.response", j->step, d);
+	orch_emit(orch_run_dir(), ok ? "INFO" : last ? "ERROR" : "WARN", "llm.response", j->step, d);
 }
 
 /* ---- an attempt, and how it settles ---- */
@@ -261,7 +262,7 @@ static void succeed(struct job *j, double now)
 {
 	if (!j->has_ctok)
 		j->ctok = estimate(jv_string_length_bytes(jv_copy(j->content)));
-	emit_response(j, now - j->t_att, 0, 0);
+	emit_response(j, now - j->t_att, 0, 0, 0);
 	jv u = jv_object();
 	u = jv_object_set(u, jv_string("prompt_tokens"), jv_number(prompt_tokens(j)));
 	u = jv_object_set(u, jv_string("completion_tokens"), jv_number(j->ctok));
@@ -283,8 +284,8 @@ static void succeed(struct job *j, double now)
 	finished(j);
 }
 
-/* One line: step, provider, HTTP status, the provider's message. */
-static void give_up(struct job *j, int late)
+/* The HTTP status, the provider's message and the attempts; malloc'd. */
+static char *failure(const struct job *j, int late)
 {
 	char st[32] = "", tries[80] = "";
 	if (j->status)
@@ -292,13 +293,93 @@ static void give_up(struct job *j, int late)
 	if (j->attempt > 1 || late)
 		snprintf(tries, sizeof tries, " (after %d attempt%s%s)", j->attempt,
 		         j->attempt > 1 ? "s" : "", late ? "; no time left to retry" : "");
-	orch_err("step %s: %s: %s%s%s", j->step ? j->step : "-", j->name, st, j->err, tries);
-	log_note(j, "\n[orch-call: %s: %s%s%s]\n", j->name, st, j->err, tries);
+	return orch_fmt("%s%s%s", st, j->err, tries);
+}
+
+/* One line: step, provider, HTTP status, the provider's message. */
+static void give_up(struct job *j, int late)
+{
+	char *f = failure(j, late);
+	orch_err("step %s: %s: %s", j->step ? j->step : "-", j->name, f);
+	log_note(j, "\n[orch-call: %s: %s]\n", j->name, f);
+	free(f);
 	j->rc = j->transient ? EX_TEMP : EX_FAIL;
 	finished(j);
 }
 
-/* The attempt is over: the answer, a retry, or the error. */
+/* ---- fallback ---- */
+
+static int overloaded(const struct job *j)
+{
+	return j->status == 529 || strncmp(j->err, "overloaded_error", 16) == 0;
+}
+
+/* Does the request name another provider to try? */
+static int has_fallback(const struct job *j)
+{
+	jv fb = orch_jget(j->req, "fallback");
+	int n = is_kind(fb, JV_KIND_ARRAY) ? jv_array_length(jv_copy(fb)) : 0;
+	jv_free(fb);
+	return n > 0;
+}
+
+/* Will the next provider be tried? After the retries ran out, or at once
+ * for running out of quota or an overload. */
+static int falls_back(const struct job *j, int retrying)
+{
+	return !retrying && (j->transient || j->quota || overloaded(j)) && has_fallback(j);
+}
+
+static void emit_fallback(struct job *j, jv next)
+{
+	jv d = jv_object();
+	d = jv_object_set(d, jv_string("provider"), jv_string(j->name));
+	d = jv_object_set(d, jv_string("model"), jv_string(j->model));
+	d = jv_object_set(d, jv_string("error"), jv_string(j->err));
+	d = jv_object_set(d, jv_string("next_provider"), orch_jget(next, "provider"));
+	d = jv_object_set(d, jv_string("next_model"), orch_jget(next, "model"));
+	orch_emit(orch_run_dir(), "WARN", "llm.fallback", j->step, d);
+}
+
+/* The next provider of the list takes the request over, with retries
+ * and --timeout of its own; it starts at the next turn of the loop. */
+static void fall_back(struct job *j, double now)
+{
+	jv fb = orch_jget(j->req, "fallback");
+	int n = jv_array_length(jv_copy(fb));
+	jv next = jv_array_get(jv_copy(fb), 0), req = j->req;
+	char *f = failure(j, 0);
+	orch_err("step %s: %s: %s; falling back to %s (%s)", j->step ? j->step : "-", j->name,
+	         f, orch_jstr(next, "provider"), orch_jstr(next, "model"));
+	log_note(j, "\n[orch-call: %s: %s; falling back to %s]\n", j->name, f,
+	         orch_jstr(next, "provider"));
+	free(f);
+	emit_fallback(j, next);
+	req = jv_object_delete(req, jv_string("command"));
+	jv_object_foreach(next, k, v)
+		req = jv_object_set(req, k, v);
+	jv_free(next);
+	if (n > 1)
+		req = jv_object_set(req, jv_string("fallback"), jv_array_slice(fb, 1, n));
+	else {
+		jv_free(fb);
+		req = jv_object_delete(req, jv_string("fallback"));
+	}
+	j->req = req;
+	j->name = orch_jstr(req, "provider");
+	j->model = orch_jstr(req, "model");
+	j->step = orch_jstr(req, "step");
+	j->p = provider_find(j->name);
+	http_free(j);
+	exec_free(j);
+	j->attempt = 0;
+	j->deadline = now + opt.timeout;
+	j->wake = now;
+	j->state = J_WAIT;
+}
+
+/* The attempt is over: the answer, a retry, the next provider, or the
+ * error. */
 void job_settle(struct job *j)
 {
 	double now = orch_mono(), delay = 0;
@@ -311,6 +392,8 @@ void job_settle(struct job *j)
 		return;
 	}
 	int wanted = j->transient && j->attempt <= opt.retries, retry = 0;
+	if (overloaded(j) && has_fallback(j))
+		wanted = 0;  /* rather the next provider than a busy one */
 	if (wanted) {
 		double cap = fmin(opt.backoff_cap, opt.backoff * pow(2, j->attempt - 1));
 		delay = cap * (randombytes_uniform(1000001) / 1e6);  /* full jitter */
@@ -318,7 +401,12 @@ void job_settle(struct job *j)
 			delay = fmax(delay, j->retry_after);
 		retry = now + delay < j->deadline;
 	}
-	emit_response(j, now - j->t_att, retry, delay);
+	int next = falls_back(j, retry);
+	emit_response(j, now - j->t_att, retry, delay, !retry && !next);
+	if (next) {
+		fall_back(j, now);
+		return;
+	}
 	if (!retry) {
 		give_up(j, wanted);
 		return;
@@ -492,6 +580,20 @@ static double num_arg(const char *s, const char *what, double min)
 	return v;
 }
 
+/* Each provider of a --provider list ("name[:model],...") is known. */
+static void check_providers(const char *list)
+{
+	for (const char *p = list; p && *p; p += *p == ',') {
+		size_t n = strcspn(p, ",");
+		size_t k = strcspn(p, ":,");
+		char *name = orch_fmt("%.*s", (int)k, p);
+		if (!provider_find(name))
+			orch_die(EX_USAGE, "unknown provider \"%s\" (%s)", name, provider_names());
+		free(name);
+		p += n;
+	}
+}
+
 /* The options into opt; returns optind. */
 static int options(int argc, char **argv)
 {
@@ -528,8 +630,7 @@ static int options(int argc, char **argv)
 		case 'v': opt.verbose = 1; break;
 		default: orch_common(c, optarg, usage);
 		}
-	if (opt.provider && !provider_find(opt.provider))
-		orch_die(EX_USAGE, "unknown provider \"%s\" (%s)", opt.provider, provider_names());
+	check_providers(opt.provider);
 	return optind;
 }
 
