@@ -17,12 +17,15 @@
  * This file is the queue: a job per request, in input order, up to -j N
  * of them in flight from one thread (the HTTP requests share one curl
  * multi handle, and exec commands' pipes are polled with its sockets);
- * echo answers at once. A transient fault (429, 500, 502, 503, 504, 529,
- * a connection failure, a timeout, a stream cut before its end marker, a
- * transient error inside a stream) is retried with exponential backoff
- * and full jitter, honouring Retry-After, all within --timeout for the
+ * echo answers at once. A transient fault (408, 409, 429, 500, 502-504,
+ * 520-524, 529, a connection failure, a timeout, no byte for
+ * --idle-timeout, a stream cut before its end marker, a transient error
+ * inside a stream) is retried with exponential backoff and full jitter,
+ * honouring Retry-After and x-should-retry, all within --timeout for the
  * whole call; if only transient faults exhausted the retries the exit
- * status is 75 (try again later), else 1. API keys travel only in request
+ * status is 75 (try again later), else 1. A request with fallback
+ * providers then tries the next (at once when out of quota or
+ * overloaded), which has retries and --timeout of its own. API keys travel only in request
  * headers; --verbose shows them redacted, and every provider message is
  * scrubbed of them before it is printed or logged.
  */
