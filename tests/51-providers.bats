@@ -51,14 +51,8 @@ load fake
 
 @test "a spend cap is permanent however it is worded: exit 1, no retry" {
 	fake_start
-	req anthropic spendcap > r.json
-	run --separate-stderr orch-call --backoff 0.01 r.json
-	[ "$status" -eq 1 ]
-	assert_equal "$stderr" "orch-call: step s1: anthropic: HTTP 429: rate_limit_error: This workspace has reached its monthly budget."
-	req openai spendcap > r.json
-	run --separate-stderr orch-call --backoff 0.01 r.json
-	[ "$status" -eq 1 ]
-	assert_equal "$stderr" "orch-call: step s1: openai: HTTP 429: billing_error: Budget exhausted."
+	call_fails anthropic spendcap 1 "orch-call: step s1: anthropic: HTTP 429: rate_limit_error: This workspace has reached its monthly budget."
+	call_fails openai spendcap 1 "orch-call: step s1: openai: HTTP 429: billing_error: Budget exhausted."
 	[ "$(nreqs)" -eq 2 ]
 }
 

@@ -38,3 +38,12 @@ req() {
 }
 
 nreqs() { [ -f reqs.jsonl ] && wc -l < reqs.jsonl | tr -d ' ' || echo 0; }
+
+# call_fails P M STATUS STDERR: a request to provider P with model M ends
+# with exit STATUS and the one line STDERR.
+call_fails() {
+	req "$1" "$2" > r.json
+	run --separate-stderr orch-call --backoff 0.01 r.json
+	[ "$status" -eq "$3" ]
+	assert_equal "$stderr" "$4"
+}
