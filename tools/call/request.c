@@ -210,7 +210,7 @@ static jv providers_of(jv req)
 {
 	jv mine = entries_of(orch_jget(req, "provider"));
 	if (jv_array_length(jv_copy(mine)) > 0)
-		mine = jv_array_set(jv_copy(mine), 0, fill(jv_array_get(jv_copy(mine), 0), req));
+		mine = jv_array_set(mine, 0, fill(jv_array_get(jv_copy(mine), 0), req));
 	if (!opt.provider && jv_array_length(jv_copy(mine)) > 0)
 		return mine;
 	const char *env = nonempty_env("ORCH_PROVIDER");
