@@ -375,7 +375,8 @@ stop_spec() {
 	cmp other.yaml "$ORCH_RUNS/kt/inputs/spec.yaml"
 	# and orch-sched --spec writes nothing when it is refused (exit 75)
 	SLOW=30 bg three orch run kt.yaml
-	wait_for grep -q '"type":"step.started"' "$ORCH_RUNS/kt/events.jsonl"
+	third() { [ "$(grep -c '"type":"job.started"' "$ORCH_RUNS/kt/events.jsonl")" -eq 3 ]; }
+	wait_for third
 	run orch-plan kt.yaml
 	run orch-sched --spec other.yaml --exec 'orch step' <<<"$output"
 	[ "$status" -eq 75 ]
