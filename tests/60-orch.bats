@@ -374,7 +374,8 @@ stop_spec() {
 	wait "$(cat pid.two)"
 	cmp other.yaml "$ORCH_RUNS/kt/inputs/spec.yaml"
 	# and orch-sched --spec writes nothing when it is refused (exit 75)
-	SLOW=30 bg three orch run kt.yaml
+	# (a cache of its own, so that its first step misses and takes 30 s)
+	ORCH_CACHE_DIR=$PWD/c3 SLOW=30 bg three orch run kt.yaml
 	third() { [ "$(grep -c '"type":"job.started"' "$ORCH_RUNS/kt/events.jsonl")" -eq 3 ]; }
 	wait_for third
 	run orch-plan kt.yaml
