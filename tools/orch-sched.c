@@ -42,7 +42,8 @@
 
 static const char usage[] =
 	"usage: orch-sched [-kq] [-j N] [--resume] [--exec CMD] [--wait] [--run DIR]\n"
-	"                  [--grace S] [--backoff-base S] [--backoff-max S] [PLAN...]\n"
+	"                  [--grace S] [--backoff-base S] [--backoff-max S]\n"
+	"                  [--spec FILE] [--forwarded] [PLAN...]\n"
 	"Run a plan's steps (plan lines on stdin or in PLAN files) as processes.\n"
 	"  -j, --jobs N         run at most N steps at once (default: the job's\n"
 	"                       concurrency, else 4)\n"
@@ -54,6 +55,11 @@ static const char usage[] =
 	"      --backoff-base S first retry delay bound (default 1)\n"
 	"      --backoff-max S  retry delay cap (default 60)\n"
 	"  -q, --quiet          no progress line on a terminal\n"
+	"      --spec FILE      keep FILE as the run's inputs/spec.yaml, written\n"
+	"                       once the run's lock is held\n"
+	"      --forwarded      the parent forwards its stop signals (orch run):\n"
+	"                       SIGINT counts only from it, and a TERM or HUP that\n"
+	"                       reached both counts once\n"
 	"      --run DIR        the run folder (default $ORCH_RUN_DIR, else\n"
 	"                       $ORCH_RUNS/<job_id>)\n"
 	"      --help, --version\n";
@@ -85,6 +91,8 @@ static void parse_opts(int argc, char **argv)
 		{"grace", required_argument, 0, 'g'},
 		{"backoff-base", required_argument, 0, 'b'},
 		{"backoff-max", required_argument, 0, 'B'},
+		{"spec", required_argument, 0, 'S'},
+		{"forwarded", no_argument, 0, 'F'},
 		ORCH_COMMON_LONGOPTS,
 		{0, 0, 0, 0}};
 	int c;
@@ -100,6 +108,8 @@ static void parse_opts(int argc, char **argv)
 		case 'g': opt.grace = number("--grace", optarg, 0); break;
 		case 'b': opt.backoff_base = number("--backoff-base", optarg, 0); break;
 		case 'B': opt.backoff_max = number("--backoff-max", optarg, 0); break;
+		case 'S': spec_read(optarg); break;
+		case 'F': opt.forwarded = 1; break;
 		default:
 			if (!orch_common(c, optarg, usage))
 				orch_usage(usage);
@@ -167,7 +177,9 @@ static int open_dir(const char *sub)
 }
 
 /* Signals: waited for (sigtimedwait), never handled asynchronously. A stop
- * signal ignored at startup (nohup) stays ignored. */
+ * signal ignored at startup (nohup) stays ignored, except SIGINT with
+ * --forwarded: sh starts a background job with it ignored, and the parent
+ * forwards the ^C it gets (loop.c takes SIGINT only from it then). */
 static void block_signals(void)
 {
 	static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
@@ -178,7 +190,11 @@ static void block_signals(void)
 		if (sigaction(stops[k], NULL, &sa) == 0 && sa.sa_handler != SIG_IGN)
 			sigaddset(&run.waited, stops[k]);
 	}
+	if (opt.forwarded)
+		sigaddset(&run.waited, SIGINT);
 	sigprocmask(SIG_BLOCK, &run.waited, NULL);
+	if (opt.forwarded)
+		signal(SIGINT, SIG_DFL);  /* blocked: delivered to sigtimedwait */
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -187,6 +203,7 @@ static void open_run(void)
 {
 	find_run();
 	lock_run();
+	spec_save();
 	setenv("ORCH_RUN_DIR", run.dir, 1);
 	setenv("ORCH_JOB_ID", run.job_id, 1);
 	unsetenv("ORCH_STEP");

@@ -13,6 +13,7 @@
  *   spawn.c       a step's process: input memfd, output file, env, spawn
  *   step.c        a step's life: attempts, retries, results, skips
  *   loop.c        the ready queue, timers, reaping, interrupts, progress
+ *   spec.c        --spec: the job spec kept in inputs/, once the lock is held
  */
 #ifndef SCHED_H
 #define SCHED_H
@@ -53,7 +54,7 @@ struct heap { int *a; int n, cap; };
 struct pool { char *name; int limit, used; struct heap wait; };
 
 struct opts {
-	int jobs, keep_going, resume, wait_lock, quiet;
+	int jobs, keep_going, resume, wait_lock, quiet, forwarded;
 	const char *exec_cmd;
 	double grace, backoff_base, backoff_max;
 };
@@ -130,6 +131,10 @@ void attempt_failed(int i, const char *kind, const char *msg, int retryable,
                     const char *extra, int val);
 void reaped(int i, int status);
 void take_completed(void);
+
+/* spec.c */
+void spec_read(const char *file);  /* at start: the spec, or exit 2 */
+void spec_save(void);              /* with the lock: inputs/spec.yaml */
 
 /* loop.c */
 void heap_push(struct heap *h, int i);
