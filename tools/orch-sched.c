@@ -242,16 +242,16 @@ static void start_job(void)
 	tally.t_start = now();
 	tally.progress = !opt.quiet && isatty(2);
 	tally.failed_names = jv_array();
+	resume_read();
 	emit_started();
 	run.manifest = orch_manifest_new(run.dir);
 	for (int i = 0; i < plan.n; i++)
 		plan.step[i].pending = plan.step[i].ndep;
 	queue.active = orch_xmalloc(((opt.jobs < plan.n ? opt.jobs : plan.n) + 1) * sizeof *queue.active);
-	if (opt.resume)
-		take_completed();
 	for (int i = 0; i < plan.n; i++)
 		if (plan.step[i].pending == 0)
 			ready_step(i);
+	settle();
 }
 
 /* The job's last event and the manifest; returns the exit status. */
@@ -289,6 +289,8 @@ static void free_all(void)
 	plan_free();
 	spawn_free();
 	loop_free();
+	step_free();
+	resume_free();
 	orch_manifest_free(run.manifest);
 	jv_free(tally.failed_names);
 	free(run.job_id);

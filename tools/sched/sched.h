@@ -13,6 +13,7 @@
  *   spawn.c       a step's process: input memfd, output file, env, spawn
  *   step.c        a step's life: attempts, retries, results, skips
  *   loop.c        the ready queue, timers, reaping, interrupts, progress
+ *   resume.c      fingerprints, and what the run's events say of each step
  */
 #ifndef SCHED_H
 #define SCHED_H
@@ -47,6 +48,9 @@ struct step {
 	int timed_out, stopped;
 	jv result;           /* stored result, while users > 0 */
 	jv input;            /* input record without attempt, while active */
+	char spec_hash[65];  /* what it is asked to do (resume.c) */
+	char fp[65];         /* and what its needs gave it: set once ready */
+	char art[65];        /* sha256 of artifacts/<step>.json, once stored */
 };
 
 struct heap { int *a; int n, cap; };
@@ -129,7 +133,14 @@ void start_attempt(int i);
 void attempt_failed(int i, const char *kind, const char *msg, int retryable,
                     const char *extra, int val);
 void reaped(int i, int status);
-void take_completed(void);
+void settle(void);
+void step_free(void);
+
+/* resume.c */
+void resume_read(void);              /* the events, before job.started */
+void fingerprint(struct step *s);    /* spec_hash and fp; needs done */
+int still_done(struct step *s);      /* --resume may skip it: result, art */
+void resume_free(void);
 
 /* loop.c */
 void heap_push(struct heap *h, int i);

@@ -266,6 +266,7 @@ static jv read_output(struct step *s, int *err, int *wrapped)
 	}
 	buf[n] = 0;
 	jv v = n > 0 && n < (size_t)INT32_MAX ? jv_parse_sized(buf, (int)n) : jv_invalid();
+	orch_sha256_hex(buf, n, s->art);  /* as stored, unless wrapped */
 	if (jv_get_kind(v) != JV_KIND_OBJECT) {
 		jv_free(v);
 		*wrapped = 1;
@@ -290,6 +291,7 @@ int store_output(struct step *s, jv *result)
 		txt[n++] = '\n';
 		if (ftruncate(s->outfd, 0) < 0 || pwrite(s->outfd, txt, n, 0) != (ssize_t)n)
 			err = errno ? errno : EIO;
+		orch_sha256_hex(txt, n, s->art);
 		free(txt);
 	}
 	if (!err && renameat(run.art_fd, out, run.art_fd, name) < 0)
@@ -299,6 +301,7 @@ int store_output(struct step *s, jv *result)
 	if (err) {
 		jv_free(r);
 		r = jv_invalid();
+		*s->art = 0;
 	}
 	*result = r;
 	return err;

@@ -19,19 +19,28 @@
 
 struct tally tally;
 
-/* The input record: taken once per step, before its first attempt. */
-static jv input_record(struct step *s)
+/* The results of s's needs, as .steps of its input record, if it wants
+ * them; each need's result is let go once its last dependant took it. */
+static jv need_results(struct step *s, int want)
 {
 	jv steps = jv_object();
 	for (size_t k = 0; k < s->ndep; k++) {
 		struct step *d = &plan.step[s->dep[k]];
-		jv r = d->st == ST_OK || d->st == ST_DONE ? jv_copy(d->result) : jv_null();
-		steps = jv_object_set(steps, jv_string(d->name), r);
+		if (want)
+			steps = jv_object_set(steps, jv_string(d->name), d->st == ST_OK ||
+			                      d->st == ST_DONE ? jv_copy(d->result) : jv_null());
 		if (--d->users == 0) {
 			jv_free(d->result);
 			d->result = jv_invalid();
 		}
 	}
+	return steps;
+}
+
+/* The input record: taken once per step, before its first attempt. */
+static jv input_record(struct step *s)
+{
+	jv steps = need_results(s, 1);
 	jv in = jv_object();
 	in = jv_object_set(in, jv_string("job_id"), jv_string(run.job_id));
 	in = jv_object_set(in, jv_string("step"), jv_string(s->name));
@@ -46,27 +55,68 @@ static jv input_record(struct step *s)
 	return jv_object_set(in, jv_string("steps"), steps);
 }
 
+/* Steps done whose dependants are yet to be told (release, settle). */
+static struct { int *a; int n, cap; } told;
+
+static void to_release(int i)
+{
+	if (told.n == told.cap)
+		told.a = orch_xrealloc(told.a, (told.cap = told.cap ? 2 * told.cap : 64) * sizeof *told.a);
+	told.a[told.n++] = i;
+}
+
+/* --resume: i succeeded before, as it is now: skip it, keep its result. */
+static void skip_completed(int i)
+{
+	struct step *s = &plan.step[i];
+	s->st = ST_DONE;
+	tally.ndone++;
+	tally.nstored++;
+	jv_free(need_results(s, 0));
+	emit("INFO", "step.skipped", s->name,
+	     jv_object_set(jv_object(), jv_string("reason"), jv_string("completed")));
+	run.manifest_dirty = 1;
+	to_release(i);
+}
+
+/* i's needs are done: it is skipped (--resume), or queued. */
 void ready_step(int i)
 {
-	if (plan.step[i].st != ST_WAIT)
+	struct step *s = &plan.step[i];
+	if (s->st != ST_WAIT)
 		return;
-	plan.step[i].st = ST_READY;
+	fingerprint(s);
+	if (opt.resume && still_done(s)) {
+		skip_completed(i);
+		return;
+	}
+	s->st = ST_READY;
 	heap_push(&queue.ready, i);
+}
+
+/* Tell the dependants of the steps done: those whose needs are all done
+ * become ready, or are skipped in turn (no recursion: plans are deep). */
+void settle(void)
+{
+	while (told.n > 0) {
+		struct step *s = &plan.step[told.a[--told.n]];
+		for (size_t k = 0; k < s->nrdep; k++) {
+			size_t d = s->rdep[k];
+			if (--plan.step[d].pending == 0)
+				ready_step((int)d);
+		}
+		if (s->users == 0) {
+			jv_free(s->result);
+			s->result = jv_invalid();
+		}
+	}
 }
 
 /* i is done and dependants may take its result. */
 void release(int i)
 {
-	struct step *s = &plan.step[i];
-	for (size_t k = 0; k < s->nrdep; k++) {
-		size_t d = s->rdep[k];
-		if (--plan.step[d].pending == 0)
-			ready_step((int)d);
-	}
-	if (s->users == 0) {
-		jv_free(s->result);
-		s->result = jv_invalid();
-	}
+	to_release(i);
+	settle();
 }
 
 /* Every step that needs i, directly or not, will not run. */
@@ -245,6 +295,8 @@ static void succeeded(int i)
 	jv data = jv_object_set(jv_object(), jv_string("duration_s"), secs(now() - s->t0));
 	data = jv_object_set(data, jv_string("provider_calls"), jv_number(provider_calls(r)));
 	data = jv_object_set(data, jv_string("attempt"), jv_number(s->attempt));
+	data = jv_object_set(data, jv_string("fingerprint"), jv_string(s->fp));
+	data = jv_object_set(data, jv_string("spec_hash"), jv_string(s->spec_hash));
 	emit("INFO", "step.succeeded", s->name, data);
 	run.manifest_dirty = 1;
 	orch_put(jv_copy(r));
@@ -283,45 +335,7 @@ void reaped(int i, int status)
 	end_output(s);
 }
 
-/* The stored result of a step that succeeded before, or invalid. */
-static jv stored_result(const char *name)
+void step_free(void)
 {
-	char *path = orch_fmt("%s/artifacts/%s.json", run.dir, name);
-	char *text = orch_slurp(path, NULL);
-	free(path);
-	jv r = text ? jv_parse(text) : jv_invalid();
-	free(text);
-	if (jv_get_kind(r) != JV_KIND_OBJECT) {
-		jv_free(r);
-		return jv_invalid();
-	}
-	return r;
-}
-
-/* --resume: steps that succeeded before are skipped, their stored results
- * kept for their dependants. One with no usable artifact runs again. */
-void take_completed(void)
-{
-	char *ev = orch_path(run.dir, "events.jsonl");
-	jv done = orch_events_completed(ev);
-	free(ev);
-	for (int i = 0; i < plan.n; i++) {
-		struct step *s = &plan.step[i];
-		jv has = jv_object_get(jv_copy(done), jv_string(s->name));
-		int yes = jv_get_kind(has) == JV_KIND_TRUE;
-		jv_free(has);
-		jv r = yes ? stored_result(s->name) : jv_invalid();
-		if (!jv_is_valid(r))
-			continue;
-		s->st = ST_DONE;
-		s->result = r;
-		tally.ndone++;
-		tally.nstored++;
-		emit("INFO", "step.skipped", s->name,
-		     jv_object_set(jv_object(), jv_string("reason"), jv_string("completed")));
-	}
-	jv_free(done);
-	for (int i = 0; i < plan.n; i++)
-		if (plan.step[i].st == ST_DONE)
-			release(i);
+	free(told.a);
 }
