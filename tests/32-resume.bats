@@ -93,3 +93,35 @@ ran() { jq -rs '(map(.type == "job.started") | rindex(true)) as $i | .[$i:][]
 	run ran
 	assert_output 'a'
 }
+
+@test "resume: --dry-run prints what each step would do and why, and touches nothing" {
+	{ step a 'echo A'; step b 'echo B'; step c cat '["a"]'; step d cat '["b"]'
+	  step e 'echo E' '[]' '{"when": ".inputs.n == 2"}'; step f cat '["c","d"]'; } > plan
+	run orch-sched -n --resume < plan
+	assert_success
+	assert_output $'a\trun (new)\nb\trun (new)\nc\trun (new)\nd\trun (new)\ne\tskip (condition)\nf\trun (new)'
+	[ ! -e runs ]
+	orch-sched -q < plan > /dev/null
+	run orch-sched --dry-run < plan
+	assert_line --index 0 $'a\trun (no --resume)'
+	{ step a 'echo A2'; step b 'echo B'; step c cat '["a"]'; step d cat '["b"]'
+	  step e 'echo E' '[]' '{"when": ".inputs.n == 2"}'; step f cat '["c","d"]'; step g true; } > plan2
+	before=$(cksum runs/j/events.jsonl runs/j/manifest.json; ls -lR runs)
+	run orch-sched -n --resume < plan2
+	assert_success
+	assert_output $'a\trun (spec changed)\nb\tskip (completed)\nc\trun (needs a, which changed)\nd\tskip (completed)\ne\tskip (condition)\nf\trun (needs c, which changed)\ng\trun (new)'
+	[ "$before" = "$(cksum runs/j/events.jsonl runs/j/manifest.json; ls -lR runs)" ]
+	# a result edited by hand, and one gone
+	echo '{"step":"b","output":"x"}' > runs/j/artifacts/b.json
+	rm runs/j/artifacts/c.json
+	run orch-sched -n --resume < plan
+	assert_output $'a\tskip (completed)\nb\tskip (completed)\nc\trun (no artifact)\nd\trun (what its needs gave it changed)\ne\tskip (condition)\nf\trun (needs c, which will run)'
+	# the lock is not needed: a run holding it does not stop a dry run
+	step w 'sleep 5' > plan3
+	orch-sched -q < plan3 > /dev/null 3>&- &
+	for i in $(seq 100); do grep -q step.started runs/j/events.jsonl && break; sleep 0.02; done
+	run orch-sched -n --resume < plan3
+	assert_success
+	assert_output $'w\trun (not done before)'
+	kill $!; wait $! || true
+}

@@ -95,21 +95,40 @@ static jv prior_of(const struct step *s)
 	return jv_get_kind(p) == JV_KIND_OBJECT ? p : (jv_free(p), jv_object());
 }
 
-int still_done(struct step *s)
+/* Is s still done (its result and art then set)? If not, why not. */
+int why_not_done(struct step *s, const char **why)
 {
 	jv p = prior_of(s);
-	const char *fp = orch_jstr(p, "fingerprint");
-	int same = orch_jbool(p, "done", 0) && fp && strcmp(fp, s->fp) == 0;
+	const char *fp = orch_jstr(p, "fingerprint"), *sh = orch_jstr(p, "spec_hash");
+	if (jv_get_kind(p) == JV_KIND_OBJECT && jv_object_length(jv_copy(p)) == 0)
+		*why = "new";
+	else if (!orch_jbool(p, "done", 0))
+		*why = "not done before";
+	else if (!fp)
+		*why = "no fingerprint: done by an older orch";
+	else if (!sh || strcmp(sh, s->spec_hash) != 0)
+		*why = "spec changed";
+	else if (strcmp(fp, s->fp) != 0)
+		*why = "what its needs gave it changed";
+	else
+		*why = NULL;
 	jv_free(p);
-	if (!same)
+	if (*why)
 		return 0;
 	jv r = stored_result(s->name, s->art);
 	if (!jv_is_valid(r)) {
 		*s->art = 0;
+		*why = "no artifact";
 		return 0;
 	}
 	s->result = r;
 	return 1;
+}
+
+int still_done(struct step *s)
+{
+	const char *why;
+	return why_not_done(s, &why);
 }
 
 void resume_free(void)

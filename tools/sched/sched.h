@@ -14,6 +14,7 @@
  *   step.c        a step's life: attempts, retries, results, skips
  *   loop.c        the ready queue, timers, reaping, interrupts, progress
  *   resume.c      fingerprints, and what the run's events say of each step
+ *   dryrun.c      -n: what each step would do, and why
  */
 #ifndef SCHED_H
 #define SCHED_H
@@ -57,7 +58,7 @@ struct heap { int *a; int n, cap; };
 struct pool { char *name; int limit, used; struct heap wait; };
 
 struct opts {
-	int jobs, keep_going, resume, wait_lock, quiet;
+	int jobs, keep_going, resume, wait_lock, quiet, dry_run;
 	const char *exec_cmd;
 	double grace, backoff_base, backoff_max;
 };
@@ -67,6 +68,7 @@ struct plan {
 	int n, cap;
 	orch_map *byname;
 	orch_graph *graph;   /* needs and dependants (lib/graph.c) */
+	size_t *order;       /* the steps in an order the graph allows */
 	jv job;              /* the job object of the plan */
 	struct pool *pool;
 	int npools;
@@ -126,6 +128,8 @@ void end_output(struct step *s);   /* close stdout; remove it unless stored */
 void spawn_free(void);
 
 /* step.c */
+jv input_record(struct step *s);
+int cond_holds(struct step *s, char **err);
 void ready_step(int i);
 void release(int i);
 void start_step(int i);
@@ -140,7 +144,11 @@ void step_free(void);
 void resume_read(void);              /* the events, before job.started */
 void fingerprint(struct step *s);    /* spec_hash and fp; needs done */
 int still_done(struct step *s);      /* --resume may skip it: result, art */
+int why_not_done(struct step *s, const char **why);  /* still_done, or why not */
 void resume_free(void);
+
+/* dryrun.c */
+int dry_run(void);                   /* what would run, and why: -n */
 
 /* loop.c */
 void heap_push(struct heap *h, int i);

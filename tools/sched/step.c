@@ -38,7 +38,7 @@ static jv need_results(struct step *s, int want)
 }
 
 /* The input record: taken once per step, before its first attempt. */
-static jv input_record(struct step *s)
+jv input_record(struct step *s)
 {
 	jv steps = need_results(s, 1);
 	jv in = jv_object();
@@ -249,6 +249,15 @@ static void condition_failed(int i, const char *err)
 	free(msg);
 }
 
+/* Does s's when: hold for its input record? 1, 0, or -1 and *err. */
+int cond_holds(struct step *s, char **err)
+{
+	char *r = orch_tmpl_render(plan.conds, s->cond, s->input, err);
+	int holds = r ? strcmp(r, "1") == 0 : -1;
+	free(r);
+	return holds;
+}
+
 /* A step taken from the ready queue, within -j and its pool: its input
  * record, its when: condition, its first attempt. */
 void start_step(int i)
@@ -256,15 +265,14 @@ void start_step(int i)
 	struct step *s = &plan.step[i];
 	s->input = input_record(s);
 	if (s->cond >= 0) {
-		char *err = NULL, *r = orch_tmpl_render(plan.conds, s->cond, s->input, &err);
-		int holds = r && strcmp(r, "1") == 0;
-		if (r && !holds)
+		char *err = NULL;
+		int holds = cond_holds(s, &err);
+		if (holds == 0)
 			skip_by_condition(i);
-		else if (!r)
+		else if (holds < 0)
 			condition_failed(i, err);
-		free(r);
 		free(err);
-		if (!holds)
+		if (holds != 1)
 			return;
 	}
 	add_active(i);
