@@ -125,3 +125,26 @@ ran() { jq -rs '(map(.type == "job.started") | rindex(true)) as $i | .[$i:][]
 	assert_output $'w\trun (not done before)'
 	kill $!; wait $! || true
 }
+
+@test "resume: an attempt cut off by kill -9 is recorded as lost, and the next one has ORCH_ATTEMPT 2" {
+	{ step a 'echo A'
+	  step b 'echo $ORCH_ATTEMPT >> attempts; [ "$ORCH_ATTEMPT" -gt 1 ] || { echo $$ > b.pid; exec sleep 30; }' '["a"]'; } > plan
+	orch-sched -q < plan > /dev/null 3>&- &
+	for i in $(seq 250); do [ -s b.pid ] && break; sleep 0.02; done
+	kill -9 $!; wait $! || true
+	run orch-sched -q --resume < plan
+	kill "$(cat b.pid)" 2>/dev/null || true
+	assert_success
+	run cat attempts
+	assert_output $'1\n2'
+	run ev -c 'select(.type == "step.failed") | [.step, .data.kind, .data.attempt, .data.will_retry]'
+	assert_output '["b","lost",1,true]'
+	run ev -c 'select(.type == "step.started" and .step == "b") | .data.attempt'
+	assert_output $'1\n2'
+	run jq -r .steps.b.status runs/j/manifest.json
+	assert_output succeeded
+	# resumed again, nothing is lost any more
+	run orch-sched -q --resume < plan
+	run ev -c 'select(.type == "step.failed") | .step'
+	assert_output '"b"'
+}

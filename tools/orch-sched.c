@@ -250,6 +250,8 @@ static void start_job(void)
 	tally.failed_names = jv_array();
 	resume_read();
 	emit_started();
+	if (opt.resume)
+		record_lost();
 	run.manifest = orch_manifest_new(run.dir);
 	for (int i = 0; i < plan.n; i++)
 		plan.step[i].pending = plan.step[i].ndep;

@@ -131,6 +131,28 @@ int still_done(struct step *s)
 	return why_not_done(s, &why);
 }
 
+/* --resume: an attempt that its scheduler did not see end (killed, or the
+ * machine stopped) is recorded as step.failed, kind lost. It counts as an
+ * attempt: the next one has the number after it, in ORCH_ATTEMPT, so a
+ * step with side effects can tell it may have run before. */
+void record_lost(void)
+{
+	for (int i = 0; i < plan.n; i++) {
+		struct step *s = &plan.step[i];
+		jv p = prior_of(s), open = orch_jget(p, "open");
+		double att;
+		if (jv_get_kind(open) == JV_KIND_OBJECT) {
+			s->attempt = orch_jnum(open, "attempt", &att) && att >= 1 && att < 1e6 ? (int)att : 1;
+			char *msg = orch_fmt("lost: attempt %d was still running when its "
+			                     "orch-sched ended", s->attempt);
+			emit_failed(s, "lost", msg, 1, NULL, 0);
+			free(msg);
+		}
+		jv_free(open);
+		jv_free(p);
+	}
+}
+
 void resume_free(void)
 {
 	jv_free(prior);

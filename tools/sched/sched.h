@@ -134,6 +134,8 @@ void ready_step(int i);
 void release(int i);
 void start_step(int i);
 void start_attempt(int i);
+void emit_failed(struct step *s, const char *kind, const char *msg, int will_retry,
+                 const char *extra, int val);
 void attempt_failed(int i, const char *kind, const char *msg, int retryable,
                     const char *extra, int val);
 void reaped(int i, int status);
@@ -142,6 +144,7 @@ void step_free(void);
 
 /* resume.c */
 void resume_read(void);              /* the events, before job.started */
+void record_lost(void);              /* attempts cut off: step.failed lost */
 void fingerprint(struct step *s);    /* spec_hash and fp; needs done */
 int still_done(struct step *s);      /* --resume may skip it: result, art */
 int why_not_done(struct step *s, const char **why);  /* still_done, or why not */

@@ -151,8 +151,8 @@ static void final_failure(int i)
 		tally.stop_starting = 1;
 }
 
-static void emit_failed(struct step *s, const char *kind, const char *msg, int will_retry,
-                        const char *extra, int val)
+void emit_failed(struct step *s, const char *kind, const char *msg, int will_retry,
+                 const char *extra, int val)
 {
 	jv data = jv_object();
 	data = jv_object_set(data, jv_string("kind"), jv_string(kind));
