@@ -12,6 +12,26 @@ step() {
 
 ev() { jq -c "$@" runs/j/events.jsonl; }
 
+# what a failed test left running (the steps write their pid in NAME.pid)
+teardown() {
+	local f
+	for f in "$BATS_TEST_TMPDIR"/*.pid; do
+		[ -s "$f" ] && kill -KILL -- "-$(cat "$f")" 2>/dev/null
+	done
+	return 0
+}
+
+# gone PID: the process is dead (or a zombie nobody reaped yet), within a second
+gone() {
+	local i st
+	for i in $(seq 50); do
+		st=$(ps -o stat= -p "$1") || return 0
+		case $st in Z*) return 0 ;; esac
+		sleep 0.02
+	done
+	return 1
+}
+
 # ran: the steps started by the last orch-sched, in order
 ran() { jq -rs '(map(.type == "job.started") | rindex(true)) as $i | .[$i:][]
 	| select(.type == "step.started") | .step' runs/j/events.jsonl | paste -sd' '; }
@@ -147,4 +167,41 @@ ran() { jq -rs '(map(.type == "job.started") | rindex(true)) as $i | .[$i:][]
 	run orch-sched -q --resume < plan
 	run ev -c 'select(.type == "step.failed") | .step'
 	assert_output '"b"'
+}
+
+@test "resume: a step a killed orch-sched left running is stopped before its next attempt starts" {
+	# attempt 1 sleeps, with a child in its group that ignores SIGTERM;
+	# each process marks its end; attempt 2 notes what it finds
+	{ step s 'if [ "$ORCH_ATTEMPT" = 1 ]; then
+		(trap "" TERM; sleep 30; echo child >> ended) &
+		trap "echo leader >> ended; exit 1" TERM
+		echo $$ > s.pid; while :; do sleep 0.05; done
+	  else cat ended > seen 2>/dev/null; echo none >> seen; fi'; } > plan
+	orch-sched -q < plan > /dev/null 3>&- &
+	for i in $(seq 250); do [ -s s.pid ] && break; sleep 0.02; done
+	kill -9 $!; wait $! || true
+	run ev -c 'select(.type == "step.started") | [.data.pgid == ('"$(cat s.pid)"'), (.data.pid_start > 0)]'
+	assert_output '[true,true]'
+	run orch-sched -q --resume --grace 0.5 < plan 3>&-
+	assert_success
+	assert_output --partial 'step s is still running'
+	# the leader ended on SIGTERM, the child (SIGTERM ignored) was killed
+	run cat seen
+	assert_output $'leader\nnone'
+	gone "$(cat s.pid)"
+	[ -z "$(ps -eo pgid=,stat= | awk -v g="$(cat s.pid)" '$1 == g && $2 !~ /^Z/')" ]
+}
+
+@test "resume: a pid reused by another process is never signalled" {
+	sleep 30 &
+	other=$!
+	# an open attempt whose pgid is that process but whose start time is not
+	jq -nc --argjson p "$other" '{ts: "2025-01-01T00:00:00.000Z", level: "INFO", job_id: "j",
+		type: "step.started", step: "s", data: {needs: [], attempt: 1, pgid: $p, pid_start: 1}}' > e
+	step s true > plan
+	mkdir -p runs/j && mv e runs/j/events.jsonl
+	run orch-sched -q --resume < plan
+	assert_success
+	kill -0 "$other"
+	kill "$other"
 }

@@ -249,6 +249,7 @@ static void start_job(void)
 	tally.progress = !opt.quiet && isatty(2);
 	tally.failed_names = jv_array();
 	resume_read();
+	stop_orphans();
 	emit_started();
 	if (opt.resume)
 		record_lost();

@@ -153,6 +153,26 @@ void record_lost(void)
 	}
 }
 
+/* Every attempt the events leave open, the step's included (for
+ * orphan.c): an array of step.started data with "step". */
+jv open_attempts(void)
+{
+	jv all = jv_array();
+	if (jv_get_kind(prior) != JV_KIND_OBJECT)
+		return all;
+	jv_object_foreach(prior, name, p) {
+		jv open = orch_jget(p, "open");
+		if (jv_get_kind(open) == JV_KIND_OBJECT)
+			all = jv_array_append(all, jv_object_set(open, jv_string("step"), name));
+		else {
+			jv_free(open);
+			jv_free(name);
+		}
+		jv_free(p);
+	}
+	return all;
+}
+
 void resume_free(void)
 {
 	jv_free(prior);

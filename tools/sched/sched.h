@@ -15,6 +15,7 @@
  *   loop.c        the ready queue, timers, reaping, interrupts, progress
  *   resume.c      fingerprints, and what the run's events say of each step
  *   dryrun.c      -n: what each step would do, and why
+ *   orphan.c      steps a killed orch-sched left running: stopped first
  */
 #ifndef SCHED_H
 #define SCHED_H
@@ -145,6 +146,7 @@ void step_free(void);
 /* resume.c */
 void resume_read(void);              /* the events, before job.started */
 void record_lost(void);              /* attempts cut off: step.failed lost */
+jv open_attempts(void);              /* their step.started data, with step */
 void fingerprint(struct step *s);    /* spec_hash and fp; needs done */
 int still_done(struct step *s);      /* --resume may skip it: result, art */
 int why_not_done(struct step *s, const char **why);  /* still_done, or why not */
@@ -152,6 +154,10 @@ void resume_free(void);
 
 /* dryrun.c */
 int dry_run(void);                   /* what would run, and why: -n */
+
+/* orphan.c */
+unsigned long long proc_start(pid_t pid);  /* /proc/PID/stat's starttime; 0: gone */
+void stop_orphans(void);             /* groups a killed orch-sched left running */
 
 /* loop.c */
 void heap_push(struct heap *h, int i);

@@ -195,26 +195,31 @@ void attempt_failed(int i, const char *kind, const char *msg, int retryable,
 	final_failure(i);
 }
 
+/* An attempt begins: its process first, so that step.started can name
+ * its process group (pgid, and the leader's start time: orphan.c). */
 void start_attempt(int i)
 {
 	struct step *s = &plan.step[i];
 	s->attempt++;
 	s->timed_out = s->stopped = 0;
 	s->kill_at = 0;
-	jv data = jv_object_set(jv_object(), jv_string("needs"), jv_copy(s->needs));
-	data = jv_object_set(data, jv_string("attempt"), jv_number(s->attempt));
-	emit("INFO", "step.started", s->name, data);
-	run.manifest_dirty = 1;
 	s->t0 = now();
 	int err = spawn(s);
+	jv data = jv_object_set(jv_object(), jv_string("needs"), jv_copy(s->needs));
+	data = jv_object_set(data, jv_string("attempt"), jv_number(s->attempt));
+	if (!err) {
+		data = jv_object_set(data, jv_string("pgid"), jv_number(s->pid));
+		data = jv_object_set(data, jv_string("pid_start"), jv_number((double)proc_start(s->pid)));
+	}
+	emit("INFO", "step.started", s->name, data);
+	run.manifest_dirty = 1;
+	s->st = ST_RUN;
 	if (err) {
 		char *msg = orch_fmt("cannot run %s: %s", s->cmd, strerror(err));
-		s->st = ST_RUN;
 		attempt_failed(i, "spawn", msg, 0, "exit_code", 127);
 		free(msg);
 		return;
 	}
-	s->st = ST_RUN;
 	tally.nrun++;
 	s->deadline = s->timeout > 0 ? s->t0 + s->timeout : 0;
 }
