@@ -25,13 +25,13 @@ gone() {
 }
 
 @test "sched: a chain runs in order; stdout is one result per step; artifacts and logs are kept" {
-	{ step a 'echo hello'; step b 'jq -c "{step, output: (.steps.a.output | ascii_upcase)}"' '["a"]'
+	{ step a 'echo hello'; step b 'jq -j ".steps.a.output | ascii_upcase"' '["a"]'
 	  step c 'echo oops >&2' '["b"]'; } > plan
 	run orch-sched < plan
 	assert_success
-	assert_output $'{"step":"a","output":"hello\\n","exit_code":0}\n{"step":"b","output":"HELLO\\n"}\n{"step":"c","output":"","exit_code":0}'
+	assert_output $'{"step":"a","output":"hello\\n","exit_code":0}\n{"step":"b","output":"HELLO\\n","exit_code":0}\n{"step":"c","output":"","exit_code":0}'
 	run cat runs/j/artifacts/b.json
-	assert_output '{"step":"b","output":"HELLO\n"}'
+	assert_output '{"step":"b","output":"HELLO\n","exit_code":0}'
 	run cat runs/j/logs/c.log
 	assert_output oops
 	run ev -s 'map(.type + ":" + (.step // "")) | join(" ")'
@@ -46,22 +46,35 @@ gone() {
 	  step e 'echo $ORCH_RUN_DIR $ORCH_JOB_ID $ORCH_STEP $ORCH_ATTEMPT; ps -o pgid= -p $$; echo $$'; } > plan
 	run orch-sched -q < plan
 	assert_success
-	run jq -c '[.job_id, .step, .attempt, .run_dir, .task, .inputs, .spec, .steps]' runs/j/artifacts/b.json
-	assert_output "[\"j\",\"b\",1,\"$PWD/runs/j\",\"T\",{\"n\":1},{\"id\":\"b\",\"run\":\"cat\"},{\"a\":{\"step\":\"a\",\"output\":\"1\\n\",\"exit_code\":0}}]"
+	run jq -c '.json | [.job_id, .step, .attempt, .run_dir, .task, .inputs, .spec, .steps]' runs/j/artifacts/b.json
+	assert_output "[\"j\",\"b\",1,\"$PWD/runs/j\",\"T\",{\"n\":1},{\"id\":\"b\",\"run\":\"cat\"},{\"a\":{\"step\":\"a\",\"output\":\"1\\n\",\"exit_code\":0,\"json\":1}}]"
 	run jq -r .output runs/j/artifacts/e.json
 	assert_line --index 0 "$PWD/runs/j j e 1"
 	[ "${lines[1]// /}" = "${lines[2]}" ]  # its own process group
 }
 
-@test "sched: stdout that is not one JSON object is wrapped; an object is stored as is" {
+@test "sched: a run: step's stdout is always its .output; one JSON value is also its .json" {
 	{ step txt 'printf "not json"'; step two 'printf "{}{}"'; step arr 'echo [1]'
-	  step obj 'printf "{\"x\": 1}"'; } > plan
+	  step obj 'printf "{\"x\": 1}"'; step cat 'cat data.json'; step use 'jq -j .steps.cat.output' '["cat"]'; } > plan
+	echo '{"k": "v"}' > data.json
 	run orch-sched < plan
 	assert_success
-	run jq -c . runs/j/artifacts/txt.json runs/j/artifacts/two.json runs/j/artifacts/arr.json
-	assert_output $'{"step":"txt","output":"not json","exit_code":0}\n{"step":"two","output":"{}{}","exit_code":0}\n{"step":"arr","output":"[1]\\n","exit_code":0}'
-	run cat runs/j/artifacts/obj.json
-	assert_output '{"x": 1}'
+	run jq -c . runs/j/artifacts/txt.json runs/j/artifacts/two.json runs/j/artifacts/arr.json runs/j/artifacts/obj.json
+	assert_output $'{"step":"txt","output":"not json","exit_code":0}\n{"step":"two","output":"{}{}","exit_code":0}\n{"step":"arr","output":"[1]\\n","exit_code":0,"json":[1]}\n{"step":"obj","output":"{\\"x\\": 1}","exit_code":0,"json":{"x":1}}'
+	# `run: cat data.json` keeps its text for the next step's template
+	run jq -r .output runs/j/artifacts/use.json
+	assert_output '{"k": "v"}'
+	run jq -c .json.k runs/j/artifacts/cat.json
+	assert_output '"v"'
+}
+
+@test "sched: a prompt step's result record (one JSON object from --exec) is stored as it is" {
+	{ jq -nc '{step: "p", spec: {prompt: "hi"}, job: {job_id: "j"}}'
+	  jq -nc '{step: "q", spec: {prompt: "hi"}, job: {job_id: "j"}}'; } > plan
+	run orch-sched --exec 'jq -c "if .step == \"p\" then {step, output: .spec.prompt} else \"text\" end"' < plan
+	assert_success
+	run cat runs/j/artifacts/p.json runs/j/artifacts/q.json
+	assert_output $'{"step":"p","output":"hi"}\n{"step":"q","output":"\\"text\\"\\n","exit_code":0}'
 }
 
 @test "sched: bad plans are refused with exit 2 before anything runs" {
@@ -227,7 +240,7 @@ gone() {
 
 @test "sched: when: false skips a step; its dependants run and see null" {
 	{ step a 'echo a' '[]' '{"when": ".inputs.n == 1"}'; step b 'echo b' '[]' '{"when": ".inputs.n == 2"}'
-	  step c 'jq -c "{step, output: (.steps | tojson)}"' '["a","b"]'; } > plan
+	  step c 'jq -j ".steps | tojson"' '["a","b"]'; } > plan
 	run orch-sched < plan
 	assert_success
 	run ev -c 'select(.type == "step.skipped") | [.step, .data.reason]'
@@ -418,7 +431,7 @@ gone() {
 	cp "$F"/hello.plan .
 	run sh -c "$(man_example orch-sched.1 1)"
 	assert_success
-	assert_output $'{"step":"greet","output":"hello\\n","exit_code":0}\n{"step":"shout","output":"HELLO\\n"}'
+	assert_output $'{"step":"greet","output":"hello\\n","exit_code":0}\n{"step":"shout","output":"HELLO\\n","exit_code":0}'
 	run sh -c "$(man_example orch-sched.1 2)"
 	assert_success
 	assert_output ''

@@ -240,16 +240,14 @@ int spawn(struct step *s)
 	return 0;
 }
 
-/* The step's result: its stdout if that is one JSON object, else stdout
- * wrapped as a run: step's result (*wrapped set). */
-static jv read_output(struct step *s, int *err, int *wrapped)
+/* The whole of the step's stdout, NUL-terminated; NULL and *err. */
+static char *read_stdout(struct step *s, size_t *len, int *err)
 {
 	struct stat st;
 	*err = errno = 0;
-	*wrapped = 0;
 	if (fstat(s->outfd, &st) < 0) {
 		*err = errno;
-		return jv_invalid();
+		return NULL;
 	}
 	char *buf = orch_xmalloc((size_t)st.st_size + 1);
 	size_t n = 0;
@@ -265,28 +263,44 @@ static jv read_output(struct step *s, int *err, int *wrapped)
 		n += (size_t)r;
 	}
 	buf[n] = 0;
+	*len = n;
+	return buf;
+}
+
+/* The result of a step from its stdout (orch-run(5)): a run: step's is
+ * always {"step","output","exit_code"}, plus "json" when its stdout is
+ * one JSON value; a prompt step's command prints its result record, one
+ * JSON object, stored as it is (*wrapped 0); any other stdout is wrapped
+ * as a run: step's would be. */
+static jv step_result(struct step *s, const char *buf, size_t n, int *wrapped)
+{
 	jv v = n > 0 && n < (size_t)INT32_MAX ? jv_parse_sized(buf, (int)n) : jv_invalid();
-	orch_sha256_hex(buf, n, s->art);  /* as stored, unless wrapped */
-	if (jv_get_kind(v) != JV_KIND_OBJECT) {
-		jv_free(v);
-		*wrapped = 1;
-		v = jv_object_set(jv_object(), jv_string("step"), jv_string(s->name));
-		v = jv_object_set(v, jv_string("output"), jv_string_sized(buf, n > INT32_MAX ? INT32_MAX : (int)n));
-		v = jv_object_set(v, jv_string("exit_code"), jv_number(0));  /* it succeeded */
-	}
-	free(buf);
-	return v;
+	int is_run = orch_jstr(s->spec, "run") != NULL;
+	*wrapped = is_run || jv_get_kind(v) != JV_KIND_OBJECT;
+	if (!*wrapped)
+		return v;
+	jv r = jv_object_set(jv_object(), jv_string("step"), jv_string(s->name));
+	r = jv_object_set(r, jv_string("output"), jv_string_sized(buf, n > INT32_MAX ? INT32_MAX : (int)n));
+	r = jv_object_set(r, jv_string("exit_code"), jv_number(0));  /* it succeeded */
+	if (is_run && jv_is_valid(v))
+		return jv_object_set(r, jv_string("json"), v);
+	jv_free(v);
+	return r;
 }
 
 /* Store a succeeded step's result as artifacts/<step>.json (no fsync:
- * see orch-sched.c). 0 and *result, or errno. */
+ * see orch-sched.c), and its sha256 in s->art. 0 and *result, or errno. */
 int store_output(struct step *s, jv *result)
 {
-	int err, wrapped;
-	jv r = read_output(s, &err, &wrapped);
+	int err, wrapped = 0;
+	size_t n = 0;
+	char *buf = read_stdout(s, &n, &err);
+	jv r = buf ? step_result(s, buf, n, &wrapped) : jv_invalid();
+	if (buf && !wrapped)
+		orch_sha256_hex(buf, n, s->art);
+	free(buf);
 	char *out = out_name(s), *name = orch_fmt("%s.json", s->name);
 	if (!err && wrapped) {  /* the wrapped record replaces what it wraps */
-		size_t n;
 		char *txt = orch_json_text(jv_copy(r), &n);
 		txt[n++] = '\n';
 		if (ftruncate(s->outfd, 0) < 0 || pwrite(s->outfd, txt, n, 0) != (ssize_t)n)
