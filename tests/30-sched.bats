@@ -223,7 +223,7 @@ gone() {
 	run --separate-stderr orch-sched -j 1 < plan
 	assert_failure 1
 	assert_output ''
-	[ "$stderr" = "orch-sched: j: 1 of 4 steps failed" ]
+	[ "$stderr" = "orch-sched: j: 1 of 4 steps failed: bad: exited with 1" ]
 	run ev -c 'select(.type == "step.skipped") | [.step, .data.reason]'
 	assert_output $'["dep","upstream_failed"]\n["dep2","upstream_failed"]'
 	run ev -c 'select(.type == "step.started") | .step'
@@ -236,6 +236,26 @@ gone() {
 	assert_output '{"step":"other","output":"","exit_code":0}'
 	run ev -c 'select(.type == "step.skipped") | [.step, .data.reason]'
 	assert_output $'["dep","upstream_failed"]\n["dep2","upstream_failed"]'
+}
+
+@test "sched: a failure says the attempt's last stderr line and its log, in the event and the summary" {
+	{ step read_a 'cat a.txt'
+	  step twice 'if [ "$ORCH_ATTEMPT" = 1 ]; then echo first try >&2; fi; exit 75' '[]' '{"retries": 1}'
+	  step cached 'echo the real problem >&2; echo "orch-cache: orch-call exited 1; nothing stored" >&2; exit 1'; } > plan
+	run --separate-stderr orch-sched -k --backoff-base 0 < plan
+	assert_failure 1
+	run ev -rs 'map(select(.type == "step.failed") | .step + ": " + .data.message) | sort[]'
+	assert_output - <<-'OUT'
+	cached: exited with 1: the real problem (logs/cached.log)
+	read_a: exited with 1: cat: a.txt: No such file or directory (logs/read_a.log)
+	twice: exited with 75 (temporary failure)
+	twice: exited with 75 (temporary failure): first try (logs/twice.log)
+	OUT
+	run jq -r .steps.read_a.error runs/j/manifest.json
+	assert_output 'exited with 1: cat: a.txt: No such file or directory (logs/read_a.log)'
+	step read_a 'cat a.txt' > plan1
+	run --separate-stderr orch-sched < plan1
+	[ "$stderr" = "orch-sched: j: 1 of 1 steps failed: read_a: exited with 1: cat: a.txt: No such file or directory (logs/read_a.log)" ]
 }
 
 @test "sched: when: false skips a step; its dependants run and see null" {

@@ -287,7 +287,8 @@ static int end_job(void)
 	emit(code ? "ERROR" : "INFO", code ? "job.failed" : "job.succeeded", NULL, data);
 	manifest_write(1);
 	if (code == EX_FAIL)
-		orch_err("%s: %d of %d steps failed", run.job_id, tally.nfailed, plan.n);
+		orch_err("%s: %d of %d steps failed: %s", run.job_id, tally.nfailed, plan.n,
+		         tally.first_failure);
 	else if (tally.stop_sig)
 		orch_err("%s: interrupted (%s)", run.job_id, sigabbrev_np(tally.stop_sig));
 	return code;

@@ -46,6 +46,7 @@ struct step {
 	int attempt;
 	pid_t pid;
 	int outfd;
+	off_t log_at;        /* where this attempt's stderr begins in its log */
 	double t0, deadline, kill_at, wake;
 	int timed_out, stopped;
 	jv result;           /* stored result, while users > 0 */
@@ -96,6 +97,7 @@ struct tally {
 	int progress;        /* a live progress line on stderr */
 	double t_start, progress_at;
 	jv failed_names;
+	char *first_failure; /* "<step>: <why>", for the summary line */
 };
 
 struct queue {
@@ -126,6 +128,7 @@ void setup_env(void);
 int spawn(struct step *s);           /* 0, or errno (nothing runs) */
 int store_output(struct step *s, jv *result);  /* 0, or errno */
 void end_output(struct step *s);   /* close stdout; remove it unless stored */
+char *last_stderr(struct step *s);   /* "line (logs/<step>.log)", or NULL */
 void spawn_free(void);
 
 /* step.c */

@@ -174,6 +174,7 @@ static int open_fds(struct step *s, int fd[3])
 	fd[2] = fd[1] < 0 ? -1 : openat(run.log_fd, lname, O_WRONLY | O_CREAT | O_APPEND |
 	                                O_CLOEXEC | (s->attempt == 1 ? O_TRUNC : 0), 0644);
 	int err = fd[2] < 0 ? errno : 0;
+	s->log_at = err ? 0 : lseek(fd[2], 0, SEEK_END);
 	free(lname);
 	if (err) {
 		if (fd[0] >= 0)
@@ -319,6 +320,61 @@ int store_output(struct step *s, jv *result)
 	}
 	*result = r;
 	return err;
+}
+
+/* orch-cache's "CMD exited N; nothing stored": the step's own line is
+ * the one before. */
+static int noise(const char *line, size_t n)
+{
+	static const char tail[] = "; nothing stored";
+	size_t t = sizeof tail - 1;
+	return n > 12 + t && strncmp(line, "orch-cache: ", 12) == 0 &&
+	       memcmp(line + n - t, tail, t) == 0 &&
+	       (memmem(line, n, " exited ", 8) || memmem(line, n, " killed by signal ", 18));
+}
+
+/* The last line of buf[0..n) with text that is not noise: *len, or NULL. */
+static const char *last_line(const char *buf, size_t n, size_t *len)
+{
+	while (n > 0) {
+		size_t end = n;
+		while (end > 0 && strchr("\n\r \t", buf[end - 1]))
+			end--;
+		size_t start = end;
+		while (start > 0 && buf[start - 1] != '\n')
+			start--;
+		if (end > start && !noise(buf + start, end - start)) {
+			*len = end - start;
+			return buf + start;
+		}
+		n = start;
+	}
+	return NULL;
+}
+
+/* The last line the attempt wrote on stderr (at most its last 4 KB are
+ * read; the line cut to 300 bytes), with the log's path. */
+char *last_stderr(struct step *s)
+{
+	char *lname = orch_fmt("%s.log", s->name), *msg = NULL;
+	int fd = openat(run.log_fd, lname, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > s->log_at) {
+		off_t from = st.st_size - s->log_at > 4096 ? st.st_size - 4096 : s->log_at;
+		char buf[4096];
+		ssize_t n = pread(fd, buf, (size_t)(st.st_size - from), from);
+		size_t len = 0;
+		const char *line = n > 0 ? last_line(buf, (size_t)n, &len) : NULL;
+		if (len > 300)  /* cut short, not in the middle of a character */
+			for (len = 300; len > 0 && (line[len] & 0xC0) == 0x80; len--)
+				;
+		if (line)
+			msg = orch_fmt("%.*s (logs/%s)", (int)len, line, lname);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(lname);
+	return msg;
 }
 
 /* The attempt has ended: its stdout is closed, and removed unless stored. */

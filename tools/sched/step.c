@@ -141,8 +141,10 @@ static void skip_dependants(int i)
 	free(stack);
 }
 
-static void final_failure(int i)
+static void final_failure(int i, const char *msg)
 {
+	if (!tally.first_failure)
+		tally.first_failure = orch_fmt("%s: %s", plan.step[i].name, msg);
 	plan.step[i].st = ST_FAIL;
 	tally.nfailed++;
 	tally.failed_names = jv_array_append(tally.failed_names, jv_string(plan.step[i].name));
@@ -192,7 +194,7 @@ void attempt_failed(int i, const char *kind, const char *msg, int retryable,
 		return;
 	}
 	drop_active(i);
-	final_failure(i);
+	final_failure(i, msg);
 }
 
 /* An attempt begins: its process first, so that step.started can name
@@ -321,28 +323,45 @@ static void succeeded(int i)
 	release(i);
 }
 
+/* Why the attempt failed, from its status: in msg (of size n). */
+static void failure_text(struct step *s, int status, char *msg, size_t n)
+{
+	if (s->timed_out)
+		snprintf(msg, n, "timed out after %gs", s->timeout);
+	else if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		snprintf(msg, n, "killed by signal %d (SIG%s)", sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+	} else {
+		int code = WEXITSTATUS(status);
+		snprintf(msg, n, "exited with %d%s", code,
+		         code == EX_TEMP ? " (temporary failure)" : code == EX_USAGE ? " (bad input)" : "");
+	}
+	char *line = last_stderr(s);
+	if (line) {
+		size_t k = strlen(msg);
+		snprintf(msg + k, n - k, ": %s", line);
+		free(line);
+	}
+}
+
 /* The attempt's process has ended with status. */
 void reaped(int i, int status)
 {
 	struct step *s = &plan.step[i];
 	tally.nrun--;
 	s->pid = 0;
-	char msg[256];
-	if (s->stopped) {
-		snprintf(msg, sizeof msg, "interrupted");
-		attempt_failed(i, "interrupted", msg, 0, NULL, 0);
-	} else if (s->timed_out) {
-		snprintf(msg, sizeof msg, "timed out after %gs", s->timeout);
-		attempt_failed(i, "timeout", msg, 1, NULL, 0);
-	} else if (WIFSIGNALED(status)) {
-		int sig = WTERMSIG(status);
-		snprintf(msg, sizeof msg, "killed by signal %d (SIG%s)", sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
-		attempt_failed(i, "signal", msg, 1, "signal", sig);
-	} else if (WEXITSTATUS(status) != 0) {
-		int code = WEXITSTATUS(status);
-		snprintf(msg, sizeof msg, "exited with %d%s", code,
-		         code == EX_TEMP ? " (temporary failure)" : code == EX_USAGE ? " (bad input)" : "");
-		attempt_failed(i, "exit", msg, code == EX_TEMP, "exit_code", code);
+	char msg[512];
+	if (s->stopped)
+		attempt_failed(i, "interrupted", "interrupted", 0, NULL, 0);
+	else if (s->timed_out || WIFSIGNALED(status) || WEXITSTATUS(status) != 0) {
+		failure_text(s, status, msg, sizeof msg);
+		if (s->timed_out)
+			attempt_failed(i, "timeout", msg, 1, NULL, 0);
+		else if (WIFSIGNALED(status))
+			attempt_failed(i, "signal", msg, 1, "signal", WTERMSIG(status));
+		else
+			attempt_failed(i, "exit", msg, WEXITSTATUS(status) == EX_TEMP, "exit_code",
+			               WEXITSTATUS(status));
 	} else
 		succeeded(i);
 	end_output(s);
@@ -351,4 +370,5 @@ void reaped(int i, int status)
 void step_free(void)
 {
 	free(told.a);
+	free(tally.first_failure);
 }
