@@ -258,6 +258,19 @@ gone() {
 	[ "$stderr" = "orch-sched: j: 1 of 1 steps failed: read_a: exited with 1: cat: a.txt: No such file or directory (logs/read_a.log)" ]
 }
 
+@test "sched: while a job runs, orch-events status counts its pending steps too" {
+	{ step a true; step b 'while [ ! -e go ]; do sleep 0.02; done' '["a"]'; step c true '["b"]'
+	  step d true '["c"]'; } > plan
+	orch-sched -q < plan > /dev/null 3>&- &
+	for i in $(seq 250); do grep -q '"step.started","step":"b"' runs/j/events.jsonl 2>/dev/null && break; sleep 0.02; done
+	run orch-events --run runs/j status
+	touch go
+	wait $!
+	assert_output --regexp $'^running\t[0-9]+\t1\t4$'
+	run jq -c '[.status, .steps_total]' runs/j/manifest.json
+	assert_output '["succeeded",4]'
+}
+
 @test "sched: when: false skips a step; its dependants run and see null" {
 	{ step a 'echo a' '[]' '{"when": ".inputs.n == 1"}'; step b 'echo b' '[]' '{"when": ".inputs.n == 2"}'
 	  step c 'jq -j ".steps | tojson"' '["a","b"]'; } > plan
