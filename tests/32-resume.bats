@@ -52,7 +52,7 @@ ran() { jq -rs '(map(.type == "job.started") | rindex(true)) as $i | .[$i:][]
 	assert_success
 	run ran
 	assert_output 'a c'
-	run jq -r '.steps.a.output' runs/j/artifacts/c.json
+	run jq -r '.json.steps.a.output' runs/j/artifacts/c.json
 	assert_output A2
 	run ev -r 'select(.type == "step.skipped") | .step + " " + .data.reason'
 	assert_output $'b completed\nd completed'
@@ -204,4 +204,32 @@ ran() { jq -rs '(map(.type == "job.started") | rindex(true)) as $i | .[$i:][]
 	assert_success
 	kill -0 "$other"
 	kill "$other"
+}
+
+@test "resume: temporary files a killed writer left in outputs/ and .cache/ are swept at the start of a job" {
+	mkdir -p runs/j/outputs/app/deep runs/j/.cache elsewhere
+	key=$(printf '%064d' 7)
+	touch runs/j/outputs/.main.py.0123456789abcdef.tmp runs/j/outputs/app/deep/.x.c.fedcba9876543210.tmp \
+		"runs/j/.cache/.$key.json.00000000000000aa.tmp" runs/j/.manifest.json.1111111111111111.tmp
+	# not orch's: kept
+	touch runs/j/outputs/.notes.tmp runs/j/outputs/app/.a.0123456789ABCDEF.tmp elsewhere/.y.0123456789abcdef.tmp
+	mkdir runs/j/outputs/.d.0123456789abcdef.tmp
+	ln -s "$PWD/elsewhere" runs/j/outputs/link
+	step a 'echo A' > plan
+	run orch-sched -q < plan
+	assert_success
+	run sh -c 'cd runs/j && find . -name "*.tmp" | sort'
+	assert_output $'./outputs/.d.0123456789abcdef.tmp\n./outputs/.notes.tmp\n./outputs/app/.a.0123456789ABCDEF.tmp'
+	[ -e elsewhere/.y.0123456789abcdef.tmp ]  # a symlink is not followed
+}
+
+@test "resume: orch-write killed mid-write leaves nothing in outputs/ after the next run" {
+	command -v strace > /dev/null || skip "no strace"
+	# a writer stopped between its temporary file and the rename
+	step w 'printf "{\"path\":\"big.txt\",\"content\":\"x\",\"mode\":\"overwrite\"}\n" |
+		strace -f -e inject=renameat2,rename,renameat:signal=KILL orch-write >/dev/null 2>&1; exit 0' > plan
+	orch-sched -q < plan > /dev/null
+	[ -n "$(find runs/j/outputs -name '.big.txt.*.tmp')" ]
+	orch-sched -q --resume < plan > /dev/null
+	[ -z "$(find runs/j/outputs -name '.*.tmp')" ]
 }

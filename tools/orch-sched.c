@@ -250,6 +250,7 @@ static void start_job(void)
 	tally.failed_names = jv_array();
 	resume_read();
 	stop_orphans();
+	sweep_temps();
 	emit_started();
 	if (opt.resume)
 		record_lost();

@@ -16,6 +16,7 @@
  *   resume.c      fingerprints, and what the run's events say of each step
  *   dryrun.c      -n: what each step would do, and why
  *   orphan.c      steps a killed orch-sched left running: stopped first
+ *   sweep.c       temporary files killed writers left: removed at start
  */
 #ifndef SCHED_H
 #define SCHED_H
@@ -161,6 +162,9 @@ int dry_run(void);                   /* what would run, and why: -n */
 /* orphan.c */
 unsigned long long proc_start(pid_t pid);  /* /proc/PID/stat's starttime; 0: gone */
 void stop_orphans(void);             /* groups a killed orch-sched left running */
+
+/* sweep.c */
+void sweep_temps(void);              /* what killed writers left: at start */
 
 /* loop.c */
 void heap_push(struct heap *h, int i);
