@@ -128,7 +128,7 @@ ran() { jq -rs '(map(.type == "job.started") | rindex(true)) as $i | .[$i:][]
 	# the lock is not needed: a run holding it does not stop a dry run
 	step w 'sleep 5' > plan3
 	orch-sched -q < plan3 > /dev/null 3>&- &
-	for i in $(seq 100); do grep -q step.started runs/j/events.jsonl && break; sleep 0.02; done
+	for i in $(seq 250); do grep -q '"step.started","step":"w"' runs/j/events.jsonl && break; sleep 0.02; done
 	run orch-sched -n --resume < plan3
 	assert_success
 	assert_output $'w\trun (not done before)'
