@@ -429,7 +429,8 @@ static int cmd_stats(int json)
 
 /* status: one line for orch ls, "STATUS<TAB>AGE<TAB>DONE<TAB>STEPS": the
  * job's status, whole seconds since it started ("-" before), the steps
- * that succeeded or were skipped, all steps. */
+ * that succeeded or were skipped, all steps (the plan's, pending included,
+ * when job.started says how many). */
 static int cmd_status(void)
 {
 	jv m = fold(), steps = orch_jget(m, "steps");
@@ -445,6 +446,9 @@ static int cmd_status(void)
 		jv_free(k);
 		jv_free(st);
 	}
+	double total;  /* the plan's count: pending steps have no entry yet */
+	if (orch_jnum(m, "steps_total", &total) && total > all)
+		all = (int)total;
 	printf("%s\t%s\t%d\t%d\n", str_or(m, "status", "unknown"), age, done, all);
 	jv_free(steps);
 	jv_free(m);
