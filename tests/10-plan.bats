@@ -235,6 +235,17 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	done
 }
 
+@test "plan: a NUL, control or invalid UTF-8 byte is reported at its own line and column" {
+	printf 'job: t\nsteps:\n  - id: a\n    prompt: "x\377 y"\n' > u.yaml
+	printf 'job: t\r\nsteps:\r\n  - id: a\r\n    prompt: \303\251x\0 y\r\n' > n.yaml
+	run orch-plan u.yaml
+	assert_failure 2
+	assert_output "orch-plan: u.yaml:4:15: invalid leading UTF-8 octet (byte 0xff)"
+	run orch-plan n.yaml
+	assert_failure 2
+	assert_output "orch-plan: n.yaml:4:15: control characters are not allowed (byte 0x00)"
+}
+
 @test "plan: --check, --waves and --dot" {
 	run orch-plan --check "$F/todo.yaml"
 	assert_success
