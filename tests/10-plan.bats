@@ -246,6 +246,30 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	assert_output "orch-plan: n.yaml:4:15: control characters are not allowed (byte 0x00)"
 }
 
+@test "plan: a provider's option or key written on a step or the job says where it belongs" {
+	cat > o.yaml <<-'EOF'
+	job: o
+	model: llama3
+	steps:
+	  - id: a
+	    prompt: hi
+	    temperature: 0.2
+	    tempreture: 0.2
+	    seed: 7
+	    neeeds: []
+	    provider: {name: ollama, top_p: 0.5}
+	EOF
+	run orch-plan o.yaml
+	assert_failure 2
+	assert_line "orch-plan: o.yaml:2:1: unknown key 'model' in the job (did you mean provider.model?)"
+	assert_line "orch-plan: o.yaml:6:5: unknown key 'temperature' in a step (did you mean provider.opts.temperature?)"
+	assert_line "orch-plan: o.yaml:7:5: unknown key 'tempreture' in a step (did you mean provider.opts.temperature?)"
+	assert_line "orch-plan: o.yaml:8:5: unknown key 'seed' in a step (did you mean provider.opts.seed?)"
+	assert_line "orch-plan: o.yaml:9:5: unknown key 'neeeds' in a step (did you mean 'needs'?)"
+	assert_line "orch-plan: o.yaml:10:30: unknown key 'top_p' in provider (did you mean opts.top_p?)"
+	assert_equal "${#lines[@]}" 6
+}
+
 @test "plan: --check, --waves and --dot" {
 	run orch-plan --check "$F/todo.yaml"
 	assert_success
