@@ -270,6 +270,16 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	assert_equal "${#lines[@]}" 6
 }
 
+@test "plan: a template's jq syntax error comes without jq's shell-quoting hint" {
+	printf 'job: q\nsteps:\n  - {id: a, prompt: "{{ .x | }}", when: ".y +"}\n' > q.yaml
+	run orch-plan q.yaml
+	assert_failure 2
+	assert_line "orch-plan: q.yaml:3:21: prompt: syntax error, unexpected \$end"
+	assert_line "orch-plan: q.yaml:3:41: when: syntax error, unexpected \$end"
+	refute_output --partial "quoting"
+	assert_equal "${#lines[@]}" 2
+}
+
 @test "plan: --check, --waves and --dot" {
 	run orch-plan --check "$F/todo.yaml"
 	assert_success
