@@ -438,7 +438,8 @@ void check_reads(const struct plan *p)
 			if (!sval(x))
 				continue;
 			size_t n = steps_read(sval(x), f < 2, &r);
-			qsort(r, n, sizeof *r, by_name);
+			if (n > 1)
+				qsort(r, n, sizeof *r, by_name);
 			for (size_t k = 0; k < n; k++)
 				if (k == 0 || by_name(&r[k - 1], &r[k]) != 0)
 					check_read(p, i, x, &r[k], ids, &suggest);
