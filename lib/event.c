@@ -2,7 +2,8 @@
  *
  * Each event is one compact JSON line written with one write(2) on an
  * O_APPEND descriptor while holding flock(LOCK_EX), so concurrent writers
- * (the scheduler and every step's tools) never interleave or tear lines.
+ * (the scheduler and every step's tools) never interleave or tear lines;
+ * a write that fails (a full disk) is taken back, under the same lock.
  * Readers skip, and report, a line that does not parse. */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +51,10 @@ static int open_log(const char *path)
 
 /* line starts with a spare byte: a newline, used only when a writer that
  * crashed mid-line left the log without one, so the torn line stays alone
- * and this event stays whole. */
+ * and this event stays whole. A write cut short (a full disk, the file-size
+ * limit) is followed by one for the rest, which fails with the reason; the
+ * log is then cut back to its old size before the lock is let go, so no
+ * torn line is left for good. Returns 0, or -1 with errno. */
 static int append_line(int fd, char *line, size_t len)
 {
 	while (flock(fd, LOCK_EX) < 0)
@@ -58,21 +62,21 @@ static int append_line(int fd, char *line, size_t len)
 			return -1;
 	struct stat st;
 	char last = '\n';
-	if (fstat(fd, &st) == 0 && st.st_size > 0)
-		if (pread(fd, &last, 1, st.st_size - 1) != 1)
-			last = '\n';
+	int rc = fstat(fd, &st);
+	if (rc == 0 && st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1)
+		last = '\n';
 	if (last == '\n')
 		line++, len--;
-	ssize_t w;
-	do
-		w = write(fd, line, len);
-	while (w < 0 && errno == EINTR);
+	if (rc == 0 && (rc = orch_write_all(fd, line, len)) < 0) {
+		int e = errno;
+		while (ftruncate(fd, st.st_size) < 0 && errno == EINTR)
+			;
+		errno = e;
+	}
 	int e = errno;
 	flock(fd, LOCK_UN);
-	if (w >= 0 && (size_t)w != len)
-		e = EIO;  /* a full disk: the line is torn, readers will skip it */
 	errno = e;
-	return w >= 0 && (size_t)w == len ? 0 : -1;
+	return rc;
 }
 
 int orch_emit(const char *run_dir, const char *level, const char *type,

@@ -240,7 +240,8 @@ typedef struct orch_tmpl orch_tmpl;
  * malloc'd message per failing template: errs[i] (NULL where fine). */
 orch_tmpl *orch_tmpl_compile(const char **texts, size_t n, char **errs);
 /* Render template i against ctx (not consumed). Returns malloc'd text, or
- * NULL with *err malloc'd. */
+ * NULL with *err malloc'd: a jq error, or a hole whose value is null (or
+ * absent), which is never rendered as "null"; {{ .x // "" }} is optional. */
 char *orch_tmpl_render(orch_tmpl *t, size_t i, jv ctx, char **err);
 void orch_tmpl_free(orch_tmpl *t);
 /* Only check them (as compile does, at half the cost): 0, or -1 and errs. */
@@ -248,11 +249,25 @@ int orch_tmpl_check(const char **texts, size_t n, char **errs);
 /* Does text contain any {{ }}? */
 int orch_tmpl_has(const char *text);
 /* One jq program: compile; NULL and *err on failure. Every program runs
- * without the environment ($ENV and env are {}): no secret can reach a
- * prompt, a log or the cache through a template or condition. */
+ * without the environment ($ENV and env are {}) and without ~/.jq: no
+ * secret can reach a prompt, a log or the cache through a template or
+ * condition. */
 struct jq_state;
 struct jq_state *orch_jq_compile(const char *prog, char **err);
 /* Run prog on input (consumed): its first output, or jv_invalid with msg. */
 jv orch_jq_first(struct jq_state *jq, jv input);
+
+/* schema.c: JSON Schema (orch-check(1) lists the keywords). Compile once,
+ * validate many. */
+typedef struct orch_schema orch_schema;
+/* Compile schema (consumed). On an invalid schema or an unknown keyword,
+ * NULL and *err (malloc'd) = "POINTER: message", POINTER the JSON Pointer
+ * of the bad keyword in the schema ("(root)" for the schema itself). */
+orch_schema *orch_schema_new(jv schema, char **err);
+/* Validate v (not consumed): 0 if valid, else the number of errors, each
+ * appended to *errs (a jv array) as {"path": JSON Pointer into v,
+ * "keyword", "message"}. errs NULL: stop at the first error (return 1). */
+int orch_schema_check(orch_schema *s, jv v, jv *errs);
+void orch_schema_free(orch_schema *s);
 
 #endif

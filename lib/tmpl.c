@@ -4,14 +4,17 @@
  * "}}" outside a jq string and outside brackets, so {{ {a: 1} }} and
  * {{ "}}" }} work; write {{ "{{" }} for a literal "{{". A hole renders as
  * `jq -r` prints its outputs: strings raw, other values as compact JSON,
- * several outputs one per line, none as nothing.
+ * several outputs one per line, none as nothing. A null output (a field
+ * that is absent or null) is an error, never the text "null" sent to a
+ * model: {{ .x // "" }} is how a template makes a field optional.
  *
  * A hole that is a plain path (.steps.architect.output) is evaluated here,
  * as jq would. libjq 1.6 spends ~20 ms in each jq_compile (it compiles its
  * builtins every time), so it is started only for other holes, and all of
  * them in a set of templates are compiled as one program that picks hole
- * $i by a binary tree of ifs:
- *   .[0] as $i | .[1] | if $i < 2 then (if $i < 1 then [(E0)] ...
+ * hole .[0] of input .[1] by a binary tree of ifs, binding no variable a
+ * hole could read:
+ *   if .[0] < 2 then (if .[0] < 1 then (.[1] | [(E0)]) ...
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -196,6 +199,27 @@ static void on_jq_error(void *data, jv msg)
 	jv_free(msg);
 }
 
+/* libjq (load_program in 1.6's src/linker.c, and later ones alike)
+ * imports $HOME/.jq into every program it compiles, reading HOME with
+ * getenv and offering no attribute to turn it off. Functions defined there see the real $ENV (a
+ * key could reach a prompt) and a broken one fails every spec. So HOME is
+ * /dev/null for the compile only: /dev/null/.jq cannot exist, whatever
+ * the libjq version does when HOME is unset. The value is replaced in
+ * place and put back at once (an unset HOME is left unset: 1.6 then loads
+ * nothing), so the environment of what runs later is as it was. */
+static int compile_without_home(jq_state *jq, const char *prog)
+{
+	const char *home = getenv("HOME");
+	char *saved = home ? orch_xstrdup(home) : NULL;
+	if (saved)
+		setenv("HOME", "/dev/null", 1);
+	int ok = jq_compile(jq, prog);
+	if (saved)
+		setenv("HOME", saved, 1);
+	free(saved);
+	return ok;
+}
+
 struct jq_state *orch_jq_compile(const char *prog, char **err)
 {
 	struct errbuf eb = {0};
@@ -208,7 +232,7 @@ struct jq_state *orch_jq_compile(const char *prog, char **err)
 	/* no environment: a template must not put an API key into a prompt,
 	 * a log or the cache ($ENV and env are empty objects) */
 	char *sealed = orch_fmt("def env: {}; {} as $ENV | %s", prog);
-	int ok = jq_compile(jq, sealed);
+	int ok = compile_without_home(jq, sealed);
 	free(sealed);
 	if (!ok) {
 		jq_teardown(&jq);
@@ -233,17 +257,17 @@ jv orch_jq_first(struct jq_state *jq, jv input)
 	return r;
 }
 
-/* Append "if $i < mid then L else R end" for holes [lo, hi). */
+/* Append "if .[0] < mid then L else R end" for holes [lo, hi). */
 static void gen(jv *prog, const char **hole, const size_t *hlen, size_t lo, size_t hi)
 {
 	if (hi - lo == 1) {
-		*prog = jv_string_append_str(*prog, "[(");
+		*prog = jv_string_append_str(*prog, "(.[1] | [(");
 		*prog = jv_string_append_buf(*prog, hole[lo], (int)hlen[lo]);
-		*prog = jv_string_append_str(*prog, "\n)]");
+		*prog = jv_string_append_str(*prog, "\n)])");
 		return;
 	}
 	size_t mid = lo + (hi - lo) / 2;
-	jv cond = jv_string_fmt("(if $__i < %zu then ", mid);
+	jv cond = jv_string_fmt("(if .[0] < %zu then ", mid);
 	*prog = jv_string_concat(*prog, cond);
 	gen(prog, hole, hlen, lo, mid);
 	*prog = jv_string_append_str(*prog, " else ");
@@ -332,7 +356,7 @@ static int compile_all(orch_tmpl *t, char **errs, int render)
 	char *err = NULL;
 	int ok;
 	if (render) {
-		jv prog = jv_string(".[0] as $__i | .[1] | ");
+		jv prog = jv_string("");
 		gen(&prog, hole, hlen, 0, t->nholes);
 		t->jq = orch_jq_compile(jv_string_value(prog), &err);
 		jv_free(prog);
@@ -401,11 +425,14 @@ static void append_value(jv *out, jv v, int *first)
 		*out = jv_string_concat(*out, jv_dump_string(v, 0));
 }
 
-/* One value as a hole shows it (jq -r); an error passes through. */
+/* One value as a hole shows it (jq -r); an error passes through, and
+ * null is jv_invalid() without a message. */
 static jv render_outputs(jv v)
 {
 	if (!jv_is_valid(v))
 		return v;
+	if (jv_get_kind(v) == JV_KIND_NULL)
+		return jv_invalid();
 	jv out = jv_string("");
 	int first = 1;
 	append_value(&out, v, &first);
@@ -430,10 +457,52 @@ static jv render_hole(orch_tmpl *t, size_t id, jv ctx)
 		jv_free(more);
 	jv_free(more);
 	int first = 1;
-	jv_array_foreach(r, i, v)
+	jv_array_foreach(r, i, v) {
+		if (jv_get_kind(v) == JV_KIND_NULL) {  /* as render_outputs says it */
+			jv_free(v);
+			jv_free(r);
+			jv_free(out);
+			return jv_invalid();
+		}
 		append_value(&out, v, &first);
+	}
 	jv_free(r);
 	return out;
+}
+
+/* Why the plain path p (n bytes) is null on ctx: the first of its parts
+ * that is absent, or the part that is null. */
+static jv why_null(const char *p, size_t n, jv ctx)
+{
+	const char *e = p + n, *q = p;  /* the path read so far: [p, q) */
+	jv v = jv_copy(ctx);
+	while (q < e && jv_get_kind(v) == JV_KIND_OBJECT) {
+		const char *k = q + 1, *ke = k;
+		while (ke < e && *ke != '.')
+			ke++;
+		jv got = jv_object_get(v, jv_string_sized(k, (int)(ke - k)));
+		if (!jv_is_valid(got)) {
+			jv_free(got);
+			if (q == p)
+				return jv_string_fmt("the input has no \"%.*s\"", (int)(ke - k), k);
+			return jv_string_fmt("%.*s has no \"%.*s\"", (int)(q - p), p, (int)(ke - k), k);
+		}
+		v = got;
+		q = ke;
+	}
+	jv_free(v);
+	return jv_string_fmt("%.*s is null", (int)(q - p), p);
+}
+
+/* The error for a hole that rendered null: what is null, and the escape. */
+static char *null_error(const struct seg *s, jv ctx)
+{
+	jv why = s->path ? why_null(s->p, s->n, ctx) : jv_string("its value is null");
+	char *msg = orch_fmt("{{ %.*s }}: %s (null is never rendered: write {{ %s%.*s%s // \"\" }}"
+	                     " to make it optional)", (int)s->n, s->p, jv_string_value(why),
+	                     s->path ? "" : "(", (int)s->n, s->p, s->path ? "" : ")");
+	jv_free(why);
+	return msg;
 }
 
 char *orch_tmpl_render(orch_tmpl *t, size_t i, jv ctx, char **err)
@@ -448,7 +517,10 @@ char *orch_tmpl_render(orch_tmpl *t, size_t i, jv ctx, char **err)
 		jv h = s->path ? render_outputs(eval_path(s->p, s->n, ctx)) : render_hole(t, s->id, ctx);
 		if (!jv_is_valid(h)) {
 			jv msg = jv_invalid_get_msg(h);
-			*err = orch_fmt("{{ %.*s }}: %s", (int)s->n, s->p, jv_string_value(msg));
+			if (jv_get_kind(msg) == JV_KIND_STRING)
+				*err = orch_fmt("{{ %.*s }}: %s", (int)s->n, s->p, jv_string_value(msg));
+			else
+				*err = null_error(s, ctx);
 			jv_free(msg);
 			jv_free(out);
 			return NULL;

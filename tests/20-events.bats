@@ -176,6 +176,34 @@ fill() {
 	assert_output '["succeeded",2,0.5,["app/main.py"],30]'
 }
 
+@test "events: status is one line for orch ls; failed names each failed step and its error" {
+	fill
+	run orch-events status
+	assert_success
+	assert_output --regexp $'^succeeded\t[0-9]+\t2\t2$'
+	orch-events emit job.started --data '{"resume":true}'
+	orch-events emit step.skipped --step docs
+	orch-events emit step.failed --step qa --data '{"message":"exit 1\ttwo\nlines","will_retry":false}'
+	orch-events emit step.failed --step lint --data '{"will_retry":false}'
+	orch-events emit step.failed --step retried --data '{"message":"exit 75","will_retry":true}'
+	run orch-events status
+	assert_output --regexp $'^running\t[0-9]+\t3\t6$'
+	run orch-events failed
+	assert_success
+	assert_output $'qa\texit 1 two lines\nlint\tfailed'
+	# a fresh log: no start, no steps
+	run orch-events --run "$BATS_TEST_TMPDIR/none" status
+	assert_output $'pending\t-\t0\t0'
+	run orch-events --run "$BATS_TEST_TMPDIR/none" failed
+	assert_success
+	assert_output ''
+	# the age counts from the start
+	mkdir -p old
+	printf '%s\n' '{"ts":"2020-01-01T00:00:00.500Z","level":"INFO","type":"job.started","job_id":"old","step":"","data":{}}' > old/events.jsonl
+	run orch-events --run old status
+	[ "$(cut -f2 <<<"$output")" -ge $(( $(date +%s) - $(date -d 2020-01-01T00:00:00Z +%s) - 5 )) ]
+}
+
 @test "events: completed lists what resume skips; a fresh job.started starts again" {
 	fill
 	run orch-events completed
@@ -209,7 +237,7 @@ fill() {
 
 @test "events: the man page's examples run and print what the page shows" {
 	unset ORCH_RUN_DIR
-	for n in 1 2 3 4 5; do
+	for n in 1 2 3 4 5 6 7; do
 		cmd=$(man_example orch-events.1 $n)
 		[ -n "$cmd" ]
 		run sh -c "$cmd 2>&1"

@@ -73,6 +73,7 @@ gone() {
 	run orch-sched < p2
 	assert_failure 2
 	assert_output --partial 'cycle'
+	[ ! -e runs ]
 	{ step a true; step a true; } > p3
 	run orch-sched < p3
 	assert_failure 2
@@ -99,6 +100,15 @@ gone() {
 	run orch-sched -j 0 < p1
 	assert_failure 2
 	[ ! -e runs ] && [ ! -e r ]
+}
+
+@test "sched: a cycle is printed as orch-plan prints it, b -> c -> a -> b, and nothing runs" {
+	{ step a 'touch ran' '["c"]'; step b 'touch ran' '["a"]'; step c 'touch ran' '["b"]'
+	  step d 'touch ran'; step e 'touch ran' '["d", "a"]'; } > plan
+	run orch-sched < plan
+	assert_failure 2
+	assert_output 'orch-sched: the plan has a cycle: b -> c -> a -> b'  # orch-plan's text for the same steps
+	[ ! -e ran ] && [ ! -e runs ]
 }
 
 @test "sched: random DAGs: no step starts before all its needs have ended" {
@@ -344,9 +354,20 @@ gone() {
 	run orch-sched -q p1 - < p2
 	assert_success
 	assert_output $'{"step":"a","output":"a\\n","exit_code":0}\n{"step":"b","output":"b\\n","exit_code":0}'
+}
+
+@test "sched: a plan file that cannot be opened is reported, the others read, and nothing runs: exit 1" {
+	step a 'echo a > ran' > p1
+	echo '{"step": "b", "needs": 1}' > p2
 	run orch-sched -q p1 nonesuch
-	assert_failure 2
+	assert_failure 1
 	assert_output --partial 'cannot open nonesuch'
+	[ ! -e ran ] && [ ! -e runs ]
+	run orch-sched -q nonesuch p2 p1
+	assert_failure 2  # an invalid plan line as well: invalid input wins
+	assert_output --partial 'cannot open nonesuch'
+	assert_output --partial 'p2:1: step b: "needs" is not an array of step ids'
+	[ ! -e ran ] && [ ! -e runs ]
 }
 
 @test "sched: a second signal kills at once, whatever the grace" {

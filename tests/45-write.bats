@@ -331,6 +331,45 @@ hostile_setup() {
 	[ -z "$stderr" ]
 }
 
+@test "--input: the step input record's spec.files decides; --extract or --no-files wins; its step fills in" {
+	printf '%s\n' '{"job_id":"j","step":"coder","attempt":1,"spec":{"id":"coder","files":true},"steps":{"a":{"output":"```x\n"}}}' > in1.json
+	sed 's/"files":true/"files":false/' in1.json > in0.json
+	sed 's/,"files":true//' in1.json > none.json
+	run --separate-stderr orch-write --input in1.json --result < "$FX/headings.md"
+	assert_success
+	[ "$(jq -c '[.step, [.files[].path]]' <<< "$output")" = '["builder",["app/main.py","app/store.py"]]' ]
+	rm -r "$OUT"
+	for f in in0.json none.json; do
+		run --separate-stderr orch-write --input $f --result < "$FX/headings.md"
+		assert_success
+		[ "$(jq -c .files <<< "$output")" = '[]' ]
+		[ ! -e "$OUT" ]
+	done
+	run --separate-stderr orch-write --input in1.json --no-files --result < "$FX/headings.md"
+	[ "$(jq -c .files <<< "$output")" = '[]' ]
+	[ ! -e "$OUT" ]
+	run --separate-stderr orch-write --input in0.json --extract --result < "$FX/headings.md"
+	[ "$(jq -c '.files | length' <<< "$output")" = 2 ]
+	# the step: --step, else $ORCH_STEP, else the record's; a descriptor as FILE
+	unset ORCH_STEP
+	run --separate-stderr sh -c 'orch-write --input /dev/fd/3 --result < "$1" 3< in0.json' sh "$FX/headings.md"
+	assert_success
+	[ "$(jq -r .step <<< "$output")" = coder ]
+	run --separate-stderr orch-write --input in0.json --step other --result < "$FX/headings.md"
+	[ "$(jq -r .step <<< "$output")" = other ]
+}
+
+@test "--input: a missing or invalid record exits 2 and writes nothing" {
+	echo '[1]' > arr.json
+	echo '{"step":' > torn.json
+	for f in nope.json arr.json torn.json; do
+		run orch-write --input $f --extract --result < "$FX/headings.md"
+		assert_failure 2
+		assert_output --partial "$f"
+	done
+	[ -z "$(ls -A "$OUT")" ]
+}
+
 @test "--result with write records: files and a null output" {
 	run orch-write --result <<< "$(rec a x)"
 	assert_success

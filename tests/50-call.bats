@@ -439,11 +439,11 @@ nreqs() { [ -f reqs.jsonl ] && wc -l < reqs.jsonl | tr -d ' ' || echo 0; }
 
 @test "templates cannot read the environment: no key reaches a prompt, a log or the cache" {
 	export OPENAI_API_KEY=sk-SECRET-in-env
-	printf '%s\n' '{"job_id":"j","step":"s","inputs":{},"task":"t","spec":{"id":"s","prompt":"k={{ $ENV.OPENAI_API_KEY }} e={{ env.OPENAI_API_KEY }} h={{ $ENV | length }}","provider":{"name":"echo"}},"steps":{}}' > in.json
+	printf '%s\n' '{"job_id":"j","step":"s","inputs":{},"task":"t","spec":{"id":"s","prompt":"k={{ $ENV.OPENAI_API_KEY // \"-\" }} e={{ env.OPENAI_API_KEY // \"-\" }} h={{ $ENV | length }}","provider":{"name":"echo"}},"steps":{}}' > in.json
 	run orch-call --render < in.json
 	assert_success
 	run jq -r '.messages[-1].content' <<<"$output"
-	assert_output "k=null e=null h=0"
+	assert_output "k=- e=- h=0"
 	refute_output --partial SECRET
 }
 

@@ -381,14 +381,38 @@ time.sleep(60)' 3>&- &
 	run jq -c '[.step, .files, .cache]' <<<"$output"
 	assert_output '["s",[],"hit"]'
 	[ ! -e r/outputs/t.txt ]
-	# $ORCH_EXTRACT (set by orch run) names the steps that extract
-	ORCH_RUN_DIR=$PWD/r ORCH_STEP=s ORCH_EXTRACT=' other ' run orch step < in.json
+	# the step input record decides: "files":false writes nothing; --extract overrides it
+	sed 's/"files":true/"files":false/' in.json > in0.json
+	ORCH_RUN_DIR=$PWD/r ORCH_STEP=s run orch step < in0.json
 	assert_success
-	[ "$(jq -c .files <<<"$output")" = '[]' ] && [ ! -e r/outputs/t.txt ]
-	ORCH_RUN_DIR=$PWD/r ORCH_STEP=s ORCH_EXTRACT=' other s ' run orch step < in.json
-	[ "$(jq -c '.files | map(.path)' <<<"$output")" = '["t.txt"]' ] && [ -e r/outputs/t.txt ]
+	run jq -c '[.step, .files]' <<<"$output"
+	assert_output '["s",[]]'
+	[ ! -e r/outputs/t.txt ]
+	ORCH_RUN_DIR=$PWD/r ORCH_STEP=s run orch step --extract < in0.json
+	assert_success
+	run jq -c '.files | map(.path)' <<<"$output"
+	assert_output '["t.txt"]'
+	[ -e r/outputs/t.txt ]
+	# without $ORCH_STEP the record names the step
+	ORCH_RUN_DIR=$PWD/r run orch step < in.json
+	assert_success
+	run jq -r .step <<<"$output"
+	assert_output s
 	run orch step < /dev/null
 	[ "$status" -eq 2 ]
+}
+
+@test "orch step: a step input of megabytes (its dependencies' results) reaches orch-write whole" {
+	mkdir -p r/outputs
+	head -c 3000000 /dev/zero | tr '\0' x > big.txt
+	printf '%s\n' '{"job_id":"h","step":"s","attempt":1,"task":"t","inputs":{},"spec":{"id":"s","prompt":"```text title=\"{{ .task }}.txt\"\nhello\n```\n","provider":{"name":"echo"}},"steps":{}}' |
+		jq -c --rawfile big big.txt '.steps.dep = {step: "dep", output: $big, files: []} | .spec.files = true' > in.json
+	[ "$(wc -c < in.json)" -gt 3000000 ]
+	ORCH_RUN_DIR=$PWD/r ORCH_STEP=s run orch step < in.json
+	assert_success
+	run jq -c '[.step, (.files | map(.path))]' <<<"$output"
+	assert_output '["s",["t.txt"]]'
+	[ "$(cat r/outputs/t.txt)" = hello ]
 }
 
 # ---- the other examples ----

@@ -4,6 +4,8 @@
  *   emit -                                            one event per stdin record
  *   tail [-f] [--type GLOB] [--step S] [--level L] [--since WHEN] [--jq EXPR] [--text]
  *   stats [--json]                                    job, steps, LLM, cache, files
+ *   status                                            one line: status, age, steps done
+ *   failed                                            the failed steps and their errors
  *   completed                                         steps that succeeded
  *   manifest                                          derive manifest.json
  *
@@ -22,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <jq.h>
+#include <math.h>
 #include "orch.h"
 
 static const char usage[] =
@@ -30,6 +33,8 @@ static const char usage[] =
 	"  emit -             append one event per {\"type\",\"step\",\"level\",\"data\"} line on stdin\n"
 	"  tail [-f] [--type GLOB] [--step S] [--level L] [--since WHEN] [--jq EXPR] [--text]\n"
 	"  stats [--json]     job and step status, LLM calls, tokens, cache, files\n"
+	"  status             STATUS<TAB>AGE<TAB>DONE<TAB>STEPS, one line (orch ls)\n"
+	"  failed             STEP<TAB>ERROR per failed step (orch run)\n"
 	"  completed          the steps that succeeded (what --resume skips)\n"
 	"  manifest           write manifest.json, derived from the events\n"
 	"  The run folder is --run DIR, else $ORCH_RUN_DIR.\n";
@@ -372,7 +377,8 @@ static void print_stats(jv m)
 	jv_free(files);
 }
 
-static int cmd_stats(int json)
+/* The run's state, folded from its events (the manifest object). */
+static jv fold(void)
 {
 	free(events_path());
 	orch_manifest *m = orch_manifest_new(run);
@@ -381,13 +387,65 @@ static int cmd_stats(int json)
 		orch_die_sys(EX_FAIL, "cannot read the events of %s", run);
 	}
 	jv s = orch_manifest_get(m);
+	orch_manifest_free(m);
+	return s;
+}
+
+static int cmd_stats(int json)
+{
+	jv s = fold();
 	if (json)
 		orch_put(s);
 	else {
 		print_stats(s);
 		jv_free(s);
 	}
-	orch_manifest_free(m);
+	return EX_OK;
+}
+
+/* status: one line for orch ls, "STATUS<TAB>AGE<TAB>DONE<TAB>STEPS": the
+ * job's status, whole seconds since it started ("-" before), the steps
+ * that succeeded or were skipped, all steps. */
+static int cmd_status(void)
+{
+	jv m = fold(), steps = orch_jget(m, "steps");
+	double started;
+	char age[32] = "-";
+	if (orch_jstr(m, "started") && orch_parse_iso(orch_jstr(m, "started"), &started) == 0)
+		snprintf(age, sizeof age, "%.0f", floor(orch_wall()) - floor(started));
+	int done = 0, all = 0;
+	jv_object_foreach(steps, k, st) {
+		const char *s = str_or(st, "status", "");
+		done += strcmp(s, "succeeded") == 0 || strcmp(s, "skipped") == 0;
+		all++;
+		jv_free(k);
+		jv_free(st);
+	}
+	printf("%s\t%s\t%d\t%d\n", str_or(m, "status", "unknown"), age, done, all);
+	jv_free(steps);
+	jv_free(m);
+	return EX_OK;
+}
+
+/* failed: one line per failed step, "STEP<TAB>ERROR": its error (tabs and
+ * line ends as blanks), or "failed" when it has none. */
+static int cmd_failed(void)
+{
+	jv m = fold(), steps = orch_jget(m, "steps");
+	jv_object_foreach(steps, k, st) {
+		if (strcmp(str_or(st, "status", ""), "failed") == 0) {
+			char *err = orch_xstrdup(str_or(st, "error", "failed"));
+			for (char *c = err; *c; c++)
+				if (*c == '\t' || *c == '\n' || *c == '\r')
+					*c = ' ';
+			printf("%s\t%s\n", jv_string_value(k), err);
+			free(err);
+		}
+		jv_free(k);
+		jv_free(st);
+	}
+	jv_free(steps);
+	jv_free(m);
 	return EX_OK;
 }
 
@@ -474,6 +532,10 @@ int main(int argc, char **argv)
 		rc = cmd_tail(&f, follow);
 	} else if (strcmp(cmd, "stats") == 0)
 		rc = cmd_stats(json);
+	else if (strcmp(cmd, "status") == 0)
+		rc = cmd_status();
+	else if (strcmp(cmd, "failed") == 0)
+		rc = cmd_failed();
 	else if (strcmp(cmd, "completed") == 0)
 		rc = cmd_completed();
 	else if (strcmp(cmd, "manifest") == 0)

@@ -1,0 +1,144 @@
+/* sched.h: the parts of orch-sched (tools/sched/) and the state they share.
+ *
+ * The state is five structs, one global each, as samurai keeps its
+ * buildopts: opt (the options, set once by main), plan (the steps, their
+ * graph, pools and when: conditions: plan.c), run (the run folder and what
+ * every step is given: orch-sched.c), tally (counts, progress, stop state:
+ * step.c) and queue (the ready heap and the active steps: loop.c).
+ * A step is named by its index in plan.step; its dependency lists point
+ * into plan.graph (lib/graph.c).
+ *
+ *   orch-sched.c  main: options, the run folder, the job's start and end
+ *   plan.c        reading and checking plan lines, pools, when: conditions
+ *   spawn.c       a step's process: input memfd, output file, env, spawn
+ *   step.c        a step's life: attempts, retries, results, skips
+ *   loop.c        the ready queue, timers, reaping, interrupts, progress
+ */
+#ifndef SCHED_H
+#define SCHED_H
+
+#include <math.h>
+#include <signal.h>
+#include <sys/types.h>
+#include "orch.h"
+
+enum state { ST_WAIT, ST_READY, ST_RUN, ST_BACKOFF, ST_OK, ST_COND, ST_DONE,
+             ST_FAIL, ST_UPSKIP, ST_STOPPED };
+
+struct step {
+	char *name;
+	jv spec, needs;      /* needs: array of names, for events */
+	const size_t *dep, *rdep;  /* needs, dependants: in plan.graph */
+	size_t ndep, nrdep;
+	size_t pending;      /* needs not yet done */
+	size_t users;        /* dependants that have not taken our result yet */
+	double prio;
+	long index;
+	int pool;            /* -1: none */
+	int retries;
+	double timeout;      /* 0: none */
+	int cond;            /* template index of when:, -1: none */
+	const char *cmd;
+	enum state st;
+	int attempt;
+	pid_t pid;
+	int outfd;
+	double t0, deadline, kill_at, wake;
+	int timed_out, stopped;
+	jv result;           /* stored result, while users > 0 */
+	jv input;            /* input record without attempt, while active */
+};
+
+struct heap { int *a; int n, cap; };
+struct pool { char *name; int limit, used; struct heap wait; };
+
+struct opts {
+	int jobs, keep_going, resume, wait_lock, quiet;
+	const char *exec_cmd;
+	double grace, backoff_base, backoff_max;
+};
+
+struct plan {
+	struct step *step;
+	int n, cap;
+	orch_map *byname;
+	orch_graph *graph;   /* needs and dependants (lib/graph.c) */
+	jv job;              /* the job object of the plan */
+	struct pool *pool;
+	int npools;
+	orch_tmpl *conds;    /* the when: conditions, one jq program */
+	char **cond_texts;   /* the templates borrow their texts */
+	int nconds;
+	int bad;             /* problems found in the plan lines */
+};
+
+struct run {
+	char *dir, *job_id;
+	int art_fd, log_fd;  /* artifacts/ and logs/ */
+	char **envp;         /* environ, ORCH_RUN_DIR, ORCH_JOB_ID, and two */
+	int nenv;            /* slots for ORCH_STEP and ORCH_ATTEMPT at nenv+2 */
+	orch_manifest *manifest;
+	int manifest_dirty;
+	double manifest_at;
+	sigset_t waited;     /* SIGCHLD, and the stop signals not ignored */
+};
+
+struct tally {
+	int ndone, nstored, nrun, nfailed;
+	int stop_starting, stop_sig;
+	int progress;        /* a live progress line on stderr */
+	double t_start, progress_at;
+	jv failed_names;
+};
+
+struct queue {
+	struct heap ready;   /* higher priority first, then plan order */
+	int *active, nactive;  /* running or waiting to retry */
+};
+
+extern struct opts opt;
+extern struct plan plan;
+extern struct run run;
+extern struct tally tally;
+extern struct queue queue;
+
+static inline double now(void) { return orch_mono(); }
+static inline jv secs(double d) { return jv_number(round(d * 1000) / 1000); }
+static inline void emit(const char *level, const char *type, const char *step, jv data)
+{
+	orch_emit(run.dir, level, type, step, data);
+}
+
+/* plan.c */
+int read_plan(char **files, int n);  /* 0, or the exit status: nothing ran */
+int step_before(int a, int b);       /* higher priority, then plan order */
+void plan_free(void);
+
+/* spawn.c */
+void setup_env(void);
+int spawn(struct step *s);           /* 0, or errno (nothing runs) */
+int store_output(struct step *s, jv *result);  /* 0, or errno */
+void end_output(struct step *s);   /* close stdout; remove it unless stored */
+void spawn_free(void);
+
+/* step.c */
+void ready_step(int i);
+void release(int i);
+void start_step(int i);
+void start_attempt(int i);
+void attempt_failed(int i, const char *kind, const char *msg, int retryable,
+                    const char *extra, int val);
+void reaped(int i, int status);
+void take_completed(void);
+
+/* loop.c */
+void heap_push(struct heap *h, int i);
+int heap_pop(struct heap *h);
+void add_active(int i);
+void drop_active(int i);
+void manifest_write(int force);
+void run_loop(void);
+void clear_progress(void);
+void loop_free(void);
+
+#endif

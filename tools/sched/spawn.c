@@ -1,0 +1,332 @@
+/* spawn.c: a step's process and the files it is given.
+ *
+ * No pipes: a step's stdin is its input record in a memfd; its stdout a
+ * new file artifacts/.<step>.out, renamed to <step>.json when the step
+ * succeeds (store_output) and removed when it does not (end_output); its
+ * stderr is appended to logs/<step>.log, truncated at the first attempt.
+ * The command runs without a shell when it has nothing a shell would
+ * interpret (as make decides), looked up in PATH once per name. It leads a
+ * process group of its own, with an empty signal mask and default
+ * dispositions whatever orch-sched blocks or ignores. Its environment is
+ * orch-sched's with ORCH_RUN_DIR, ORCH_JOB_ID, ORCH_STEP and ORCH_ATTEMPT
+ * set. Assumes run.dir, run.job_id and the run's directory fds are set.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "orch.h"
+#include "sched.h"
+
+extern char **environ;
+
+/* Commands found in PATH, by name. */
+static struct { orch_map *map; char **keys, **vals; int n; } paths;
+
+void setup_env(void)
+{
+	size_t n = 0;
+	for (char **e = environ; *e; e++)
+		n++;
+	char **env = run.envp = orch_xmalloc((n + 5) * sizeof *env);
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "ORCH_RUN_DIR=", 13) && strncmp(*e, "ORCH_JOB_ID=", 12) &&
+		    strncmp(*e, "ORCH_STEP=", 10) && strncmp(*e, "ORCH_ATTEMPT=", 13))
+			env[run.nenv++] = *e;
+	env[run.nenv] = orch_fmt("ORCH_RUN_DIR=%s", run.dir);
+	env[run.nenv + 1] = orch_fmt("ORCH_JOB_ID=%s", run.job_id);
+	env[run.nenv + 4] = NULL;
+}
+
+/* Has cmd anything a shell would interpret? (as make decides) */
+static int needs_shell(const char *cmd)
+{
+	static const char *builtins[] = {".", ":", "alias", "break", "case", "cd",
+		"continue", "eval", "exec", "exit", "export", "for", "if", "read",
+		"readonly", "return", "set", "shift", "source", "trap", "ulimit",
+		"umask", "unalias", "unset", "until", "wait", "while", "{", "!", 0};
+	if (strpbrk(cmd, "#;\"'*?[]&|<>(){}$`^~!\\\n=%"))
+		return 1;
+	const char *b = cmd + strspn(cmd, " \t");
+	size_t n = strcspn(b, " \t");
+	for (int i = 0; builtins[i]; i++)
+		if (strlen(builtins[i]) == n && strncmp(b, builtins[i], n) == 0)
+			return 1;
+	return 0;
+}
+
+/* argv of cmd: its words, or sh -c cmd. Free argv, and *words if set. */
+static char **command_argv(const char *cmd, char **words)
+{
+	char **argv;
+	*words = NULL;
+	if (needs_shell(cmd)) {
+		argv = orch_xmalloc(4 * sizeof *argv);
+		argv[0] = "/bin/sh";
+		argv[1] = "-c";
+		argv[2] = (char *)cmd;
+		argv[3] = NULL;
+		return argv;
+	}
+	char *copy = *words = orch_xstrdup(cmd);
+	size_t n = 0;
+	for (char *p = copy; *p; p++)
+		n += (p == copy || p[-1] == ' ' || p[-1] == '\t') && *p != ' ' && *p != '\t';
+	argv = orch_xmalloc((n + 1) * sizeof *argv);
+	n = 0;
+	for (char *t = strtok(copy, " \t"); t; t = strtok(NULL, " \t"))
+		argv[n++] = t;
+	argv[n] = NULL;
+	return argv;
+}
+
+static const char *resolve(const char *name)
+{
+	if (strchr(name, '/'))
+		return name;
+	if (!paths.map)
+		paths.map = orch_map_new(16);
+	long k = orch_map_get(paths.map, name);
+	if (k >= 0)
+		return paths.vals[k];
+	const char *p = getenv("PATH");
+	char *found = NULL;
+	for (p = p ? p : "/usr/local/bin:/usr/bin:/bin"; !found; p++) {
+		size_t n = strcspn(p, ":");
+		char *cand = orch_fmt("%.*s%s%s", (int)n, p, n ? "/" : "", name);
+		struct stat st;
+		if (access(cand, X_OK) == 0 && stat(cand, &st) == 0 && S_ISREG(st.st_mode))
+			found = cand;
+		else
+			free(cand);
+		p += n;
+		if (!*p)
+			break;
+	}
+	if (!found)
+		return name;  /* posix_spawnp will say what is wrong */
+	paths.keys = orch_xrealloc(paths.keys, (paths.n + 1) * sizeof *paths.keys);
+	paths.vals = orch_xrealloc(paths.vals, (paths.n + 1) * sizeof *paths.vals);
+	paths.keys[paths.n] = orch_xstrdup(name);
+	paths.vals[paths.n] = found;
+	orch_map_put(paths.map, paths.keys[paths.n], paths.n);
+	return paths.vals[paths.n++];
+}
+
+static int input_fd(struct step *s)
+{
+	jv in = jv_object_set(jv_copy(s->input), jv_string("attempt"), jv_number(s->attempt));
+	size_t n;
+	char *txt = orch_json_text(in, &n);
+	txt[n++] = '\n';  /* over the NUL: the length is what counts */
+	int fd = memfd_create("orch-step-input", MFD_CLOEXEC);
+	if (fd >= 0 && (orch_write_all(fd, txt, n) < 0 || lseek(fd, 0, SEEK_SET) < 0)) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		fd = -1;
+	}
+	free(txt);
+	return fd;
+}
+
+/* stdout goes to artifacts/.<step>.out, renamed to <step>.json on success:
+ * one file created per step, and no copy of a JSON result. */
+static char *out_name(struct step *s) { return orch_fmt(".%s.out", s->name); }
+
+static void unlink_output(struct step *s)
+{
+	char *o = out_name(s);
+	unlinkat(run.art_fd, o, 0);
+	free(o);
+}
+
+/* A new file, never one that a process left over from a killed run may
+ * still be writing to. */
+static int create_new(int dirfd, const char *name, int flags)
+{
+	flags |= O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+	int fd = openat(dirfd, name, flags, 0644);
+	if (fd < 0 && errno == EEXIST && unlinkat(dirfd, name, 0) == 0)
+		fd = openat(dirfd, name, flags, 0644);
+	return fd;
+}
+
+static int output_fd(struct step *s)
+{
+	char *name = out_name(s);
+	int fd = create_new(run.art_fd, name, O_RDWR);
+	free(name);
+	return fd;
+}
+
+/* The attempt's stdin, stdout and stderr: 0, or errno (none left open). */
+static int open_fds(struct step *s, int fd[3])
+{
+	char *lname = orch_fmt("%s.log", s->name);
+	fd[0] = input_fd(s);
+	fd[1] = fd[0] < 0 ? -1 : output_fd(s);
+	fd[2] = fd[1] < 0 ? -1 : openat(run.log_fd, lname, O_WRONLY | O_CREAT | O_APPEND |
+	                                O_CLOEXEC | (s->attempt == 1 ? O_TRUNC : 0), 0644);
+	int err = fd[2] < 0 ? errno : 0;
+	free(lname);
+	if (err) {
+		if (fd[0] >= 0)
+			close(fd[0]);
+		if (fd[1] >= 0)
+			close(fd[1]);
+		unlink_output(s);
+	}
+	return err;
+}
+
+/* fd[0..3) as stdin, stdout, stderr; a new process group; the signal
+ * mask empty and the signals we wait for or ignore back to default. */
+static void spawn_attrs(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at, const int fd[3])
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD,
+	                           SIGTTOU, SIGTTIN};
+	sigset_t none, dfl;
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		sigaddset(&dfl, sigs[i]);
+	posix_spawn_file_actions_init(fa);
+	for (int i = 0; i < 3; i++)
+		posix_spawn_file_actions_adddup2(fa, fd[i], i);
+	posix_spawnattr_init(at);
+	posix_spawnattr_setflags(at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+	                         POSIX_SPAWN_SETSIGDEF);
+	posix_spawnattr_setpgroup(at, 0);
+	posix_spawnattr_setsigmask(at, &none);
+	posix_spawnattr_setsigdefault(at, &dfl);
+}
+
+int spawn(struct step *s)
+{
+	int fd[3], err = open_fds(s, fd);
+	if (err)
+		return err;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	spawn_attrs(&fa, &at, fd);
+	char **envp = run.envp, *words;
+	envp[run.nenv + 2] = orch_fmt("ORCH_STEP=%s", s->name);
+	envp[run.nenv + 3] = orch_fmt("ORCH_ATTEMPT=%d", s->attempt);
+	char **argv = command_argv(s->cmd, &words);
+	const char *file = resolve(argv[0]);
+	err = file == argv[0] ? posix_spawnp(&s->pid, file, &fa, &at, argv, envp)
+	                      : posix_spawn(&s->pid, file, &fa, &at, argv, envp);
+	free(argv);
+	free(words);
+	free(envp[run.nenv + 2]);
+	free(envp[run.nenv + 3]);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(fd[0]);
+	close(fd[2]);
+	if (err) {
+		close(fd[1]);
+		unlink_output(s);
+		s->pid = 0;
+		return err;
+	}
+	s->outfd = fd[1];
+	return 0;
+}
+
+/* The step's result: its stdout if that is one JSON object, else stdout
+ * wrapped as a run: step's result (*wrapped set). */
+static jv read_output(struct step *s, int *err, int *wrapped)
+{
+	struct stat st;
+	*err = errno = 0;
+	*wrapped = 0;
+	if (fstat(s->outfd, &st) < 0) {
+		*err = errno;
+		return jv_invalid();
+	}
+	char *buf = orch_xmalloc((size_t)st.st_size + 1);
+	size_t n = 0;
+	while (n < (size_t)st.st_size) {
+		ssize_t r = pread(s->outfd, buf + n, (size_t)st.st_size - n, (off_t)n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r < 0)
+				*err = errno;
+			break;
+		}
+		n += (size_t)r;
+	}
+	buf[n] = 0;
+	jv v = n > 0 && n < (size_t)INT32_MAX ? jv_parse_sized(buf, (int)n) : jv_invalid();
+	if (jv_get_kind(v) != JV_KIND_OBJECT) {
+		jv_free(v);
+		*wrapped = 1;
+		v = jv_object_set(jv_object(), jv_string("step"), jv_string(s->name));
+		v = jv_object_set(v, jv_string("output"), jv_string_sized(buf, n > INT32_MAX ? INT32_MAX : (int)n));
+		v = jv_object_set(v, jv_string("exit_code"), jv_number(0));  /* it succeeded */
+	}
+	free(buf);
+	return v;
+}
+
+/* Store a succeeded step's result as artifacts/<step>.json (no fsync:
+ * see orch-sched.c). 0 and *result, or errno. */
+int store_output(struct step *s, jv *result)
+{
+	int err, wrapped;
+	jv r = read_output(s, &err, &wrapped);
+	char *out = out_name(s), *name = orch_fmt("%s.json", s->name);
+	if (!err && wrapped) {  /* the wrapped record replaces what it wraps */
+		size_t n;
+		char *txt = orch_json_text(jv_copy(r), &n);
+		txt[n++] = '\n';
+		if (ftruncate(s->outfd, 0) < 0 || pwrite(s->outfd, txt, n, 0) != (ssize_t)n)
+			err = errno ? errno : EIO;
+		free(txt);
+	}
+	if (!err && renameat(run.art_fd, out, run.art_fd, name) < 0)
+		err = errno;
+	free(out);
+	free(name);
+	if (err) {
+		jv_free(r);
+		r = jv_invalid();
+	}
+	*result = r;
+	return err;
+}
+
+/* The attempt has ended: its stdout is closed, and removed unless stored. */
+void end_output(struct step *s)
+{
+	if (s->outfd >= 0) {
+		close(s->outfd);
+		s->outfd = -1;
+	}
+	if (s->st != ST_OK)  /* failed: its stdout is not a result */
+		unlink_output(s);
+}
+
+void spawn_free(void)
+{
+	orch_map_free(paths.map);
+	for (int i = 0; i < paths.n; i++) {
+		free(paths.keys[i]);
+		free(paths.vals[i]);
+	}
+	free(paths.keys);
+	free(paths.vals);
+	if (run.envp) {
+		free(run.envp[run.nenv]);
+		free(run.envp[run.nenv + 1]);
+		free(run.envp);
+	}
+}

@@ -1,0 +1,327 @@
+/* step.c: a step's life, from waiting to done.
+ *
+ * WAIT until its needs are done, READY in the queue, RUN an attempt,
+ * BACKOFF waiting to retry (keeping its job and pool slot), and at the end
+ * OK (succeeded), FAIL, COND (when: false), UPSKIP (a need failed), DONE
+ * (succeeded in an earlier run: --resume) or STOPPED (interrupted: not a
+ * failure, resume runs it). Every change is an event (orch-events(5)), and
+ * dirties the manifest. A result stays in memory only while dependants
+ * have yet to take it into their input records. Assumes the plan is checked
+ * and the run folder open.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <sodium.h>
+#include "orch.h"
+#include "sched.h"
+
+struct tally tally;
+
+/* The input record: taken once per step, before its first attempt. */
+static jv input_record(struct step *s)
+{
+	jv steps = jv_object();
+	for (size_t k = 0; k < s->ndep; k++) {
+		struct step *d = &plan.step[s->dep[k]];
+		jv r = d->st == ST_OK || d->st == ST_DONE ? jv_copy(d->result) : jv_null();
+		steps = jv_object_set(steps, jv_string(d->name), r);
+		if (--d->users == 0) {
+			jv_free(d->result);
+			d->result = jv_invalid();
+		}
+	}
+	jv in = jv_object();
+	in = jv_object_set(in, jv_string("job_id"), jv_string(run.job_id));
+	in = jv_object_set(in, jv_string("step"), jv_string(s->name));
+	in = jv_object_set(in, jv_string("attempt"), jv_number(1));
+	in = jv_object_set(in, jv_string("run_dir"), jv_string(run.dir));
+	jv task = jv_is_valid(plan.job) ? jv_object_get(jv_copy(plan.job), jv_string("task")) : jv_null();
+	in = jv_object_set(in, jv_string("task"), jv_is_valid(task) ? task : jv_null());
+	jv inputs = jv_is_valid(plan.job) ? jv_object_get(jv_copy(plan.job), jv_string("inputs")) : jv_null();
+	in = jv_object_set(in, jv_string("inputs"),
+	                   jv_get_kind(inputs) == JV_KIND_OBJECT ? inputs : (jv_free(inputs), jv_object()));
+	in = jv_object_set(in, jv_string("spec"), jv_copy(s->spec));
+	return jv_object_set(in, jv_string("steps"), steps);
+}
+
+void ready_step(int i)
+{
+	if (plan.step[i].st != ST_WAIT)
+		return;
+	plan.step[i].st = ST_READY;
+	heap_push(&queue.ready, i);
+}
+
+/* i is done and dependants may take its result. */
+void release(int i)
+{
+	struct step *s = &plan.step[i];
+	for (size_t k = 0; k < s->nrdep; k++) {
+		size_t d = s->rdep[k];
+		if (--plan.step[d].pending == 0)
+			ready_step((int)d);
+	}
+	if (s->users == 0) {
+		jv_free(s->result);
+		s->result = jv_invalid();
+	}
+}
+
+/* Every step that needs i, directly or not, will not run. */
+static void skip_dependants(int i)
+{
+	size_t *stack = orch_xmalloc(plan.n * sizeof *stack), n = 0;
+	stack[n++] = (size_t)i;
+	while (n > 0) {
+		struct step *s = &plan.step[stack[--n]];
+		for (size_t k = 0; k < s->nrdep; k++) {
+			struct step *d = &plan.step[s->rdep[k]];
+			if (d->st != ST_WAIT)
+				continue;
+			d->st = ST_UPSKIP;
+			jv data = jv_object_set(jv_object(), jv_string("reason"), jv_string("upstream_failed"));
+			data = jv_object_set(data, jv_string("failed"), jv_string(plan.step[i].name));
+			emit("WARN", "step.skipped", d->name, data);
+			run.manifest_dirty = 1;
+			stack[n++] = s->rdep[k];
+		}
+	}
+	free(stack);
+}
+
+static void final_failure(int i)
+{
+	plan.step[i].st = ST_FAIL;
+	tally.nfailed++;
+	tally.failed_names = jv_array_append(tally.failed_names, jv_string(plan.step[i].name));
+	skip_dependants(i);
+	if (!opt.keep_going)
+		tally.stop_starting = 1;
+}
+
+static void emit_failed(struct step *s, const char *kind, const char *msg, int will_retry,
+                        const char *extra, int val)
+{
+	jv data = jv_object();
+	data = jv_object_set(data, jv_string("kind"), jv_string(kind));
+	data = jv_object_set(data, jv_string("message"), jv_string(msg));
+	data = jv_object_set(data, jv_string("attempt"), jv_number(s->attempt));
+	data = jv_object_set(data, jv_string("will_retry"), jv_bool(will_retry));
+	if (extra)
+		data = jv_object_set(data, jv_string(extra), jv_number(val));
+	if (s->t0 > 0)
+		data = jv_object_set(data, jv_string("duration_s"), secs(now() - s->t0));
+	emit("ERROR", "step.failed", s->name, data);
+	run.manifest_dirty = 1;
+}
+
+/* An attempt failed: retry it after a backoff, or give up. */
+void attempt_failed(int i, const char *kind, const char *msg, int retryable,
+                    const char *extra, int val)
+{
+	struct step *s = &plan.step[i];
+	int again = retryable && s->attempt <= s->retries && !tally.stop_sig;
+	emit_failed(s, kind, msg, again, extra, val);
+	if (strcmp(kind, "interrupted") == 0) {  /* not a failure: resume runs it */
+		drop_active(i);
+		s->st = ST_STOPPED;
+		return;
+	}
+	if (again) {
+		double cap = opt.backoff_base * pow(2, s->attempt - 1);
+		if (cap > opt.backoff_max)
+			cap = opt.backoff_max;
+		double delay = cap * (randombytes_random() / 4294967296.0);  /* full jitter */
+		jv data = jv_object_set(jv_object(), jv_string("attempt"), jv_number(s->attempt + 1));
+		data = jv_object_set(data, jv_string("delay_s"), secs(delay));
+		emit("INFO", "step.retrying", s->name, data);
+		s->st = ST_BACKOFF;
+		s->wake = now() + delay;
+		return;
+	}
+	drop_active(i);
+	final_failure(i);
+}
+
+void start_attempt(int i)
+{
+	struct step *s = &plan.step[i];
+	s->attempt++;
+	s->timed_out = s->stopped = 0;
+	s->kill_at = 0;
+	jv data = jv_object_set(jv_object(), jv_string("needs"), jv_copy(s->needs));
+	data = jv_object_set(data, jv_string("attempt"), jv_number(s->attempt));
+	emit("INFO", "step.started", s->name, data);
+	run.manifest_dirty = 1;
+	s->t0 = now();
+	int err = spawn(s);
+	if (err) {
+		char *msg = orch_fmt("cannot run %s: %s", s->cmd, strerror(err));
+		s->st = ST_RUN;
+		attempt_failed(i, "spawn", msg, 0, "exit_code", 127);
+		free(msg);
+		return;
+	}
+	s->st = ST_RUN;
+	tally.nrun++;
+	s->deadline = s->timeout > 0 ? s->t0 + s->timeout : 0;
+}
+
+/* when: false: the step is skipped, and its dependants see null. */
+static void skip_by_condition(int i)
+{
+	struct step *s = &plan.step[i];
+	s->st = ST_COND;
+	tally.ndone++;
+	emit("INFO", "step.skipped", s->name,
+	     jv_object_set(jv_object(), jv_string("reason"), jv_string("condition")));
+	run.manifest_dirty = 1;
+	jv_free(s->input);
+	s->input = jv_invalid();
+	release(i);
+}
+
+/* when: could not be evaluated: the step fails, at its first attempt. */
+static void condition_failed(int i, const char *err)
+{
+	struct step *s = &plan.step[i];
+	/* err is "{{ <the hole> }}: <what jq said>": keep the latter */
+	size_t len = strlen(plan.cond_texts[s->cond]);
+	const char *why = err;
+	if (strlen(err) >= len + 2 && strncmp(err + len - 3, " }}: ", 5) == 0)
+		why = err + len + 2;
+	char *msg = orch_fmt("when: %s", why);
+	add_active(i);
+	s->attempt = 1;
+	attempt_failed(i, "condition", msg, 0, NULL, 0);
+	free(msg);
+}
+
+/* A step taken from the ready queue, within -j and its pool: its input
+ * record, its when: condition, its first attempt. */
+void start_step(int i)
+{
+	struct step *s = &plan.step[i];
+	s->input = input_record(s);
+	if (s->cond >= 0) {
+		char *err = NULL, *r = orch_tmpl_render(plan.conds, s->cond, s->input, &err);
+		int holds = r && strcmp(r, "1") == 0;
+		if (r && !holds)
+			skip_by_condition(i);
+		else if (!r)
+			condition_failed(i, err);
+		free(r);
+		free(err);
+		if (!holds)
+			return;
+	}
+	add_active(i);
+	start_attempt(i);
+}
+
+static int provider_calls(jv result)
+{
+	double d;
+	if (orch_jnum(result, "provider_calls", &d))
+		return (int)d;
+	const char *c = orch_jstr(result, "cache");
+	return c && strcmp(c, "miss") == 0;
+}
+
+static void succeeded(int i)
+{
+	struct step *s = &plan.step[i];
+	jv r;
+	int err = store_output(s, &r);
+	if (err) {
+		char *msg = orch_fmt("cannot store artifacts/%s.json: %s", s->name, strerror(err));
+		orch_err("%s", msg);
+		attempt_failed(i, "artifact", msg, 0, NULL, 0);
+		free(msg);
+		return;
+	}
+	jv data = jv_object_set(jv_object(), jv_string("duration_s"), secs(now() - s->t0));
+	data = jv_object_set(data, jv_string("provider_calls"), jv_number(provider_calls(r)));
+	data = jv_object_set(data, jv_string("attempt"), jv_number(s->attempt));
+	emit("INFO", "step.succeeded", s->name, data);
+	run.manifest_dirty = 1;
+	orch_put(jv_copy(r));
+	s->st = ST_OK;
+	s->result = r;
+	tally.ndone++;
+	tally.nstored++;
+	drop_active(i);
+	release(i);
+}
+
+/* The attempt's process has ended with status. */
+void reaped(int i, int status)
+{
+	struct step *s = &plan.step[i];
+	tally.nrun--;
+	s->pid = 0;
+	char msg[256];
+	if (s->stopped) {
+		snprintf(msg, sizeof msg, "interrupted");
+		attempt_failed(i, "interrupted", msg, 0, NULL, 0);
+	} else if (s->timed_out) {
+		snprintf(msg, sizeof msg, "timed out after %gs", s->timeout);
+		attempt_failed(i, "timeout", msg, 1, NULL, 0);
+	} else if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		snprintf(msg, sizeof msg, "killed by signal %d (SIG%s)", sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+		attempt_failed(i, "signal", msg, 1, "signal", sig);
+	} else if (WEXITSTATUS(status) != 0) {
+		int code = WEXITSTATUS(status);
+		snprintf(msg, sizeof msg, "exited with %d%s", code,
+		         code == EX_TEMP ? " (temporary failure)" : code == EX_USAGE ? " (bad input)" : "");
+		attempt_failed(i, "exit", msg, code == EX_TEMP, "exit_code", code);
+	} else
+		succeeded(i);
+	end_output(s);
+}
+
+/* The stored result of a step that succeeded before, or invalid. */
+static jv stored_result(const char *name)
+{
+	char *path = orch_fmt("%s/artifacts/%s.json", run.dir, name);
+	char *text = orch_slurp(path, NULL);
+	free(path);
+	jv r = text ? jv_parse(text) : jv_invalid();
+	free(text);
+	if (jv_get_kind(r) != JV_KIND_OBJECT) {
+		jv_free(r);
+		return jv_invalid();
+	}
+	return r;
+}
+
+/* --resume: steps that succeeded before are skipped, their stored results
+ * kept for their dependants. One with no usable artifact runs again. */
+void take_completed(void)
+{
+	char *ev = orch_path(run.dir, "events.jsonl");
+	jv done = orch_events_completed(ev);
+	free(ev);
+	for (int i = 0; i < plan.n; i++) {
+		struct step *s = &plan.step[i];
+		jv has = jv_object_get(jv_copy(done), jv_string(s->name));
+		int yes = jv_get_kind(has) == JV_KIND_TRUE;
+		jv_free(has);
+		jv r = yes ? stored_result(s->name) : jv_invalid();
+		if (!jv_is_valid(r))
+			continue;
+		s->st = ST_DONE;
+		s->result = r;
+		tally.ndone++;
+		tally.nstored++;
+		emit("INFO", "step.skipped", s->name,
+		     jv_object_set(jv_object(), jv_string("reason"), jv_string("completed")));
+	}
+	jv_free(done);
+	for (int i = 0; i < plan.n; i++)
+		if (plan.step[i].st == ST_DONE)
+			release(i);
+}
