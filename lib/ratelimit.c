@@ -113,11 +113,12 @@ static jv ms(double t)
 
 void orch_rate_iso(double t, char buf[32])
 {
-	time_t s = (time_t)t;
+	long long ms = llround(t * 1000);  /* rounded: what is read back prints the same */
+	time_t s = (time_t)(ms / 1000);
 	struct tm tm;
 	gmtime_r(&s, &tm);
 	size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, 32 - n, ".%03dZ", (int)((t - (double)s) * 1000));
+	snprintf(buf + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
 
 /* The line rewritten in place, and the file unlocked and closed. */
