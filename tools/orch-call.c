@@ -25,9 +25,12 @@
  * whole call; if only transient faults exhausted the retries the exit
  * status is 75 (try again later), else 1. A request with fallback
  * providers then tries the next (at once when out of quota or
- * overloaded), which has retries and --timeout of its own. API keys travel only in request
- * headers; --verbose shows them redacted, and every provider message is
- * scrubbed of them before it is printed or logged.
+ * overloaded), which has retries and --timeout of its own. A provider
+ * with limits (rpm, tpm) shares them with every process calling its
+ * account: an attempt waits, queued, for its share (call/limit.c). API
+ * keys travel only in request headers; --verbose shows them redacted,
+ * and every provider message is scrubbed of them before it is printed
+ * or logged.
  */
 #include <fcntl.h>
 #include <getopt.h>

@@ -4,11 +4,12 @@
  * taken as it is. Either is then finalized: the flags, the environment
  * and the provider's defaults applied, the messages checked, into the
  * canonical {"provider","model","messages","opts"[,"limits"],"step"
- * [,"command"][,"fallback"]}. A provider may be a list (an array, or names joined by
- * ',', each "name" or "name:model"): the first is the request's, the
- * others go, resolved the same way, in "fallback" as
- * [{"provider","model","opts"[,"limits"][,"command"]}...], tried in turn when the
- * one before fails (orch-call.c).
+ * [,"command"][,"fallback"]}. A provider may be a list (an array, or
+ * names joined by ',', each "name" or "name:model"): the first is the
+ * request's, the others go, resolved the same way, in "fallback" as
+ * [{"provider","model","opts"[,"limits"][,"command"]}...], tried in turn
+ * when the one before fails (orch-call.c). "limits" ({rpm, tpm}) are
+ * the provider's rates shared across runs (limit.c).
  *
  * What is refused is reported ("step S: ...") and comes back invalid;
  * the caller counts it as bad input. */
