@@ -6,6 +6,7 @@
  *   stats [--json]                                    job, steps, LLM, cache, files
  *   completed                                         steps that succeeded
  *   manifest                                          derive manifest.json
+ *   cost, metrics, timeline                           reports: tools/events/
  *
  * Assumptions: events.jsonl is written only by orch_emit (one line per
  * event, one write(2) under flock), so a reader sees whole lines, except
@@ -23,6 +24,7 @@
 #include <unistd.h>
 #include <jq.h>
 #include "orch.h"
+#include "events/events.h"
 
 static const char usage[] =
 	"usage: orch-events [--run DIR] COMMAND [OPTIONS]\n"
@@ -32,7 +34,10 @@ static const char usage[] =
 	"  stats [--json]     job and step status, LLM calls, tokens, cache, files\n"
 	"  completed          the steps that succeeded (what --resume skips)\n"
 	"  manifest           write manifest.json, derived from the events\n"
-	"  The run folder is --run DIR, else $ORCH_RUN_DIR.\n";
+	"  cost [--by step|model|provider|day|job] [--json] [RUN...]   tokens and USD\n"
+	"  metrics [RUN...]   Prometheus text format, for node_exporter's textfile collector\n"
+	"  timeline [--svg] [RUN]   every attempt of every step, as text or an SVG picture\n"
+	"  The run folder is --run DIR, else $ORCH_RUN_DIR (or the RUN operands).\n";
 
 static const char *run;
 
@@ -381,10 +386,14 @@ static int cmd_stats(int json)
 		orch_die_sys(EX_FAIL, "cannot read the events of %s", run);
 	}
 	jv s = orch_manifest_get(m);
+	s = jv_object_set(s, jv_string("cost"), cost_of_latest(run));
 	if (json)
 		orch_put(s);
 	else {
 		print_stats(s);
+		jv cost = orch_jget(s, "cost");
+		cost_print(cost);
+		jv_free(cost);
 		jv_free(s);
 	}
 	orch_manifest_free(m);
@@ -435,6 +444,9 @@ int main(int argc, char **argv)
 	const char *level = NULL, *data = NULL, *jqexpr = NULL, *since = NULL;
 	int c, follow = 0, json = 0;
 	orch_init(argc, argv);
+	int report = events_report(argc, argv, usage);
+	if (report >= 0)
+		orch_exit(report);
 	/* GNU getopt moves the command word and TYPE after the options */
 	while ((c = getopt_long(argc, argv, "hf", longopts, NULL)) != -1) {
 		switch (c) {

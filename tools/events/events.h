@@ -1,0 +1,73 @@
+/* events.h: orch-events' reports, each derived from the events alone:
+ * cost (cost.c), metrics (metrics.c), timeline (timeline.c, svg.c), read
+ * by one reader (read.c) and started by one dispatcher (report.c).
+ *
+ * A report reads one run folder (--run, $ORCH_RUN_DIR) or the folders
+ * named as operands. It parses only the lines whose type it asks for (the
+ * type is read from the raw line first, as tail does). */
+#ifndef EVENTS_H
+#define EVENTS_H
+
+#include "orch.h"
+
+/* One event as a report sees it; every pointer is borrowed from e and
+ * valid during the callback. */
+struct ev {
+	jv e, data;                      /* data: an object, or null */
+	const char *type, *step, *ts, *job;
+	const char *run;                 /* the run folder */
+};
+typedef int (*ev_fn)(const struct ev *ev, void *ctx);
+
+/* Each event of run/events.jsonl whose type starts with one of the
+ * prefixes (NULL-terminated list; NULL: every event), in order. A bad
+ * line is reported and skipped. Returns -1 (reported) if there is no
+ * readable log, else the first non-zero fn value, or 0. */
+int ev_read(const char *run, const char *const *types, ev_fn fn, void *ctx);
+/* ev_read over each run in runs[0..n): the first error code, after all. */
+int ev_read_all(char **runs, int n, const char *const *types, ev_fn fn, void *ctx);
+double ev_num(const struct ev *ev, const char *key);  /* data.key, or 0 */
+const char *ev_str(const struct ev *ev, const char *key);  /* data.key, or NULL */
+int ev_is_fresh_start(const struct ev *ev);  /* job.started, not a resume */
+
+/* What one llm.response cost: data.cost_usd when there, else priced from
+ * the table (lib/price.c); priced 0 when neither knows. */
+struct llm_cost {
+	const char *provider, *model;
+	double prompt, cached, completion, usd;
+	int priced, failed;
+};
+void ev_llm_cost(const struct ev *ev, struct llm_cost *c);
+
+/* Numbers by a string key, in the order keys first came: w of them a
+ * key (w from the first use on), zero at first. */
+struct groups {
+	orch_map *map;
+	char **keys;
+	double *v;
+	size_t n, cap, w;
+};
+double *groups_at(struct groups *g, size_t w, const char *key);
+void groups_free(struct groups *g);
+/* What cost tallies a key: one call added by tally_add. */
+enum { T_CALLS, T_PROMPT, T_CACHED, T_COMPLETION, T_USD, T_UNPRICED, T_N };
+void tally_add(double *t, const struct llm_cost *c);
+
+/* The subcommands; argv holds the operands after the command word. */
+struct report_opts {
+	const char *by;   /* cost --by */
+	int json, svg;
+};
+int cmd_cost(const struct report_opts *o, char **runs, int n);
+int cmd_metrics(char **runs, int n);
+int cmd_timeline(const struct report_opts *o, const char *run);
+/* For stats: {"usd", "unpriced_calls", "steps": {step: usd}} of the
+ * latest run in the folder (as the manifest counts), and its text. */
+jv cost_of_latest(const char *run);
+void cost_print(jv cost);
+
+/* report.c: if argv's command is one of these reports, run it and return
+ * its exit code; else -1 (the caller goes on with its own commands). */
+int events_report(int argc, char **argv, const char *usage);
+
+#endif
