@@ -299,3 +299,136 @@ promcheck() {
 	run grep '^orch_job_succeeded' textfile/orch.prom
 	assert_output 'orch_job_succeeded{job="todo-app"} 1'
 }
+
+# ---- timeline ----
+
+# A real run with every kind of bar: two cached LLM steps (a first run
+# put them in the cache), a step retried once, three that wait for a pool
+# of one, one failed at the end, one skipped after it, one skipped by when.
+kinds_run() {
+	cat > kinds0.yaml <<-'EOF'
+	job: kinds
+	provider: {name: echo}
+	steps:
+	  - id: ask
+	    prompt: "Name three colours"
+	  - id: answer
+	    needs: [ask]
+	    prompt: "Use {{ .steps.ask.output }}"
+	EOF
+	sed -n '1,2p' kinds0.yaml > kinds.yaml
+	cat >> kinds.yaml <<-EOF
+	pools: {one: 1}
+	$(sed -n '3,$p' kinds0.yaml)
+	  - id: flaky
+	    retries: 1
+	    run: "sleep 0.1; if [ -e $PWD/tried ]; then echo ok; else touch $PWD/tried; exit 75; fi"
+	  - id: never
+	    when: "false"
+	    run: "true"
+	  - {id: slot-1, pool: one, run: "sleep 0.2"}
+	  - {id: slot-2, pool: one, run: "sleep 0.2"}
+	  - {id: slot-3, pool: one, needs: [answer], run: "sleep 0.2"}
+	  - {id: last, needs: [slot-1, slot-2, flaky], run: "sleep 0.1"}
+	  - {id: broken, needs: [last], retries: 0, run: "sleep 0.05; exit 3"}
+	  - {id: after-broken, needs: [broken], run: "true"}
+	EOF
+	orch run kinds0.yaml > /dev/null
+	run orch run kinds.yaml
+	assert_failure 1
+	R=$ORCH_RUNS/kinds
+}
+
+# png_size FILE: "WIDTH HEIGHT" of a valid PNG (signature, IHDR, IEND), else fails.
+png_size() {
+	python3 - "$1" <<-'PY'
+	import struct, sys, zlib
+	d = open(sys.argv[1], "rb").read()
+	assert d[:8] == b"\x89PNG\r\n\x1a\n", "no PNG signature"
+	pos, chunks = 8, []
+	while pos < len(d):
+	    n, kind = struct.unpack(">I4s", d[pos:pos + 8])
+	    body, crc = d[pos + 8:pos + 8 + n], struct.unpack(">I", d[pos + 8 + n:pos + 12 + n])[0]
+	    assert zlib.crc32(kind + body) == crc, "bad CRC in " + kind.decode()
+	    chunks.append((kind, body))
+	    pos += 12 + n
+	assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND", "no IHDR or IEND"
+	zlib.decompress(b"".join(b for k, b in chunks if k == b"IDAT"))
+	print("%d %d" % struct.unpack(">II", chunks[0][1][:8]))
+	PY
+}
+
+need_rsvg() {
+	command -v rsvg-convert > /dev/null || skip "rsvg-convert is not installed (Debian: librsvg2-bin)"
+}
+
+@test "timeline: text, a row per step, each kind of bar, the critical path starred" {
+	kinds_run
+	run orch-events --run "$R" timeline
+	assert_success
+	assert_line --index 0 --regexp '^kinds: [0-9.]+s, 10 steps; \* marks the critical path$'
+	assert_line --regexp '^ask +\| *c+ +\| '
+	assert_line --regexp '^flaky +\* \| *r+\.+#+ +\| '
+	assert_line --regexp '^slot-3 +\| *\.+#+ +\| '
+	assert_line --regexp '^last +\* \| +#+ +\| '
+	assert_line --regexp '^broken +\* \| +x+\| '
+	assert_line --regexp '^never +\| *- +\| '
+	assert_line --regexp '^after-broken +\| +-\| '
+	assert_line --regexp '^ +\. waiting  # running  r retried  c cached  x failed  - skipped$'
+	run orch-events timeline "$R" "$R"
+	assert_failure 2
+	run orch-events timeline --by step "$R"
+	assert_failure 2
+}
+
+@test "timeline --svg: 10 steps, well-formed, every colour, rendered by rsvg-convert at 1000 x 280" {
+	kinds_run
+	orch-events --run "$R" timeline --svg > t.svg
+	run python3 -c '
+import sys, xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+root = ET.parse("t.svg").getroot()
+assert root.tag == ns + "svg", root.tag
+print(root.get("width"), root.get("height"))
+print(" ".join(sorted({c for r in root.iter(ns + "rect") for c in (r.get("class") or "").split()})))
+print(sum(1 for r in root.iter(ns + "rect") if "k" in (r.get("class") or "").split() and r.find(ns + "title") is not None))
+'
+	assert_success
+	# classes: w waiting, r running, y retried, c cached, f failed, s skipped, k the critical path
+	assert_output $'1000 280\nc f k r s w y\n5'
+	need_rsvg
+	rsvg-convert t.svg -o t.png
+	run png_size t.png
+	assert_success
+	assert_output "1000 280"
+}
+
+@test "timeline --svg: 1,000 steps stay a few hundred KB, rows of 3 px, every 4th labelled" {
+	{
+		echo 'job: big'
+		echo 'steps:'
+		for i in $(seq 0 999); do
+			echo "  - id: s$i"
+			[ "$i" -gt 0 ] && echo "    needs: [s$(( (i - 1) / 2 ))]"
+			echo '    run: "true"'
+		done
+	} > big.yaml
+	orch run big.yaml -j 8 > /dev/null
+	orch-events --run "$ORCH_RUNS/big" timeline --svg > big.svg
+	size=$(wc -c < big.svg)
+	[ "$size" -lt 400000 ]
+	run python3 -c '
+import xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+root = ET.parse("big.svg").getroot()
+labels = [t.text for t in root.iter(ns + "text") if t.get("text-anchor") == "end"]
+print(root.get("height"), len(labels), labels[0], labels[1], labels[-1])
+'
+	assert_output "3080 250 s0 s4 s996"
+	run orch-events --run "$ORCH_RUNS/big" timeline
+	assert_equal "${#lines[@]}" 1002
+	need_rsvg
+	rsvg-convert big.svg -o big.png
+	run png_size big.png
+	assert_output "1000 3080"
+}

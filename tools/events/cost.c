@@ -127,15 +127,7 @@ static const char *const latest_types[] = {"llm.response", "job.started", NULL};
 
 static int latest_event(const struct ev *ev, void *ctx)
 {
-	struct cost_run *cr = ctx;
-	if (*ev->type == 'j') {
-		if (ev_is_fresh_start(ev)) {
-			groups_free(&cr->g);
-			memset(cr->total, 0, sizeof cr->total);
-		}
-		return 0;
-	}
-	return cost_event(ev, ctx);
+	return *ev->type == 'j' ? 0 : cost_event(ev, ctx);
 }
 
 jv cost_of_latest(const char *run)
@@ -145,7 +137,7 @@ jv cost_of_latest(const char *run)
 	FILE *f = fopen(log, "r");  /* no log: no cost, and stats says the rest */
 	if (f) {
 		fclose(f);
-		ev_read(run, latest_types, latest_event, &cr);
+		ev_read_latest(run, 1, latest_types, latest_event, &cr);
 	}
 	free(log);
 	jv steps = jv_object();

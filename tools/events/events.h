@@ -26,6 +26,11 @@ typedef int (*ev_fn)(const struct ev *ev, void *ctx);
 int ev_read(const char *run, const char *const *types, ev_fn fn, void *ctx);
 /* ev_read over each run in runs[0..n): the first error code, after all. */
 int ev_read_all(char **runs, int n, const char *const *types, ev_fn fn, void *ctx);
+/* ev_read from the latest job.started on (fresh: the latest that was not
+ * a resume), or from the start when there is none; types must hold
+ * "job.started" (or "job."). Two passes: the first parses only the
+ * job.started lines. */
+int ev_read_latest(const char *run, int fresh, const char *const *types, ev_fn fn, void *ctx);
 double ev_num(const struct ev *ev, const char *key);  /* data.key, or 0 */
 const char *ev_str(const struct ev *ev, const char *key);  /* data.key, or NULL */
 int ev_is_fresh_start(const struct ev *ev);  /* job.started, not a resume */
@@ -52,6 +57,28 @@ void groups_free(struct groups *g);
 /* What cost tallies a key: one call added by tally_add. */
 enum { T_CALLS, T_PROMPT, T_CACHED, T_COMPLETION, T_USD, T_UNPRICED, T_N };
 void tally_add(double *t, const struct llm_cost *c);
+
+/* timeline.c: every attempt of every step of the latest run, drawn by
+ * svg.c. Times are seconds from the job's start. */
+enum { K_WAIT, K_RUN, K_RETRY, K_CACHED, K_FAIL, K_SKIP, K_KINDS };
+struct attempt { double start, end; int kind, open; };
+struct tl_step {
+	char *name;
+	struct attempt *a;      /* attempts in order, and the waits before them */
+	size_t na, cap;
+	jv needs;               /* array of step names */
+	int critical, cached;   /* on the critical path; a cache hit in this attempt */
+};
+struct timeline {
+	struct tl_step *s;
+	size_t n, cap;
+	orch_map *map;
+	double t0, t1;          /* epoch seconds: the job's start, its end */
+	char *job;
+};
+/* The colour and the name of each kind. */
+extern const char *const tl_colour[K_KINDS], *const tl_kind[K_KINDS];
+int svg_timeline(const struct timeline *tl);
 
 /* The subcommands; argv holds the operands after the command word. */
 struct report_opts {

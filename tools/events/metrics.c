@@ -43,7 +43,6 @@ static const char *const step_status[] = {"pending", "running", "retrying", "suc
 struct metrics {
 	struct groups m[M_N];     /* label text -> value (histogram: NB + 2) */
 	struct groups steps;      /* this run's steps -> status index */
-	long starts, latest;      /* job.started events seen; the latest fresh one's count */
 	char *job;                /* the job of the run being read */
 };
 
@@ -135,23 +134,9 @@ static void fold_job_end(struct metrics *mx, const struct ev *ev)
 
 static const char *const metric_types[] = {"job.", "step.", "llm.response", "cache.", NULL};
 
-/* The first pass: which job.started is the latest fresh one. */
-static int find_latest(const struct ev *ev, void *ctx)
-{
-	struct metrics *mx = ctx;
-	mx->starts++;
-	if (ev_is_fresh_start(ev))
-		mx->latest = mx->starts;
-	return 0;
-}
-
 static int metric_event(const struct ev *ev, void *ctx)
 {
 	struct metrics *mx = ctx;
-	if (strcmp(ev->type, "job.started") == 0)
-		mx->starts++;
-	if (mx->starts < mx->latest)
-		return 0;  /* before the latest run */
 	if (!mx->job || strcmp(mx->job, ev->job)) {
 		free(mx->job);
 		mx->job = orch_xstrdup(ev->job);
@@ -171,13 +156,8 @@ static int metric_event(const struct ev *ev, void *ctx)
 /* One run folder: its latest run folded in. */
 static int metrics_run(struct metrics *mx, const char *run)
 {
-	static const char *const starts[] = {"job.started", NULL};
-	mx->starts = mx->latest = 0;
-	int rc = ev_read(run, starts, find_latest, mx);
-	if (rc < 0)
+	if (ev_read_latest(run, 1, metric_types, metric_event, mx) < 0)
 		return EX_FAIL;
-	mx->starts = 0;
-	ev_read(run, metric_types, metric_event, mx);
 	double n[NS] = {0};
 	for (size_t i = 0; i < mx->steps.n; i++)
 		n[(size_t)mx->steps.v[i]]++;

@@ -98,6 +98,41 @@ int ev_read_all(char **runs, int n, const char *const *types, ev_fn fn, void *ct
 	return rc;
 }
 
+struct latest {
+	int fresh;
+	long starts, from;   /* job.started seen; the one to start from (1-based) */
+	const char *const *types;
+	ev_fn fn;
+	void *ctx;
+};
+
+static int find_latest(const struct ev *ev, void *ctx)
+{
+	struct latest *l = ctx;
+	l->starts++;
+	if (!l->fresh || ev_is_fresh_start(ev))
+		l->from = l->starts;
+	return 0;
+}
+
+static int from_latest(const struct ev *ev, void *ctx)
+{
+	struct latest *l = ctx;
+	if (strcmp(ev->type, "job.started") == 0)
+		l->starts++;
+	return l->starts < l->from ? 0 : l->fn(ev, l->ctx);
+}
+
+int ev_read_latest(const char *run, int fresh, const char *const *types, ev_fn fn, void *ctx)
+{
+	static const char *const starts[] = {"job.started", NULL};
+	struct latest l = {fresh, 0, 0, types, fn, ctx};
+	if (ev_read(run, starts, find_latest, &l) < 0)
+		return -1;
+	l.starts = 0;
+	return ev_read(run, types, from_latest, &l);
+}
+
 double ev_num(const struct ev *ev, const char *key)
 {
 	double d = 0;
