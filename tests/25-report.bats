@@ -432,3 +432,19 @@ print(root.get("height"), len(labels), labels[0], labels[1], labels[-1])
 	run png_size big.png
 	assert_output "1000 3080"
 }
+
+# ---- the manual ----
+
+@test "orch-events(1): the reports' examples print what the page shows, on a real run" {
+	orch run "$ORCH_SRC/examples/todo-app.yaml" > /dev/null
+	cd "$ORCH_RUNS/.."
+	for n in 6 7 8 9; do
+		cmd=$(man_example orch-events.1 $n)
+		[ -n "$cmd" ]
+		run sh -c "$cmd"
+		assert_success
+		assert_output "$(man_expected orch-events.1 $n)"
+	done
+	run head -c 5 todo.svg
+	assert_output "<svg "
+}
