@@ -80,7 +80,7 @@ struct timeline {
 extern const char *const tl_colour[K_KINDS], *const tl_kind[K_KINDS];
 int svg_timeline(const struct timeline *tl);
 
-/* The subcommands; argv holds the operands after the command word. */
+/* The reports, on the run folders runs[0..n) (report.c reads their options). */
 struct report_opts {
 	const char *by;   /* cost --by */
 	int json, svg;
