@@ -1,33 +1,7 @@
 #!/usr/bin/env bats
 # orch-events' reports on real runs: cost, metrics, timeline.
 load helper
-
-setup() {
-	orch_setup
-	export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
-	unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy ORCH_PRICES
-}
-
-teardown() {
-	if [ -f fake.pid ]; then
-		kill "$(cat fake.pid)" 2>/dev/null || true
-	fi
-}
-
-# The fake provider (tests/fakeprovider) on a free port, as 50-call does:
-# it counts 11 prompt tokens and one completion token per 4 bytes.
-fake_start() {
-	"$ORCH_SRC/tests/fakeprovider" --portfile port 3>&- &
-	echo $! > fake.pid
-	for _ in $(seq 100); do
-		[ -s port ] && break
-		sleep 0.05
-	done
-	PORT=$(cat port)
-	export OPENAI_BASE_URL="http://127.0.0.1:$PORT/v1"
-	export ANTHROPIC_BASE_URL="http://127.0.0.1:$PORT"
-	export OPENAI_API_KEY=sk-test ANTHROPIC_API_KEY=sk-ant-test
-}
+load fake  # the fake provider, as 50-call and 51-providers start it
 
 # A real run of three steps on three models: two with a price in the
 # table, one without. Each answer ("fake: Plan"...) is 3 completion tokens.
@@ -450,4 +424,17 @@ print(root.get("height"), len(labels), labels[0], labels[1], labels[-1])
 	done
 	run head -c 5 todo.svg
 	assert_output "<svg "
+}
+
+@test "orch-call: each answered llm.response carries cost_usd, from the table, or null" {
+	fake_start
+	printf '%s\n' '{"provider":"openai","model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"step":"s"}' \
+		'{"provider":"openai","model":"my-local-model","messages":[{"role":"user","content":"hi"}],"step":"t"}' > two.ndjson
+	mkdir -p run
+	orch-call --run run < two.ndjson > /dev/null
+	run jq -c 'select(.type == "llm.response") | [.step, (.data.cost_usd | type)]' run/events.jsonl
+	assert_line '["s","number"]'
+	assert_line '["t","null"]'
+	run orch-events --run run cost --json
+	assert_success
 }
