@@ -42,7 +42,8 @@
 
 static const char usage[] =
 	"usage: orch-sched [-kq] [-j N] [--resume] [--exec CMD] [--wait] [--run DIR]\n"
-	"                  [--grace S] [--backoff-base S] [--backoff-max S] [PLAN...]\n"
+	"                  [--grace S] [--backoff-base S] [--backoff-max S]\n"
+	"                  [--launcher CMD] [--status-wait S] [PLAN...]\n"
 	"Run a plan's steps (plan lines on stdin or in PLAN files) as processes.\n"
 	"  -j, --jobs N         run at most N steps at once (default: the job's\n"
 	"                       concurrency, else 4)\n"
@@ -53,12 +54,15 @@ static const char usage[] =
 	"      --grace S        seconds between SIGTERM and SIGKILL (default 5)\n"
 	"      --backoff-base S first retry delay bound (default 1)\n"
 	"      --backoff-max S  retry delay cap (default 60)\n"
+	"      --launcher CMD   run steps through CMD (slurm: srun), unless their\n"
+	"                       spec says (default $ORCH_LAUNCHER; local: none)\n"
+	"      --status-wait S  wait for a launched step's status file (default 2)\n"
 	"  -q, --quiet          no progress line on a terminal\n"
 	"      --run DIR        the run folder (default $ORCH_RUN_DIR, else\n"
 	"                       $ORCH_RUNS/<job_id>)\n"
 	"      --help, --version\n";
 
-struct opts opt = {.grace = 5, .backoff_base = 1, .backoff_max = 60};
+struct opts opt = {.grace = 5, .backoff_base = 1, .backoff_max = 60, .status_wait = 2};
 struct run run = {.art_fd = -1, .log_fd = -1};
 
 /* A number >= min for option o, or a usage error. */
@@ -85,6 +89,8 @@ static void parse_opts(int argc, char **argv)
 		{"grace", required_argument, 0, 'g'},
 		{"backoff-base", required_argument, 0, 'b'},
 		{"backoff-max", required_argument, 0, 'B'},
+		{"launcher", required_argument, 0, 'L'},
+		{"status-wait", required_argument, 0, 'S'},
 		ORCH_COMMON_LONGOPTS,
 		{0, 0, 0, 0}};
 	int c;
@@ -100,6 +106,8 @@ static void parse_opts(int argc, char **argv)
 		case 'g': opt.grace = number("--grace", optarg, 0); break;
 		case 'b': opt.backoff_base = number("--backoff-base", optarg, 0); break;
 		case 'B': opt.backoff_max = number("--backoff-max", optarg, 0); break;
+		case 'L': opt.launcher = optarg; break;
+		case 'S': opt.status_wait = number("--status-wait", optarg, 0); break;
 		default:
 			if (!orch_common(c, optarg, usage))
 				orch_usage(usage);
@@ -288,6 +296,7 @@ static void free_all(void)
 {
 	plan_free();
 	spawn_free();
+	launch_free();
 	loop_free();
 	orch_manifest_free(run.manifest);
 	jv_free(tally.failed_names);
@@ -298,10 +307,17 @@ static void free_all(void)
 int main(int argc, char **argv)
 {
 	orch_init(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "--remote-exec") == 0)  /* launch.c */
+		orch_exit(remote_exec(argc - 2, argv + 2));
 	parse_opts(argc, argv);
 	int rc = read_plan(argv + optind, argc - optind);
 	if (rc == EX_OK) {
 		open_run();
+		rc = launch_check();
+	}
+	if (rc == EX_OK) {
+		if (opt.resume)
+			launch_cancel_left();
 		start_job();
 		run_loop();
 		rc = end_job();

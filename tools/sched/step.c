@@ -263,12 +263,16 @@ void reaped(int i, int status)
 	tally.nrun--;
 	s->pid = 0;
 	char msg[256];
+	int lost = s->launcher >= 0 && !s->stopped && !s->timed_out &&
+	           !launched_status(s, &status, msg, sizeof msg);  /* the command's own */
 	if (s->stopped) {
 		snprintf(msg, sizeof msg, "interrupted");
 		attempt_failed(i, "interrupted", msg, 0, NULL, 0);
 	} else if (s->timed_out) {
 		snprintf(msg, sizeof msg, "timed out after %gs", s->timeout);
 		attempt_failed(i, "timeout", msg, 1, NULL, 0);
+	} else if (lost) {
+		attempt_failed(i, "lost", msg, 1, NULL, 0);
 	} else if (WIFSIGNALED(status)) {
 		int sig = WTERMSIG(status);
 		snprintf(msg, sizeof msg, "killed by signal %d (SIG%s)", sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
