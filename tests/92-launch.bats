@@ -233,3 +233,23 @@ $PWD/r s"
 	assert_output --partial "unknown key 'cpu' in resources (did you mean 'cpus'?)"
 	assert_output --partial "'mem' must be a whole number"
 }
+
+@test "launch: a launcher that fails after the command succeeded is a lost attempt (its output may be cut)" {
+	printf '#!/bin/sh\n"$@"\nexit 1\n' > bin/fails
+	chmod +x bin/fails
+	step a 'echo x' > plan
+	run orch-sched -q --launcher "$PWD/bin/fails" < plan
+	assert_failure 1
+	run ev -r 'select(.type == "step.failed") | [.data.kind, .data.message] | @tsv'
+	assert_output "lost	lost: $PWD/bin/fails exited with 1 but the command succeeded: its output may be cut"
+	[ ! -e runs/j/artifacts/a.json ]
+}
+
+@test "launch: resources are read as numbers or with units" {
+	step a true '[]' '{"resources": {"cpus": 8, "mem": "2G", "gpus": 2, "time": "1h"}}' > plan
+	step b true '[]' '{"resources": {"mem": 300.5, "time": 61}}' >> plan
+	run orch-sched -q -j1 --launcher "$L -c{cpus} -m{mem} -g{gpus} -t{time} -n{minutes}" < plan
+	assert_success
+	run cut -d' ' -f1-5 bin/argv
+	assert_output $'-c8 -m2048 -g2 -t3600 -n60\n-c1 -m301 -t61 -n2 '"$ORCH_BIN"'/orch-sched'
+}

@@ -173,48 +173,65 @@ static int intern(const char *text, const char *where)
 	return split_launcher(l, where) ? -2 : L.n - 1;
 }
 
-/* MB from a number (MB) or a string with a K, M, G or T suffix. */
+/* MB from v (consumed): a number (MB), or a string with a K, M, G or T
+ * suffix; -1 if neither. */
 static long mem_mb(jv v)
 {
+	double d = -1;
+	char *end = NULL;
 	if (jv_get_kind(v) == JV_KIND_NUMBER)
-		return jv_number_value(v) >= 1 ? (long)ceil(jv_number_value(v)) : -1;
-	if (jv_get_kind(v) != JV_KIND_STRING)
-		return -1;
-	char *end;
-	double d = strtod(jv_string_value(v), &end);
-	const char *units = "KMGT", *u = *end ? strchr(units, *end) : units + 1;
-	if (end == jv_string_value(v) || !u || !*u || (*end && end[1] && strcmp(end + 1, "B")) ||
-	    !(d > 0 && d < 1e12))
-		return -1;
-	return (long)ceil(d * pow(1024, (u - units) - 1));
+		d = jv_number_value(v);
+	else if (jv_get_kind(v) == JV_KIND_STRING) {
+		const char *t = jv_string_value(v), *units = "KMGT", *u;
+		d = strtod(t, &end);
+		u = *end ? strchr(units, *end) : units + 1;
+		if (end == t || !u || !*u || (*end && end[1] && strcmp(end + 1, "B")))
+			d = -1;
+		else
+			d *= pow(1024, (u - units) - 1);
+	}
+	jv_free(v);
+	return d >= 1 && d < 1e12 ? (long)ceil(d) : -1;
 }
 
-/* resources: {cpus, mem, gpus, time}: 0, or 1 (reported). */
+/* A number in [lo, hi] at key k of r, into *out; 0 if absent, -1 if bad. */
+static int number_in(jv r, const char *k, double lo, double hi, double *out)
+{
+	jv v = orch_jget(r, k);
+	jv_kind kind = jv_get_kind(v);
+	double d = kind == JV_KIND_NUMBER ? jv_number_value(v) : 0;
+	jv_free(v);
+	if (kind == JV_KIND_NULL)
+		return 0;
+	if (kind != JV_KIND_NUMBER || d < lo || d > hi)
+		return -1;
+	*out = d;
+	return 1;
+}
+
+/* resources: {cpus, mem, gpus, time}: 0, or 1 (reported). The time
+ * defaults to past the step's timeout and grace. */
 static int read_resources(struct step *s)
 {
 	jv r = orch_jget(s->spec, "resources");
-	int bad = 0;
-	double d;
-	s->cpus = 1;
-	if (s->timeout > 0)  /* a time limit past ours and the grace */
-		s->time_s = s->timeout + opt.grace + 1;
-	if (jv_get_kind(r) == JV_KIND_OBJECT) {
+	int bad = jv_get_kind(r) != JV_KIND_NULL && jv_get_kind(r) != JV_KIND_OBJECT;
+	double cpus = 1, gpus = 0, t = s->timeout > 0 ? s->timeout + opt.grace + 1 : 0;
+	if (!bad && jv_get_kind(r) == JV_KIND_OBJECT) {
 		jv mem = orch_jget(r, "mem");
-		const char *t = orch_jstr(r, "time");
-		if (orch_jnum(r, "cpus", &d) && !(bad |= d < 1 || d > 1e6))
-			s->cpus = (int)d;
-		if (orch_jnum(r, "gpus", &d) && !(bad |= d < 0 || d > 1e6))
-			s->gpus = (int)d;
-		if (jv_get_kind(mem) != JV_KIND_NULL && (s->mem_mb = mem_mb(jv_copy(mem))) < 0)
-			bad = 1;
-		if (orch_jnum(r, "time", &d) || (t && (d = orch_parse_age(t)) >= 0))
-			s->time_s = d;
-		else if (t)
-			bad = 1;
+		const char *ts = orch_jstr(r, "time");
+		bad |= number_in(r, "cpus", 1, 1e6, &cpus) < 0 || number_in(r, "gpus", 0, 1e6, &gpus) < 0;
+		if (ts)
+			bad |= (t = orch_parse_age(ts)) < 0;
+		else
+			bad |= number_in(r, "time", 0, 1e9, &t) < 0;
+		if (jv_get_kind(mem) != JV_KIND_NULL)
+			bad |= (s->mem_mb = mem_mb(jv_copy(mem))) < 0;
 		jv_free(mem);
-	} else
-		bad = jv_get_kind(r) != JV_KIND_NULL;
+	}
 	jv_free(r);
+	s->cpus = (int)cpus;
+	s->gpus = (int)gpus;
+	s->time_s = t;
 	if (bad)
 		orch_err("step %s: resources: want {cpus: N, mem: MB or \"4G\", gpus: N, "
 		         "time: seconds or \"90m\"}", s->name);
@@ -345,7 +362,7 @@ int launched_status(struct step *s, int *status, char *msg, size_t size)
 	else
 		snprintf(how, sizeof how, "exited with %d", WEXITSTATUS(own));
 	if (found)
-		snprintf(msg, size, "lost: the command succeeded but %s %s (its output may be cut)", who, how);
+		snprintf(msg, size, "lost: %s %s but the command succeeded: its output may be cut", who, how);
 	else
 		snprintf(msg, size, "lost: %s %s and the command left no status in logs/%s.status "
 		         "(node lost, or the launch failed)", who, how, s->name);
