@@ -117,44 +117,47 @@ static char *expand(const char *w, const struct step *s)
 	return out;
 }
 
-/* The launcher text as words: 0, or 1 (reported) for an unknown
- * placeholder. "slurm" first is the preset; inside an allocation
- * ($SLURM_JOB_ID) a step takes only what it asks for (--exact). */
-static int split_launcher(struct launcher *l, const char *where)
+/* Every placeholder in the launcher's words is known: 0, or 1 (reported). */
+static int check_holders(const struct launcher *l, const char *where)
 {
-	char *b = l->buf = orch_xstrdup(l->text);
-	int n = 0, cap = 16;
-	l->word = orch_xmalloc(cap * sizeof *l->word);
-	for (char *t = strtok(b, " \t\n"); t; t = strtok(NULL, " \t\n")) {
-		const char *const *pre = n == 0 && strcmp(t, "slurm") == 0 ? slurm_preset : NULL;
-		for (int k = 0; pre && pre[k]; k++) {
-			if (n + 4 >= cap)
-				l->word = orch_xrealloc(l->word, (cap *= 2) * sizeof *l->word);
-			l->word[n++] = pre[k];
-		}
-		if (pre && getenv("SLURM_JOB_ID")) {
-			l->word[n++] = "--exact";
-			l->word[n++] = "-N1";
-		}
-		if (n + 4 >= cap)
-			l->word = orch_xrealloc(l->word, (cap *= 2) * sizeof *l->word);
-		if (!pre)
-			l->word[n++] = t;
-	}
-	l->nword = n;
-	const char *base = n ? strrchr(l->word[0], '/') : NULL;
-	l->srun = n && strcmp(base ? base + 1 : l->word[0], "srun") == 0;
-	for (int i = 0; i < n; i++)
-		for (const char *p = strchr(l->word[i], '{'); p; p = strchr(p + 1, '{')) {
-			size_t len;
+	size_t len;
+	for (int i = 0; i < l->nword; i++)
+		for (const char *p = strchr(l->word[i], '{'); p; p = strchr(p + 1, '{'))
 			if (holder_at(p, &len) < 0) {
 				orch_err("%s: launcher: unknown placeholder in %s", where, l->word[i]);
 				return 1;
 			}
+	return 0;
+}
+
+/* The launcher text as words: 0, or 1 (reported). "slurm" first is the
+ * preset; inside an allocation ($SLURM_JOB_ID) a step takes only what it
+ * asks for (--exact). */
+static int split_launcher(struct launcher *l, const char *where)
+{
+	char *b = l->buf = orch_xstrdup(l->text);
+	const char **w = l->word = orch_xmalloc((strlen(b) / 2 + 16) * sizeof *w);
+	int n = 0;  /* at most strlen/2 + 1 words, one of them the preset's 11 */
+	for (char *t = strtok(b, " \t\n"); t; t = strtok(NULL, " \t\n")) {
+		if (n > 0 || strcmp(t, "slurm")) {
+			w[n++] = t;
+			continue;
 		}
-	if (n == 0)
+		for (int k = 0; slurm_preset[k]; k++)
+			w[n++] = slurm_preset[k];
+		if (getenv("SLURM_JOB_ID")) {
+			w[n++] = "--exact";
+			w[n++] = "-N1";
+		}
+	}
+	l->nword = n;
+	if (n == 0) {
 		orch_err("%s: launcher: empty", where);
-	return n == 0;
+		return 1;
+	}
+	const char *base = strrchr(w[0], '/');
+	l->srun = strcmp(base ? base + 1 : w[0], "srun") == 0;
+	return check_holders(l, where);
 }
 
 /* The launcher of this text: its index, -1 for none, -2 if bad. */
