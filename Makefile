@@ -51,6 +51,8 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(TOOLS) $(O)/bin/orch $(DESTDIR)$(BINDIR)
 	for s in 1 5 7; do for m in man/*.$$s; do [ -e "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(MANDIR)/man$$s; done; done; true
+	install -Dm 644 completions/orch.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/orch
+	install -Dm 644 completions/_orch $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_orch
 clean:
 	rm -rf $(O)
 

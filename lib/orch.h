@@ -174,6 +174,12 @@ int orch_events_read(const char *path, orch_record_fn fn, void *ctx);
 /* The steps with a step.succeeded event since the last job.started whose
  * data.resume is not true: an object {step: true}. */
 jv orch_events_completed(const char *path);
+/* Each step's state in the same events (what --resume needs): an object
+ * {step: {"done": true if it has a step.succeeded, "fingerprint" and
+ * "spec_hash" of the last one (null if it had none), "open": the data of
+ * a step.started that no step.succeeded or step.failed followed, if any:
+ * an attempt cut off when its scheduler was killed}}. */
+jv orch_events_steps(const char *path);
 
 /* manifest.c: manifest.json, derived from the events (orch-run(5)).
  * The fold is incremental: each update reads only the whole lines appended
@@ -256,5 +262,18 @@ struct jq_state;
 struct jq_state *orch_jq_compile(const char *prog, char **err);
 /* Run prog on input (consumed): its first output, or jv_invalid with msg. */
 jv orch_jq_first(struct jq_state *jq, jv input);
+
+/* schema.c: JSON Schema (orch-check(1) lists the keywords). Compile once,
+ * validate many. */
+typedef struct orch_schema orch_schema;
+/* Compile schema (consumed). On an invalid schema or an unknown keyword,
+ * NULL and *err (malloc'd) = "POINTER: message", POINTER the JSON Pointer
+ * of the bad keyword in the schema ("(root)" for the schema itself). */
+orch_schema *orch_schema_new(jv schema, char **err);
+/* Validate v (not consumed): 0 if valid, else the number of errors, each
+ * appended to *errs (a jv array) as {"path": JSON Pointer into v,
+ * "keyword", "message"}. errs NULL: stop at the first error (return 1). */
+int orch_schema_check(orch_schema *s, jv v, jv *errs);
+void orch_schema_free(orch_schema *s);
 
 #endif

@@ -16,6 +16,8 @@
  * and nothing else: no base URL, no credential, no "command" except through
  * "model" (orch-call sets model to the command for provider exec; when a
  * request has a command and no model, the command is the model here too).
+ * A request with fallback providers has the first one's key: the answer
+ * stands for the request, whoever gave it (a provider list: its first).
  *
  * An entry is DIR/<key>.json, three compact JSON lines: a header
  *   {"orch_cache":2,"key":KEY,"size_bytes":<of the rest>,"blake2b":[S1,S2]}
@@ -74,6 +76,13 @@ static jv key_object(jv req)
 		return jv_invalid_with_msg(jv_string("a request needs a \"messages\" array"));
 	}
 	jv prov = orch_jget(req, "provider");
+	if (jv_get_kind(prov) == JV_KIND_ARRAY) {  /* a list: the first's key */
+		prov = jv_array_get(prov, 0);
+		if (!jv_is_valid(prov)) {
+			jv_free(prov);
+			prov = jv_null();
+		}
+	}
 	jv name = jv_null(), model, opts;
 	if (jv_get_kind(prov) == JV_KIND_OBJECT) {  /* {"name","model","opts"} form */
 		name = orch_jget(prov, "name");

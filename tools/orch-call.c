@@ -17,12 +17,15 @@
  * This file is the queue: a job per request, in input order, up to -j N
  * of them in flight from one thread (the HTTP requests share one curl
  * multi handle, and exec commands' pipes are polled with its sockets);
- * echo answers at once. A transient fault (429, 500, 502, 503, 504, 529,
- * a connection failure, a timeout, a stream cut before its end marker, a
- * transient error inside a stream) is retried with exponential backoff
- * and full jitter, honouring Retry-After, all within --timeout for the
+ * echo answers at once. A transient fault (408, 409, 429, 500, 502-504,
+ * 520-524, 529, a connection failure, a timeout, no byte for
+ * --idle-timeout, a stream cut before its end marker, a transient error
+ * inside a stream) is retried with exponential backoff and full jitter,
+ * honouring Retry-After and x-should-retry, all within --timeout for the
  * whole call; if only transient faults exhausted the retries the exit
- * status is 75 (try again later), else 1. API keys travel only in request
+ * status is 75 (try again later), else 1. A request with fallback
+ * providers then tries the next (at once when out of quota or
+ * overloaded), which has retries and --timeout of its own. API keys travel only in request
  * headers; --verbose shows them redacted, and every provider message is
  * scrubbed of them before it is printed or logged.
  */
@@ -41,7 +44,7 @@
 static const char usage[] =
 	"usage: orch-call [--render] [--stream] [-j N] [--provider NAME] [--model MODEL]\n"
 	"                 [--command CMD] [--retries N] [--timeout S] [--connect-timeout S]\n"
-	"                 [--backoff S] [--verbose] [--run DIR] [FILE...]\n"
+	"                 [--idle-timeout S] [--backoff S] [--verbose] [--run DIR] [FILE...]\n"
 	"Call an LLM provider for each request or step input record (on stdin or\n"
 	"in FILEs); print one response record per request, in input order.\n"
 	"      --render            print the requests instead of calling (a dry run)\n"
@@ -49,13 +52,16 @@ static const char usage[] =
 	"                          step's log, run/logs/STEP.log, as it arrives\n"
 	"  -j, --jobs N            keep up to N requests in flight (default 1)\n"
 	"  -p, --provider NAME     ollama, openai, anthropic, exec or echo; overrides\n"
-	"                          the spec and the request\n"
+	"                          the spec and the request; NAME[:MODEL],... is a\n"
+	"                          list, each tried when the one before fails\n"
 	"  -m, --model MODEL       overrides the model\n"
 	"      --command CMD       the command of the exec provider\n"
 	"  -r, --retries N         retries after the first attempt (default 3)\n"
 	"  -t, --timeout S         seconds for the whole call, retries included\n"
 	"                          (default 600)\n"
 	"      --connect-timeout S seconds to connect (default 10)\n"
+	"      --idle-timeout S    seconds with no byte from the server before the\n"
+	"                          attempt is cut and retried (default 60; 0: never)\n"
 	"      --backoff S         the first backoff ceiling (default 1)\n"
 	"  -v, --verbose           show each request (URL, headers) and response\n"
 	"                          (status, headers) on stderr, keys redacted\n"
@@ -65,7 +71,7 @@ static const char usage[] =
 
 struct call_opts opt = {
 	.jobs = 1, .retries = 3, .timeout = 600, .connect_timeout = 10,
-	.backoff = 1, .backoff_cap = 30,
+	.idle_timeout = 60, .backoff = 1, .backoff_cap = 30,
 };
 
 /* The jobs, in input order: those before head are printed and gone. */
@@ -97,6 +103,19 @@ static long estimate(size_t bytes)  /* tokens: one per four bytes */
 
 /* ---- a job's answer ---- */
 
+/* Every scheme://user:password@ in s (malloc'd) without user:password@. */
+static char *scrub_userinfo(char *s)
+{
+	for (char *p = s; (p = strstr(p, "://")); ) {
+		p += 3;
+		size_t n = strcspn(p, "/?# \"'<>()");
+		char *at = memrchr(p, '@', n);
+		if (at)
+			memmove(p, at + 1, strlen(at + 1) + 1);
+	}
+	return s;
+}
+
 char *redact(const char *s)
 {
 	static const char *keys[] = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"};
@@ -114,7 +133,7 @@ char *redact(const char *s)
 	for (char *p = out; *p; p++)
 		if (*p == '\n' || *p == '\r' || *p == '\t')
 			*p = ' ';
-	return out;
+	return scrub_userinfo(out);
 }
 
 void job_fail(struct job *j, int transient, const char *fmt, ...)
@@ -172,12 +191,24 @@ static void emit_request(struct job *j)
 	orch_emit(orch_run_dir(), "INFO", "llm.request", j->step, d);
 }
 
-static void emit_response(struct job *j, double dur, int will_retry, double delay)
+/* What the provider counted (cached tokens included), else our estimate. */
+static double prompt_tokens(const struct job *j)
+{
+	return (j->has_ptok ? j->ptok : j->prompt_est) + j->cache_read + j->cache_write;
+}
+
+/* INFO, or WARN for a failure to be retried (or to fall back from),
+ * ERROR for the last one. */
+static void emit_response(struct job *j, double dur, int will_retry, double delay, int last)
 {
 	int ok = !j->err;
 	jv tok = jv_object();
-	tok = jv_object_set(tok, jv_string("prompt"), jv_number(ok ? (j->has_ptok ? j->ptok : j->prompt_est) : 0));
+	tok = jv_object_set(tok, jv_string("prompt"), jv_number(ok ? prompt_tokens(j) : 0));
 	tok = jv_object_set(tok, jv_string("completion"), jv_number(ok ? j->ctok : 0));
+	if (ok && j->has_cache) {
+		tok = jv_object_set(tok, jv_string("cache_read"), jv_number(j->cache_read));
+		tok = jv_object_set(tok, jv_string("cache_creation"), jv_number(j->cache_write));
+	}
 	jv d = jv_object();
 	d = jv_object_set(d, jv_string("provider"), jv_string(j->name));
 	d = jv_object_set(d, jv_string("model"), jv_string(j->model));
@@ -193,7 +224,7 @@ static void emit_response(struct job *j, double dur, int will_retry, double dela
 		if (will_retry)
 			d = jv_object_set(d, jv_string("retry_in_s"), jv_number(ms3(delay)));
 	}
-	orch_emit(orch_run_dir(), ok ? "INFO" : "WARN", "llm.response", j->step, d);
+	orch_emit(orch_run_dir(), ok ? "INFO" : last ? "ERROR" : "WARN", "llm.response", j->step, d);
 }
 
 /* ---- an attempt, and how it settles ---- */
@@ -202,14 +233,19 @@ void job_begin_attempt(struct job *j)
 {
 	jv_free(j->content);
 	jv_free(j->finish);
+	jv_free(j->reasoning);
+	jv_free(j->refusal);
 	j->content = jv_string("");
 	j->finish = jv_null();
-	j->ptok = j->ctok = 0;
-	j->has_ptok = j->has_ctok = j->ended = j->transient = 0;
+	j->reasoning = jv_string("");
+	j->refusal = jv_string("");
+	j->ptok = j->ctok = j->cache_read = j->cache_write = 0;
+	j->has_ptok = j->has_ctok = j->has_cache = j->ended = j->transient = j->quota = 0;
 	free(j->err);
 	j->err = NULL;
 	j->status = 0;
 	j->retry_after = -1;
+	j->should_retry = -1;
 	j->attempt++;
 	j->t_att = orch_mono();
 	emit_request(j);
@@ -230,10 +266,14 @@ static void succeed(struct job *j, double now)
 {
 	if (!j->has_ctok)
 		j->ctok = estimate(jv_string_length_bytes(jv_copy(j->content)));
-	emit_response(j, now - j->t_att, 0, 0);
+	emit_response(j, now - j->t_att, 0, 0, 0);
 	jv u = jv_object();
-	u = jv_object_set(u, jv_string("prompt_tokens"), jv_number(j->has_ptok ? j->ptok : j->prompt_est));
+	u = jv_object_set(u, jv_string("prompt_tokens"), jv_number(prompt_tokens(j)));
 	u = jv_object_set(u, jv_string("completion_tokens"), jv_number(j->ctok));
+	if (j->has_cache) {
+		u = jv_object_set(u, jv_string("cache_read_tokens"), jv_number(j->cache_read));
+		u = jv_object_set(u, jv_string("cache_creation_tokens"), jv_number(j->cache_write));
+	}
 	jv r = jv_object();
 	r = jv_object_set(r, jv_string("provider"), jv_string(j->name));
 	r = jv_object_set(r, jv_string("model"), jv_string(j->model));
@@ -241,13 +281,15 @@ static void succeed(struct job *j, double now)
 	r = jv_object_set(r, jv_string("finish_reason"),
 	                  is_kind(j->finish, JV_KIND_STRING) ? jv_copy(j->finish) : jv_string("stop"));
 	r = jv_object_set(r, jv_string("usage"), u);
+	if (jv_string_length_bytes(jv_copy(j->reasoning)) > 0)
+		r = jv_object_set(r, jv_string("reasoning"), jv_copy(j->reasoning));
 	r = jv_object_set(r, jv_string("duration_s"), jv_number(ms3(now - j->t0)));
 	j->out = r;
 	finished(j);
 }
 
-/* One line: step, provider, HTTP status, the provider's message. */
-static void give_up(struct job *j, int late)
+/* The HTTP status, the provider's message and the attempts; malloc'd. */
+static char *failure(const struct job *j, int late)
 {
 	char st[32] = "", tries[80] = "";
 	if (j->status)
@@ -255,16 +297,98 @@ static void give_up(struct job *j, int late)
 	if (j->attempt > 1 || late)
 		snprintf(tries, sizeof tries, " (after %d attempt%s%s)", j->attempt,
 		         j->attempt > 1 ? "s" : "", late ? "; no time left to retry" : "");
-	orch_err("step %s: %s: %s%s%s", j->step ? j->step : "-", j->name, st, j->err, tries);
-	log_note(j, "\n[orch-call: %s: %s%s%s]\n", j->name, st, j->err, tries);
+	return orch_fmt("%s%s%s", st, j->err, tries);
+}
+
+/* One line: step, provider, HTTP status, the provider's message. */
+static void give_up(struct job *j, int late)
+{
+	char *f = failure(j, late);
+	orch_err("step %s: %s: %s", j->step ? j->step : "-", j->name, f);
+	log_note(j, "\n[orch-call: %s: %s]\n", j->name, f);
+	free(f);
 	j->rc = j->transient ? EX_TEMP : EX_FAIL;
 	finished(j);
 }
 
-/* The attempt is over: the answer, a retry, or the error. */
+/* ---- fallback ---- */
+
+static int overloaded(const struct job *j)
+{
+	return j->status == 529 || strncmp(j->err, "overloaded_error", 16) == 0;
+}
+
+/* Does the request name another provider to try? */
+static int has_fallback(const struct job *j)
+{
+	jv fb = orch_jget(j->req, "fallback");
+	int n = is_kind(fb, JV_KIND_ARRAY) ? jv_array_length(jv_copy(fb)) : 0;
+	jv_free(fb);
+	return n > 0;
+}
+
+/* Will the next provider be tried? After the retries ran out, or at once
+ * for running out of quota or an overload. */
+static int falls_back(const struct job *j, int retrying)
+{
+	return !retrying && (j->transient || j->quota || overloaded(j)) && has_fallback(j);
+}
+
+static void emit_fallback(struct job *j, jv next)
+{
+	jv d = jv_object();
+	d = jv_object_set(d, jv_string("provider"), jv_string(j->name));
+	d = jv_object_set(d, jv_string("model"), jv_string(j->model));
+	d = jv_object_set(d, jv_string("error"), jv_string(j->err));
+	d = jv_object_set(d, jv_string("next_provider"), orch_jget(next, "provider"));
+	d = jv_object_set(d, jv_string("next_model"), orch_jget(next, "model"));
+	orch_emit(orch_run_dir(), "WARN", "llm.fallback", j->step, d);
+}
+
+/* The next provider of the list takes the request over, with retries
+ * and --timeout of its own; it starts at the next turn of the loop. */
+static void fall_back(struct job *j, double now)
+{
+	jv fb = orch_jget(j->req, "fallback");
+	int n = jv_array_length(jv_copy(fb));
+	jv next = jv_array_get(jv_copy(fb), 0), req = j->req;
+	char *f = failure(j, 0);
+	orch_err("step %s: %s: %s; falling back to %s (%s)", j->step ? j->step : "-", j->name,
+	         f, orch_jstr(next, "provider"), orch_jstr(next, "model"));
+	log_note(j, "\n[orch-call: %s: %s; falling back to %s]\n", j->name, f,
+	         orch_jstr(next, "provider"));
+	free(f);
+	emit_fallback(j, next);
+	req = jv_object_delete(req, jv_string("command"));
+	jv_object_foreach(next, k, v)
+		req = jv_object_set(req, k, v);
+	jv_free(next);
+	if (n > 1)
+		req = jv_object_set(req, jv_string("fallback"), jv_array_slice(fb, 1, n));
+	else {
+		jv_free(fb);
+		req = jv_object_delete(req, jv_string("fallback"));
+	}
+	j->req = req;
+	j->name = orch_jstr(req, "provider");
+	j->model = orch_jstr(req, "model");
+	j->step = orch_jstr(req, "step");
+	j->p = provider_find(j->name);
+	http_free(j);
+	exec_free(j);
+	j->attempt = 0;
+	j->deadline = now + opt.timeout;
+	j->wake = now;
+	j->state = J_WAIT;
+}
+
+/* The attempt is over: the answer, a retry, the next provider, or the
+ * error. */
 void job_settle(struct job *j)
 {
 	double now = orch_mono(), delay = 0;
+	if (!j->err && jv_string_length_bytes(jv_copy(j->refusal)) > 0)
+		job_fail(j, 0, "the model refused: %s", jv_string_value(j->refusal));
 	if (!j->err && jv_string_length_bytes(jv_copy(j->content)) == 0)
 		job_fail(j, 0, "the answer has no content");
 	if (!j->err) {
@@ -272,6 +396,8 @@ void job_settle(struct job *j)
 		return;
 	}
 	int wanted = j->transient && j->attempt <= opt.retries, retry = 0;
+	if (overloaded(j) && has_fallback(j))
+		wanted = 0;  /* rather the next provider than a busy one */
 	if (wanted) {
 		double cap = fmin(opt.backoff_cap, opt.backoff * pow(2, j->attempt - 1));
 		delay = cap * (randombytes_uniform(1000001) / 1e6);  /* full jitter */
@@ -279,7 +405,12 @@ void job_settle(struct job *j)
 			delay = fmax(delay, j->retry_after);
 		retry = now + delay < j->deadline;
 	}
-	emit_response(j, now - j->t_att, retry, delay);
+	int next = falls_back(j, retry);
+	emit_response(j, now - j->t_att, retry, delay, !retry && !next);
+	if (next) {
+		fall_back(j, now);
+		return;
+	}
 	if (!retry) {
 		give_up(j, wanted);
 		return;
@@ -297,6 +428,8 @@ static void job_free(struct job *j)
 	jv_free(j->req);
 	jv_free(j->content);
 	jv_free(j->finish);
+	jv_free(j->reasoning);
+	jv_free(j->refusal);
 	jv_free(j->out);
 	exec_free(j);
 	http_free(j);
@@ -392,6 +525,8 @@ static struct job *job_new(jv req)
 	j->p = provider_find(j->name);
 	j->content = jv_string("");
 	j->finish = jv_null();
+	j->reasoning = jv_string("");
+	j->refusal = jv_string("");
 	j->out = jv_null();
 	j->retry_after = -1;
 	j->t0 = orch_mono();
@@ -449,6 +584,20 @@ static double num_arg(const char *s, const char *what, double min)
 	return v;
 }
 
+/* Each provider of a --provider list ("name[:model],...") is known. */
+static void check_providers(const char *list)
+{
+	for (const char *p = list; p && *p; p += *p == ',') {
+		size_t n = strcspn(p, ",");
+		size_t k = strcspn(p, ":,");
+		char *name = orch_fmt("%.*s", (int)k, p);
+		if (!provider_find(name))
+			orch_die(EX_USAGE, "unknown provider \"%s\" (%s)", name, provider_names());
+		free(name);
+		p += n;
+	}
+}
+
 /* The options into opt; returns optind. */
 static int options(int argc, char **argv)
 {
@@ -462,6 +611,7 @@ static int options(int argc, char **argv)
 		{"retries", required_argument, 0, 'r'},
 		{"timeout", required_argument, 0, 't'},
 		{"connect-timeout", required_argument, 0, 'C'},
+		{"idle-timeout", required_argument, 0, 'I'},
 		{"backoff", required_argument, 0, 'B'},
 		{"verbose", no_argument, 0, 'v'},
 		ORCH_COMMON_LONGOPTS,
@@ -479,12 +629,12 @@ static int options(int argc, char **argv)
 		case 'r': opt.retries = (int)num_arg(optarg, "--retries", 0); break;
 		case 't': opt.timeout = num_arg(optarg, "--timeout", 0.001); break;
 		case 'C': opt.connect_timeout = num_arg(optarg, "--connect-timeout", 0.001); break;
+		case 'I': opt.idle_timeout = num_arg(optarg, "--idle-timeout", 0); break;
 		case 'B': opt.backoff = num_arg(optarg, "--backoff", 0); break;
 		case 'v': opt.verbose = 1; break;
 		default: orch_common(c, optarg, usage);
 		}
-	if (opt.provider && !provider_find(opt.provider))
-		orch_die(EX_USAGE, "unknown provider \"%s\" (%s)", opt.provider, provider_names());
+	check_providers(opt.provider);
 	return optind;
 }
 

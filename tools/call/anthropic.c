@@ -2,7 +2,10 @@
  * $ANTHROPIC_BASE_URL/v1/messages with x-api-key and anthropic-version;
  * system messages go to the top-level "system", max_tokens is always
  * sent. The stream is typed events (usage is cumulative, so the last one
- * counts); a whole answer is one object of type "message". */
+ * counts); a whole answer is one object of type "message". Tokens read
+ * from and written to the prompt cache are prompt tokens too, counted
+ * apart from input_tokens (and reported apart). No key is sent to
+ * Anthropic's own host: the request is refused first. */
 #include <string.h>
 #include "call.h"
 
@@ -31,7 +34,7 @@ void anthropic_prepare(const struct job *j, struct http_req *r)
 		body = jv_object_set(body, jv_string("max_tokens"), jv_number(4096));
 	jv_free(mt);
 	r->body = orch_dump(body, 0);
-	const char *key = nonempty_env("ANTHROPIC_API_KEY");
+	const char *key = wire_key(r, "ANTHROPIC_API_KEY", "api.anthropic.com");
 	if (key)
 		http_header(r, "x-api-key", key);
 	http_header(r, "anthropic-version", "2023-06-01");
@@ -41,6 +44,11 @@ static void usage_of(struct job *j, jv obj)
 {
 	jv u = orch_jget(obj, "usage");
 	wire_usage(j, u, "input_tokens", "output_tokens");
+	double v;
+	if (orch_jnum(u, "cache_read_input_tokens", &v))
+		j->cache_read = v, j->has_cache = 1;
+	if (orch_jnum(u, "cache_creation_input_tokens", &v))
+		j->cache_write = v, j->has_cache = 1;
 	jv_free(u);
 }
 

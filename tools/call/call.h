@@ -26,7 +26,7 @@ static inline int is_kind(jv v, jv_kind k)
 struct call_opts {
 	int render, stream, verbose, jobs, retries;
 	const char *provider, *model, *command;
-	double timeout, connect_timeout, backoff, backoff_cap;
+	double timeout, connect_timeout, idle_timeout, backoff, backoff_cap;
 };
 extern struct call_opts opt;
 
@@ -43,10 +43,13 @@ struct job {
 	struct http *http;                 /* http.c's, for an HTTP job */
 	long status;                       /* the attempt's HTTP status, or 0 */
 	double retry_after;                /* seconds the provider asked for, or -1 */
+	int should_retry;                  /* x-should-retry: 1 true, 0 false, -1 absent */
+	int whole;                         /* the answer comes whole, not streamed */
 	/* the answer as it is parsed */
-	jv content, finish;
-	double ptok, ctok;
-	int has_ptok, has_ctok, ended, transient;
+	jv content, finish, reasoning, refusal;  /* strings */
+	double ptok, ctok, cache_read, cache_write;  /* cache_*: anthropic's */
+	int has_ptok, has_ctok, has_cache, ended, transient;
+	int quota;                         /* out of quota or money: never retried */
 	char *err;                         /* the first problem, redacted */
 	jv out;                            /* the response record, once done */
 };
@@ -57,6 +60,8 @@ struct curl_slist;
 struct http_req {
 	char *url, *body;
 	struct curl_slist *hdrs;
+	const char *nokey;  /* the key's variable, when it is not set */
+	int refuse;         /* no key for the provider's own host: never send */
 };
 
 /* A row of the provider table (provider.c). */
@@ -97,9 +102,15 @@ int wire_error(struct job *j, jv obj, int transient);  /* obj.error, if any */
 int wire_classify(struct job *j, jv obj, int transient);  /* the rows' error */
 void wire_usage(struct job *j, jv usage, const char *prompt_key, const char *completion_key);
 void wire_finish(struct job *j, jv reason);  /* reason consumed */
+void wire_event_error(struct job *j, const char *s, size_t n);  /* SSE "event: error" */
 void wire_object(struct job *j, const char *s, size_t n, void (*fn)(struct job *, jv));
 jv wire_body(const struct job *j, int ollama);
 char *wire_url(const char *var, const char *dflt, const char *path);
+/* The key in $var, or NULL: noted in r when absent, and the request
+ * refused when the URL's host is the provider's own (own_host). */
+const char *wire_key(struct http_req *r, const char *var, const char *own_host);
+/* A URL's host[:port], after any user:password@; *n its length. */
+const char *url_authority(const char *url, size_t *n);
 const char *nonempty_env(const char *name);  /* getenv, NULL when empty */
 
 /* The wire formats: the functions of their rows. */

@@ -2,13 +2,24 @@
  * every request of the process, so -j N keeps N requests in flight from
  * one thread. The provider's row prepares the request and parses what
  * comes back (a stream line by line, or the whole body); this file moves
- * the bytes, reads Retry-After, and maps curl's and HTTP's failures to
- * transient or not.
+ * the bytes, reads Retry-After and x-should-retry, and maps curl's and
+ * HTTP's failures to transient or not.
+ *
+ * libcurl negotiates and decodes the encodings it knows (gzip, ...). A
+ * redirect is followed by hand, and only on the same origin (scheme, host
+ * and port), so a key never goes to another host; another is named. A
+ * whole JSON answer (Content-Type application/json) to a streamed request
+ * is taken whole. An attempt with no byte from the server for
+ * --idle-timeout seconds is cut, as transient: counted from the start for
+ * a streamed request, from the answer's first byte for a whole one (a
+ * model may think for minutes before it answers whole). Every URL shown
+ * goes through redact(), which drops any user:password@.
  *
  * libcurl is loaded (dlopen) by the first HTTP request: relocating it and
  * the TLS libraries under it costs ~8 ms at every start, which --render,
  * echo and exec never need. API keys travel only in request headers;
  * --verbose shows them redacted. */
+#include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
@@ -72,6 +83,10 @@ struct http {
 	struct orch_buf raw;   /* a whole body (not streamed, or not 200) */
 	struct orch_buf line;  /* a stream's line so far */
 	struct orch_buf sse;   /* an SSE event's data so far */
+	char event[32];        /* the SSE event's name, if it has one */
+	double last_byte;      /* monotonic; 0: the idle clock has not started */
+	curl_off_t sent;       /* bytes of the request sent so far */
+	int stalled, hops;     /* cut for --idle-timeout; redirects followed */
 };
 
 static void curl_load(void)
@@ -129,16 +144,31 @@ static void stream_line(struct job *j, char *s, size_t n)
 			j->p->stream(j, s, n);
 		return;
 	}
+	char *ev = j->http->event;
 	if (n == 0) {  /* a blank line ends an SSE event */
-		if (sse->n > 0)
+		if (sse->n > 0 && strcmp(ev, "error") == 0)
+			wire_event_error(j, sse->p, sse->n);
+		else if (sse->n > 0)
 			j->p->stream(j, sse->p, sse->n);
 		sse->n = 0;
+		ev[0] = 0;
 	} else if (n >= 5 && memcmp(s, "data:", 5) == 0) {
 		size_t k = n > 5 && s[5] == ' ' ? 6 : 5;
 		if (sse->n > 0)
 			orch_buf_add(sse, "\n", 1);
 		orch_buf_add(sse, s + k, n - k);
-	}  /* "event:", "id:", ": comments": the data says it all */
+	} else if (n >= 6 && memcmp(s, "event:", 6) == 0) {
+		size_t k = n > 6 && s[6] == ' ' ? 7 : 6;
+		snprintf(ev, sizeof j->http->event, "%.*s", (int)(n - k), s + k);
+	}  /* "id:", ": comments": nothing to do */
+}
+
+/* A 200 answer to a streamed request that is one JSON value after all? */
+static int json_answer(struct job *j)
+{
+	char *ct = NULL;
+	curl_easy_getinfo(j->http->h, CURLINFO_CONTENT_TYPE, &ct);
+	return ct && strncasecmp(ct, "application/json", 16) == 0;
 }
 
 static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
@@ -148,7 +178,10 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
 	size_t n = sz * nm;
 	long st = 0;
 	curl_easy_getinfo(j->http->h, CURLINFO_RESPONSE_CODE, &st);
-	if (st != 200 || !opt.stream) {
+	j->http->last_byte = orch_mono();
+	if (st == 200 && !j->whole && j->http->line.n == 0 && json_answer(j))
+		j->whole = 1;
+	if (st != 200 || j->whole) {
 		if (j->http->raw.n < (64 << 20))
 			orch_buf_add(&j->http->raw, p, n);
 		return n;
@@ -200,6 +233,9 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
 	while (k > 0 && (h[k - 1] == '\n' || h[k - 1] == '\r'))
 		k--;
 	h[k] = 0;
+	j->http->last_byte = orch_mono();
+	if (strncasecmp(h, "x-should-retry:", 15) == 0)
+		j->should_retry = strstr(h + 15, "true") != NULL;
 	if (opt.verbose && k > 0) {
 		char *r = redact(secret_header(h) ? "(redacted)" : h);
 		orch_err("< %s", r);
@@ -211,9 +247,27 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
 
 /* ---- an attempt ---- */
 
+/* No byte for --idle-timeout seconds: cut the attempt (libcurl calls
+ * this at least once a second). */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+	struct job *j = ud;
+	struct http *x = j->http;
+	(void)dltotal, (void)dlnow, (void)ultotal;
+	double now = orch_mono();
+	if (ulnow != x->sent)
+		x->sent = ulnow, x->last_byte = x->last_byte ? now : 0;
+	if (opt.idle_timeout > 0 && x->last_byte > 0 && now - x->last_byte > opt.idle_timeout)
+		x->stalled = 1;
+	return x->stalled;
+}
+
 static void show_request(const struct job *j)
 {
-	orch_err("> POST %s (attempt %d)", j->http->req.url, j->attempt);
+	char *url = redact(j->http->req.url);
+	orch_err("> POST %s (attempt %d)", url, j->attempt);
+	free(url);
 	for (struct curl_slist *l = j->http->req.hdrs; l; l = l->next) {
 		if (secret_header(l->data))
 			orch_err("> %.*s [REDACTED]", (int)(strchr(l->data, ':') - l->data + 1), l->data);
@@ -222,13 +276,17 @@ static void show_request(const struct job *j)
 	}
 }
 
-static void start_attempt(struct job *j)
+/* One request of an attempt: the first, or one after a redirect. */
+static void transfer(struct job *j)
 {
 	struct http *x = j->http;
-	job_begin_attempt(j);
 	x->raw.n = x->line.n = x->sse.n = 0;
-	x->errbuf[0] = 0;
-	double left = j->deadline - j->t_att;
+	x->errbuf[0] = x->event[0] = 0;
+	x->sent = x->stalled = 0;
+	j->whole = !opt.stream;
+	j->status = 0;
+	x->last_byte = j->whole ? 0 : orch_mono();
+	double left = j->deadline - orch_mono();
 	if (opt.verbose)
 		show_request(j);
 	CURL *h = x->h = curl_easy_init();
@@ -244,6 +302,10 @@ static void start_attempt(struct job *j)
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, j);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, j);
+	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, j);
 	curl_easy_setopt(h, CURLOPT_PRIVATE, j);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -265,7 +327,14 @@ void http_start(struct job *j)
 		j->http->req.hdrs = curl_slist_append(j->http->req.hdrs, "Expect:");
 		j->p->prepare(j, &j->http->req);
 	}
-	start_attempt(j);
+	job_begin_attempt(j);
+	if (j->http->req.refuse) {  /* no key for the provider's own host */
+		job_fail(j, 0, "%s is not set", j->http->req.nokey);
+		job_settle(j);
+		return;
+	}
+	j->http->hops = 0;
+	transfer(j);
 }
 
 static int transient_curl(CURLcode rc)
@@ -282,13 +351,36 @@ static int transient_curl(CURLcode rc)
 	}
 }
 
+/* The statuses the providers' own SDKs retry. */
+static int transient_status(long s)
+{
+	return s == 408 || s == 409 || s == 429 || (s >= 500 && s <= 504 && s != 501) ||
+	       (s >= 520 && s <= 524) || s == 529;
+}
+
+/* A 3xx or 4xx error (but 429, which is not about the address) says
+ * where the request went (no user:password), and
+ * a 401 or 403 which key variable is not set. */
+static void name_the_url(struct job *j)
+{
+	struct http_req *r = &j->http->req;
+	char *url = redact(r->url);
+	int auth = (j->status == 401 || j->status == 403) && r->nokey;
+	char *e = orch_fmt("%s (POST %s%s%s%s)", j->err, url, auth ? "; " : "",
+	                   auth ? r->nokey : "", auth ? " is not set" : "");
+	free(j->err);
+	free(url);
+	j->err = e;
+}
+
 /* A non-200 answer: the provider's own message (as its row reads it, or
- * the body's start), and whether to retry. */
+ * the body's start), and whether to retry: as the status says, or as
+ * x-should-retry says, but never when out of quota. */
 static void http_error(struct job *j)
 {
 	struct orch_buf *raw = &j->http->raw;
 	long s = j->status;
-	int t = s == 429 || s == 500 || s == 502 || s == 503 || s == 504 || s == 529;
+	int t = transient_status(s);
 	jv b = orch_parse_line(raw->p, raw->n);
 	if (!is_kind(b, JV_KIND_OBJECT) || !j->p->error(j, b, t)) {
 		size_t n = raw->n;
@@ -296,9 +388,16 @@ static void http_error(struct job *j)
 			n--;
 		if (n > 200)
 			n = 200;
-		job_fail(j, t, "%.*s", (int)n, n ? raw->p : "(no message)");
+		if (n)
+			job_fail(j, t, "%.*s", (int)n, raw->p);
+		else
+			job_fail(j, t, "no message");
 	}
 	jv_free(b);
+	if (j->should_retry >= 0 && !j->quota)
+		j->transient = j->should_retry;
+	if (s >= 300 && s < 500 && s != 429)
+		name_the_url(j);
 }
 
 /* A whole (non-streamed) 200 answer, to the row's parser. */
@@ -315,28 +414,84 @@ static void whole_answer(struct job *j)
 		job_fail(j, 0, "the response is not a whole answer");
 }
 
+/* A URL's origin: scheme://host:port in lower case, without user and
+ * password, with the scheme's port when none is given. */
+static char *origin(const char *url)
+{
+	const char *s = strstr(url, "://");
+	size_t n, sl = s ? (size_t)(s - url) : 0;
+	const char *h = url_authority(url, &n), *br = memchr(h, ']', n);
+	const char *after = br ? br : h;  /* an IPv6 host's colons are not a port */
+	int port = memchr(after, ':', n - (after - h)) != NULL;
+	int tls = sl == 5 && strncasecmp(url, "https", 5) == 0;
+	char *o = orch_fmt("%.*s://%.*s%s", (int)sl, url, (int)n, h,
+	                   port ? "" : tls ? ":443" : ":80");
+	for (char *p = o; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return o;
+}
+
+static int same_origin(const char *a, const char *b)
+{
+	char *oa = origin(a), *ob = origin(b);
+	int same = strcmp(oa, ob) == 0;
+	free(oa);
+	free(ob);
+	return same;
+}
+
+/* A 3xx to the same origin is followed (1); to another, it is the
+ * attempt's error, naming where (0, as with no Location). */
+static int redirect(struct job *j, char *loc)
+{
+	struct http *x = j->http;
+	if (!loc || j->status < 300 || j->status > 399)
+		return 0;
+	if (same_origin(x->req.url, loc) && x->hops < 10) {
+		free(x->req.url);
+		x->req.url = orch_xstrdup(loc);
+		x->hops++;
+		transfer(j);
+		return 1;
+	}
+	job_fail(j, 0, "redirected to %s, not followed: %s",
+	         x->hops < 10 ? "another origin" : "the same origin once more", loc);
+	return 0;
+}
+
 static void finish_attempt(struct job *j, CURLcode rc)
 {
 	struct http *x = j->http;
+	char *loc = NULL;
 	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &j->status);
+	curl_easy_getinfo(x->h, CURLINFO_REDIRECT_URL, &loc);
+	loc = loc ? orch_xstrdup(loc) : NULL;  /* the handle owns it */
 	curl_multi_remove_handle(multi, x->h);
 	curl_easy_cleanup(x->h);
 	x->h = NULL;
-	if (j->status == 200 && opt.stream) {  /* whatever came without a final newline */
+	int moved = rc == CURLE_OK && redirect(j, loc);
+	free(loc);
+	if (moved)
+		return;
+	if (j->status == 200 && !j->whole) {  /* whatever came without a final newline */
 		if (x->line.n > 0)
 			stream_line(j, x->line.p, x->line.n);
 		x->line.n = 0;
 		stream_line(j, (char[]){0}, 0);
 	}
-	if (j->err) {
+	if (j->err && j->status >= 300 && j->status < 400)
+		name_the_url(j);
+	else if (j->err) {
 		/* said inside the stream */
-	} else if (rc == CURLE_OPERATION_TIMEDOUT)
+	} else if (x->stalled)
+		job_fail(j, 1, "no byte for %gs (--idle-timeout)", opt.idle_timeout);
+	else if (rc == CURLE_OPERATION_TIMEDOUT)
 		job_fail(j, 1, "timed out (%s)", x->errbuf);
 	else if (rc != CURLE_OK)
 		job_fail(j, transient_curl(rc), "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
 	else if (j->status != 200)
 		http_error(j);
-	else if (!opt.stream)
+	else if (j->whole)
 		whole_answer(j);
 	else if (!j->ended)
 		job_fail(j, 1, "the stream ended before its end marker");

@@ -1,11 +1,42 @@
 /* openai.c: OpenAI's chat completions, which every OpenAI-compatible
  * server speaks too. POST $OPENAI_BASE_URL/chat/completions with a Bearer
- * key when one is set; the stream is "data: {chunk}" events up to
- * "data: [DONE]"; a whole answer is one chunk with a message. */
+ * key when one is set (without one only to another host than OpenAI's: a
+ * local server needs none); the stream is "data: {chunk}" events up to
+ * "data: [DONE]"; a whole answer is one chunk with a message. A refusal
+ * and reasoning_content (llama-server, DeepSeek, vLLM) are kept apart from
+ * the content.
+ *
+ * The reasoning models (o1, o3, o4 and gpt-5 families) take
+ * max_completion_tokens, not max_tokens: for a model whose name starts
+ * with o1, o3 or o4 (then its end or '-') or gpt-5, a max_tokens in opts
+ * is sent as max_completion_tokens. */
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
 #include "call.h"
+
+/* Does the model take max_completion_tokens instead of max_tokens? */
+static int completion_tokens_family(const char *model)
+{
+	static const char *fam[] = {"o1", "o3", "o4"};
+	for (size_t i = 0; i < sizeof fam / sizeof *fam; i++)
+		if (strncmp(model, fam[i], 2) == 0 && (model[2] == 0 || model[2] == '-'))
+			return 1;
+	return strncmp(model, "gpt-5", 5) == 0;
+}
+
+static jv completion_tokens(jv body, const char *model)
+{
+	jv mt = orch_jget(body, "max_tokens"), mct = orch_jget(body, "max_completion_tokens");
+	if (completion_tokens_family(model) && !is_kind(mt, JV_KIND_NULL) &&
+	    is_kind(mct, JV_KIND_NULL)) {
+		body = jv_object_delete(body, jv_string("max_tokens"));
+		body = jv_object_set(body, jv_string("max_completion_tokens"), jv_copy(mt));
+	}
+	jv_free(mt);
+	jv_free(mct);
+	return body;
+}
 
 void openai_prepare(const struct job *j, struct http_req *r)
 {
@@ -15,8 +46,8 @@ void openai_prepare(const struct job *j, struct http_req *r)
 	if (opt.stream)
 		body = jv_object_set(body, jv_string("stream_options"),
 		                     jv_object_set(jv_object(), jv_string("include_usage"), jv_true()));
-	r->body = orch_dump(body, 0);
-	const char *key = nonempty_env("OPENAI_API_KEY");
+	r->body = orch_dump(completion_tokens(body, j->model), 0);
+	const char *key = wire_key(r, "OPENAI_API_KEY", "api.openai.com");
 	if (key) {
 		char *v = orch_fmt("Bearer %s", key);
 		http_header(r, "Authorization", v);
@@ -35,11 +66,16 @@ void openai_chunk(struct job *j, jv v)
 		if (is_kind(d, JV_KIND_NULL)) {  /* a whole (non-streamed) answer? */
 			jv_free(d);
 			d = orch_jget(c0, "message");
-			j->ended |= !opt.stream && is_kind(d, JV_KIND_OBJECT);
+			j->ended |= j->whole && is_kind(d, JV_KIND_OBJECT);
 		}
 		const char *c = orch_jstr(d, "content");
 		if (c)
 			job_text(j, c, strlen(c));
+		const char *rf = orch_jstr(d, "refusal"), *rs = orch_jstr(d, "reasoning_content");
+		if (rf)
+			j->refusal = jv_string_append_str(j->refusal, rf);
+		if (rs)
+			j->reasoning = jv_string_append_str(j->reasoning, rs);
 		wire_finish(j, orch_jget(c0, "finish_reason"));
 		jv u = orch_jget(v, "usage");
 		wire_usage(j, u, "prompt_tokens", "completion_tokens");

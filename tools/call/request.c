@@ -3,7 +3,12 @@
  * evaluated against the record. A request record (it has "messages") is
  * taken as it is. Either is then finalized: the flags, the environment
  * and the provider's defaults applied, the messages checked, into the
- * canonical {"provider","model","messages","opts","step"[,"command"]}.
+ * canonical {"provider","model","messages","opts","step"[,"command"]
+ * [,"fallback"]}. A provider may be a list (an array, or names joined by
+ * ',', each "name" or "name:model"): the first is the request's, the
+ * others go, resolved the same way, in "fallback" as
+ * [{"provider","model","opts"[,"command"]}...], tried in turn when the
+ * one before fails (orch-call.c).
  *
  * What is refused is reported ("step S: ...") and comes back invalid;
  * the caller counts it as bad input. */
@@ -74,13 +79,15 @@ static jv message(const char *role, const char *content)
 	return jv_object_set(m, jv_string("content"), jv_string(content));
 }
 
-/* The request's provider fields from spec.provider: a name alone, or an
- * object with name, model, command, opts. */
+/* The request's provider fields from spec.provider: a name alone, an
+ * object with name, model, command, opts, or a list of those. */
 static jv provider_fields(jv spec)
 {
 	static const char *f[][2] = {{"name", "provider"}, {"model", "model"},
 	                             {"command", "command"}, {"opts", "opts"}};
 	jv prov = orch_jget(spec, "provider"), out = jv_object();
+	if (is_kind(prov, JV_KIND_ARRAY))  /* a list: finalize reads it */
+		return jv_object_set(out, jv_string("provider"), prov);
 	if (is_kind(prov, JV_KIND_STRING))  /* provider: ollama */
 		prov = jv_object_set(jv_object(), jv_string("name"), prov);
 	if (is_kind(prov, JV_KIND_OBJECT))
@@ -137,54 +144,162 @@ static jv messages_of(jv req, const char *sp)
 	return jv_invalid();
 }
 
-/* The request in its canonical shape, flags and environment applied.
+/* One provider of a list as {name[, model, command, opts]}: a string
+ * "name" or "name:model" (a model may hold ':' too), or an object with
+ * name (or provider), model, command, opts. */
+static jv entry_of(jv v)
+{
+	if (is_kind(v, JV_KIND_STRING)) {
+		const char *s = jv_string_value(v), *colon = strchr(s, ':');
+		jv e = jv_object_set(jv_object(), jv_string("name"),
+		                     colon ? jv_string_sized(s, colon - s) : jv_string(s));
+		if (colon)
+			e = jv_object_set(e, jv_string("model"), jv_string(colon + 1));
+		jv_free(v);
+		return e;
+	}
+	if (is_kind(v, JV_KIND_OBJECT) && !orch_jstr(v, "name") && orch_jstr(v, "provider"))
+		v = jv_object_set(v, jv_string("name"), orch_jget(v, "provider"));
+	return v;
+}
+
+/* A provider, or a list of them (an array, or names joined by ','),
+ * consumed, as an array of entries. */
+static jv entries_of(jv prov)
+{
+	jv list = jv_array();
+	if (is_kind(prov, JV_KIND_STRING)) {
+		jv parts = jv_string_split(prov, jv_string(","));
+		jv_array_foreach(parts, i, p) {
+			if (jv_string_length_bytes(jv_copy(p)) > 0)
+				list = jv_array_append(list, entry_of(p));
+			else
+				jv_free(p);
+		}
+		jv_free(parts);
+	} else if (is_kind(prov, JV_KIND_ARRAY)) {
+		jv_array_foreach(prov, i, p)
+			list = jv_array_append(list, entry_of(p));
+		jv_free(prov);
+	} else if (is_kind(prov, JV_KIND_OBJECT))
+		list = jv_array_append(list, entry_of(prov));
+	else
+		jv_free(prov);
+	return list;
+}
+
+/* e with the keys of from that it lacks (both objects; e consumed). */
+static jv fill(jv e, jv from)
+{
+	static const char *keys[] = {"model", "command", "opts"};
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+		jv v = orch_jget(from, keys[i]), have = orch_jget(e, keys[i]);
+		if (is_kind(have, JV_KIND_NULL) && !is_kind(v, JV_KIND_NULL))
+			e = jv_object_set(e, jv_string(keys[i]), jv_copy(v));
+		jv_free(v);
+		jv_free(have);
+	}
+	return e;
+}
+
+/* The providers to call, in order: --provider's (each taking the model,
+ * command and opts of the request's entry of the same name), else the
+ * request's (the first taking the request's model, command and opts),
+ * else $ORCH_PROVIDER's, else echo. */
+static jv providers_of(jv req)
+{
+	jv mine = entries_of(orch_jget(req, "provider"));
+	if (jv_array_length(jv_copy(mine)) > 0)
+		mine = jv_array_set(mine, 0, fill(jv_array_get(jv_copy(mine), 0), req));
+	if (!opt.provider && jv_array_length(jv_copy(mine)) > 0)
+		return mine;
+	const char *env = nonempty_env("ORCH_PROVIDER");
+	jv list = entries_of(jv_string(opt.provider ? opt.provider : env ? env : "echo"));
+	jv out = jv_array();
+	jv_array_foreach(list, i, e) {
+		jv_array_foreach(mine, k, m) {
+			const char *a = orch_jstr(e, "name"), *b = orch_jstr(m, "name");
+			if (a && b && strcmp(a, b) == 0)
+				e = fill(e, m);
+			jv_free(m);
+		}
+		out = jv_array_append(out, e);
+	}
+	jv_free(list);
+	jv_free(mine);
+	return out;
+}
+
+/* One provider entry resolved: {provider, model, opts[, command]}, the
+ * flags applied (--model to the first only); invalid (reported). */
+static jv resolve(jv e, int first, const char *sp)
+{
+	const char *name = orch_jstr(e, "name");
+	const char *model = first && opt.model ? opt.model : orch_jstr(e, "model");
+	const char *command = opt.command ? opt.command : orch_jstr(e, "command");
+	const struct provider *p = name ? provider_find(name) : NULL;
+	jv out = jv_invalid();
+	if (!model && first)
+		model = nonempty_env("ORCH_MODEL");
+	if (!p)
+		orch_err("step %s: unknown provider \"%s\" (%s)", sp, name ? name : "", provider_names());
+	else if (p->command && !command)
+		orch_err("step %s: provider %s needs a command (provider.command or --command)", sp, name);
+	else if (!(model = model ? model : p->command ? command : p->model))
+		orch_err("step %s: provider %s needs a model (provider.model, --model or ORCH_MODEL)", sp, name);
+	else {
+		jv opts = orch_jget(e, "opts");
+		out = jv_object_set(jv_object(), jv_string("provider"), jv_string(name));
+		out = jv_object_set(out, jv_string("model"), jv_string(model));
+		out = jv_object_set(out, jv_string("opts"),
+		                    is_kind(opts, JV_KIND_OBJECT) ? opts : (jv_free(opts), jv_object()));
+		if (p->command)
+			out = jv_object_set(out, jv_string("command"), jv_string(command));
+	}
+	jv_free(e);
+	return out;
+}
+
+/* The request in its canonical shape, flags and environment applied: the
+ * first provider's fields, and the others (if any) in "fallback".
  * Consumes req; invalid (reported) when it cannot be called. */
 static jv finalize(jv req)
 {
-	const char *rp = orch_jstr(req, "provider"), *step = orch_jstr(req, "step");
-	const char *name = opt.provider ? opt.provider : rp ? rp : nonempty_env("ORCH_PROVIDER");
-	if (!name)
-		name = "echo";
-	int same = !opt.provider || (rp && strcmp(rp, opt.provider) == 0);
-	const char *model = opt.model ? opt.model : same ? orch_jstr(req, "model") : NULL;
-	const char *command = opt.command ? opt.command : same ? orch_jstr(req, "command") : NULL;
+	const char *step = orch_jstr(req, "step");
 	const char *sp = step ? step : "-";
-	const struct provider *p = provider_find(name);
-	jv out = jv_invalid();
-	if (!model)
-		model = nonempty_env("ORCH_MODEL");
-	if (!p) {
-		orch_err("step %s: unknown provider \"%s\" (%s)", sp, name, provider_names());
-		goto done;
-	}
-	if (p->command && !command) {
-		orch_err("step %s: provider %s needs a command (provider.command or --command)", sp, name);
-		goto done;
-	}
-	if (!model)
-		model = p->command ? command : p->model;
-	if (!model) {
-		orch_err("step %s: provider %s needs a model (provider.model, --model or ORCH_MODEL)", sp, name);
-		goto done;
-	}
+	jv list = providers_of(req), out = jv_invalid(), rest = jv_array();
 	jv msgs = messages_of(req, sp);
-	if (!jv_is_valid(msgs))
-		goto done;
-	jv opts = same ? orch_jget(req, "opts") : jv_null();
-	if (!is_kind(opts, JV_KIND_OBJECT)) {
-		jv_free(opts);
-		opts = jv_object();
+	int ok = jv_is_valid(msgs);
+	jv_array_foreach(list, i, e) {
+		jv r = ok ? resolve(e, i == 0, sp) : (jv_free(e), jv_invalid());
+		ok = ok && jv_is_valid(r);
+		if (!ok)
+			jv_free(r);
+		else if (i == 0)
+			out = r;
+		else
+			rest = jv_array_append(rest, r);
 	}
-	out = jv_object();
-	out = jv_object_set(out, jv_string("provider"), jv_string(name));
-	out = jv_object_set(out, jv_string("model"), jv_string(model));
-	out = jv_object_set(out, jv_string("messages"), msgs);
-	out = jv_object_set(out, jv_string("opts"), opts);
-	if (step)
-		out = jv_object_set(out, jv_string("step"), jv_string(step));
-	if (p->command)
-		out = jv_object_set(out, jv_string("command"), jv_string(command));
-done:
+	jv_free(list);
+	if (ok) {  /* in the canonical order */
+		jv r = out;
+		out = jv_object_set(jv_object(), jv_string("provider"), orch_jget(r, "provider"));
+		out = jv_object_set(out, jv_string("model"), orch_jget(r, "model"));
+		out = jv_object_set(out, jv_string("messages"), msgs);
+		out = jv_object_set(out, jv_string("opts"), orch_jget(r, "opts"));
+		if (step)
+			out = jv_object_set(out, jv_string("step"), jv_string(step));
+		if (orch_jstr(r, "command"))
+			out = jv_object_set(out, jv_string("command"), orch_jget(r, "command"));
+		if (jv_array_length(jv_copy(rest)) > 0)
+			out = jv_object_set(out, jv_string("fallback"), jv_copy(rest));
+		jv_free(r);
+	} else {
+		jv_free(out);
+		jv_free(msgs);
+		out = jv_invalid();
+	}
+	jv_free(rest);
 	jv_free(req);
 	return out;
 }

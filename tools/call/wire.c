@@ -1,11 +1,12 @@
 /* wire.c: what the HTTP providers' wire formats share: the body with the
- * request's opts, base URLs from the environment, usage and finish
- * reasons, error objects and how they are classified.
+ * request's opts, base URLs and keys from the environment, usage and
+ * finish reasons, error objects and how they are classified.
  *
  * Assumes the request is finalized (request.c): messages, model and opts
  * are there and of the right kinds. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "call.h"
 
 const char *nonempty_env(const char *name)
@@ -29,11 +30,46 @@ char *wire_url(const char *var, const char *dflt, const char *path)
 	return url;
 }
 
+const char *url_authority(const char *url, size_t *n)
+{
+	const char *s = strstr(url, "://"), *h = s ? s + 3 : url;
+	size_t k = strcspn(h, "/?#");
+	for (size_t i = k; i > 0; i--)
+		if (h[i - 1] == '@') {  /* user:password@ */
+			k -= i;
+			h += i;
+			break;
+		}
+	*n = k;
+	return h;
+}
+
+/* Is the URL's host (without user or port) host? */
+static int host_is(const char *url, const char *host)
+{
+	size_t n;
+	const char *h = url_authority(url, &n), *colon = memchr(h, ':', n);
+	if (colon)
+		n = colon - h;
+	return strlen(host) == n && strncasecmp(h, host, n) == 0;
+}
+
+const char *wire_key(struct http_req *r, const char *var, const char *own_host)
+{
+	const char *key = nonempty_env(var);
+	if (!key) {
+		r->nokey = var;
+		r->refuse = host_is(r->url, own_host);
+	}
+	return key;
+}
+
 /* The body of a request: opts merged in, ours set last so they win. For
- * ollama, opts go in "options" but for the few it takes at the top. */
+ * ollama, opts go in "options" but for those it takes at the top. */
 jv wire_body(const struct job *j, int ollama)
 {
-	static const char *top[] = {"format", "keep_alive", "think", "tools"};
+	static const char *top[] = {"format", "keep_alive", "think", "tools", "truncate",
+	                            "shift", "logprobs", "top_logprobs"};
 	jv b = jv_object(), opts = orch_jget(j->req, "opts"), options = jv_object();
 	jv_object_foreach(opts, k, v) {
 		int is_top = !ollama;
@@ -91,9 +127,35 @@ void wire_object(struct job *j, const char *s, size_t n, void (*fn)(struct job *
 	fn(j, v);
 }
 
+/* Is the error one of running out of money (OpenAI's insufficient_quota,
+ * Anthropic's spend limits and credits)? No retry will mend it. */
+static int out_of_quota(jv e, const char *msg)
+{
+	const char *code = orch_jstr(e, "code"), *type = orch_jstr(e, "type");
+	jv d = orch_jget(e, "details");
+	const char *ecode = orch_jstr(d, "error_code");
+	int spend = ecode && strcmp(ecode, "enforced_spend_limit_reached") == 0;
+	jv_free(d);
+	return spend || (code && strcmp(code, "insufficient_quota") == 0) ||
+	       (type && strcmp(type, "insufficient_quota") == 0) ||
+	       strcasestr(msg, "spend limit") || strcasestr(msg, "credit balance") ||
+	       strcasestr(msg, "usage limits") || strcasestr(msg, "credits are required") ||
+	       strcasestr(msg, "extra usage is required");
+}
+
+static int transient_type(const char *type)
+{
+	static const char *t[] = {"overloaded_error", "api_error", "server_error",
+	                          "rate_limit_error", "unavailable_error"};
+	for (size_t i = 0; type && i < sizeof t / sizeof *t; i++)
+		if (strcmp(type, t[i]) == 0)
+			return 1;
+	return 0;
+}
+
 /* An {"error": ...} object from any of the three providers: its message;
  * a string error is transient if the caller says so, a typed one if its
- * type says so. */
+ * type says so; running out of quota never is. */
 int wire_error(struct job *j, jv obj, int transient)
 {
 	jv e = orch_jget(obj, "error");
@@ -105,26 +167,13 @@ int wire_error(struct job *j, jv obj, int transient)
 		job_fail(j, transient, "%s", jv_string_value(e));
 	else {
 		const char *type = orch_jstr(e, "type"), *msg = orch_jstr(e, "message");
-		int t = type && (strcmp(type, "overloaded_error") == 0 ||
-		                 strcmp(type, "api_error") == 0 ||
-		                 strcmp(type, "server_error") == 0 ||
-		                 strcmp(type, "rate_limit_error") == 0);
-		job_fail(j, t, "%s%s%s", type ? type : "", type ? ": " : "", msg ? msg : "error");
+		job_fail(j, transient_type(type), "%s%s%s", type ? type : "", type ? ": " : "",
+		         msg ? msg : "error");
 	}
+	if (out_of_quota(e, j->err))
+		j->quota = 1, j->transient = 0;
 	jv_free(e);
 	return 1;
-}
-
-/* Is the error one of running out of money (OpenAI's insufficient_quota,
- * Anthropic's spend limits and credits)? No retry will mend it. */
-static int out_of_quota(jv e, const char *msg)
-{
-	const char *code = orch_jstr(e, "code"), *type = orch_jstr(e, "type");
-	return (code && strcmp(code, "insufficient_quota") == 0) ||
-	       (type && strcmp(type, "insufficient_quota") == 0) ||
-	       strcasestr(msg, "spend limit") || strcasestr(msg, "credit balance") ||
-	       strcasestr(msg, "usage limits") || strcasestr(msg, "credits are required") ||
-	       strcasestr(msg, "extra usage is required");
 }
 
 /* The error classifier of the three HTTP rows: the error object of a
@@ -133,8 +182,32 @@ int wire_classify(struct job *j, jv obj, int transient)
 {
 	if (!wire_error(j, obj, transient))
 		return 0;
-	jv e = orch_jget(obj, "error");
-	j->transient = transient && !out_of_quota(e, j->err);
-	jv_free(e);
+	j->transient = transient && !j->quota;
 	return 1;
+}
+
+/* The data of an SSE "event: error": an {"error": ...} object, or the
+ * error itself, {code, message, type} (llama-server's form), transient
+ * by its type or its code (429, 5xx). */
+void wire_event_error(struct job *j, const char *s, size_t n)
+{
+	jv v = orch_parse_line(s, n);
+	if (!is_kind(v, JV_KIND_OBJECT)) {
+		jv_free(v);
+		job_fail(j, 0, "%.*s", (int)(n > 200 ? 200 : n), s);
+		return;
+	}
+	jv e = orch_jget(v, "error");
+	int bare = is_kind(e, JV_KIND_NULL);
+	jv_free(e);
+	if (bare)
+		v = jv_object_set(jv_object(), jv_string("error"), v);
+	double code = 0;
+	e = orch_jget(v, "error");
+	orch_jnum(e, "code", &code);
+	jv_free(e);
+	wire_error(j, v, 0);
+	if ((code == 429 || code >= 500) && !j->quota)
+		j->transient = 1;
+	jv_free(v);
 }

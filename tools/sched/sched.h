@@ -13,6 +13,11 @@
  *   spawn.c       a step's process: input memfd, output file, env, spawn
  *   step.c        a step's life: attempts, retries, results, skips
  *   loop.c        the ready queue, timers, reaping, interrupts, progress
+ *   spec.c        --spec: the job spec kept in inputs/, once the lock is held
+ *   resume.c      fingerprints, and what the run's events say of each step
+ *   dryrun.c      -n: what each step would do, and why
+ *   orphan.c      steps a killed orch-sched left running: stopped first
+ *   sweep.c       temporary files killed writers left: removed at start
  *   launch.c      steps run through a launcher (srun): argv, true status
  */
 #ifndef SCHED_H
@@ -45,6 +50,7 @@ struct step {
 	int attempt;
 	pid_t pid;
 	int outfd;
+	off_t log_at;        /* where this attempt's stderr begins in its log */
 	double t0, deadline, kill_at, wake;
 	int timed_out, stopped;
 	jv result;           /* stored result, while users > 0 */
@@ -53,13 +59,16 @@ struct step {
 	int cpus, gpus;      /* resources: (gpus 0: not asked) */
 	long mem_mb;         /* 0: not asked */
 	double time_s;       /* 0: not asked */
+	char spec_hash[65];  /* what it is asked to do (resume.c) */
+	char fp[65];         /* and what its needs gave it: set once ready */
+	char art[65];        /* sha256 of artifacts/<step>.json, once stored */
 };
 
 struct heap { int *a; int n, cap; };
 struct pool { char *name; int limit, used; struct heap wait; const char *launcher; };
 
 struct opts {
-	int jobs, keep_going, resume, wait_lock, quiet;
+	int jobs, keep_going, resume, wait_lock, quiet, forwarded, dry_run;
 	const char *exec_cmd;
 	double grace, backoff_base, backoff_max;
 	const char *launcher;  /* --launcher */
@@ -71,6 +80,7 @@ struct plan {
 	int n, cap;
 	orch_map *byname;
 	orch_graph *graph;   /* needs and dependants (lib/graph.c) */
+	size_t *order;       /* the steps in an order the graph allows */
 	jv job;              /* the job object of the plan */
 	struct pool *pool;
 	int npools;
@@ -97,6 +107,7 @@ struct tally {
 	int progress;        /* a live progress line on stderr */
 	double t_start, progress_at;
 	jv failed_names;
+	jv failures;         /* "<step>: <why>" of each failed step, for stderr */
 };
 
 struct queue {
@@ -127,6 +138,7 @@ void setup_env(void);
 int spawn(struct step *s);           /* 0, or errno (nothing runs) */
 int store_output(struct step *s, jv *result);  /* 0, or errno */
 void end_output(struct step *s);   /* close stdout; remove it unless stored */
+char *last_stderr(struct step *s);   /* "line (logs/<step>.log)", or NULL */
 void spawn_free(void);
 void child_signals(posix_spawnattr_t *at, int pgroup);
 
@@ -141,14 +153,42 @@ int remote_exec(int argc, char **argv);  /* --remote-exec: an exit status */
 void launch_free(void);
 
 /* step.c */
+jv input_record(struct step *s);
+int cond_holds(struct step *s, char **err);
 void ready_step(int i);
 void release(int i);
 void start_step(int i);
 void start_attempt(int i);
+void emit_failed(struct step *s, const char *kind, const char *msg, int will_retry,
+                 const char *extra, int val);
 void attempt_failed(int i, const char *kind, const char *msg, int retryable,
                     const char *extra, int val);
 void reaped(int i, int status);
-void take_completed(void);
+void settle(void);
+void step_free(void);
+
+/* resume.c */
+void resume_read(void);              /* the events, before job.started */
+void record_lost(void);              /* attempts cut off: step.failed lost */
+jv open_attempts(void);              /* their step.started data, with step */
+void fingerprint(struct step *s);    /* spec_hash and fp; needs done */
+int still_done(struct step *s);      /* --resume may skip it: result, art */
+int why_not_done(struct step *s, const char **why);  /* still_done, or why not */
+void resume_free(void);
+
+/* dryrun.c */
+int dry_run(void);                   /* what would run, and why: -n */
+
+/* orphan.c */
+unsigned long long proc_start(pid_t pid);  /* /proc/PID/stat's starttime; 0: gone */
+void stop_orphans(void);             /* groups a killed orch-sched left running */
+
+/* sweep.c */
+void sweep_temps(void);              /* what killed writers left: at start */
+
+/* spec.c */
+void spec_read(const char *file);  /* at start: the spec, or exit 2 */
+void spec_save(void);              /* with the lock: inputs/spec.yaml */
 
 /* loop.c */
 void heap_push(struct heap *h, int i);
