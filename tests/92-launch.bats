@@ -155,15 +155,20 @@ setup() {
 }
 
 @test "launch: a timeout stops the launcher's whole group, and is reported as a timeout" {
-	step a 'sleep 30' '[]' '{"timeout_s": 0.5}' > plan
+	export T=$PWD
+	step a 'echo $$ > "$T/pid"; exec sleep 30' '[]' '{"timeout_s": 0.5}' > plan
 	local t0=$SECONDS
 	run orch-sched -q --grace 1 --launcher "$L" < plan
 	assert_failure 1
 	[ $((SECONDS - t0)) -lt 5 ]
 	run ev -r 'select(.type == "step.failed") | .data.kind'
 	assert_output timeout
-	run pgrep -f 'sleep 30'
-	[ -z "$output" ] || ! ps -o args= -p $output | grep -q "^sleep 30$"
+	# the command (the launcher's grandchild) is gone too (reaped within 1 s)
+	[ -s pid ]
+	local i
+	for i in $(seq 50); do kill -0 "$(cat pid)" 2>/dev/null || break; sleep 0.02; done
+	run kill -0 "$(cat pid)"
+	assert_failure
 }
 
 @test "launch: --remote-exec runs the command, writes its status, and ends as it did" {
