@@ -99,6 +99,8 @@ struct run {
 	int manifest_dirty;
 	double manifest_at;
 	sigset_t waited;     /* SIGCHLD, and the stop signals not ignored */
+	char *spec;          /* --spec: the file's text, until saved (spec.c) */
+	size_t spec_len;
 };
 
 struct tally {
@@ -113,6 +115,7 @@ struct tally {
 struct queue {
 	struct heap ready;   /* higher priority first, then plan order */
 	int *active, nactive;  /* running or waiting to retry */
+	struct { int *a; int n, cap; } told;  /* done; dependants yet to be told */
 };
 
 extern struct opts opt;
