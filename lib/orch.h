@@ -167,10 +167,6 @@ char *orch_path(const char *dir, const char *rel);  /* dir/rel, malloc'd */
  * no-op. Returns 0, or -1 (reported). */
 int orch_emit(const char *run_dir, const char *level, const char *type,
               const char *step, jv data);
-/* Read an event log line by line; a torn or invalid line is reported
- * with its line number and skipped. fn gets each event (consumed).
- * A missing file is no events. Returns 0, or fn's non-zero value. */
-int orch_events_read(const char *path, orch_record_fn fn, void *ctx);
 /* The steps with a step.succeeded event since the last job.started whose
  * data.resume is not true: an object {step: true}. */
 jv orch_events_completed(const char *path);
@@ -243,9 +239,6 @@ double orch_parse_age(const char *s);
  * consumed), a number, or null when the model has no price or usage is
  * no object. Cache writes are priced as input. */
 jv orch_price_cost(const char *provider, const char *model, jv usage);
-/* The row that prices a model: {provider, model (its glob), input,
- * cached_input, output (USD per million tokens), date}, or null. */
-jv orch_price_lookup(const char *provider, const char *model);
 /* Read the tables now: 0, or -1 if one could not be read or has a bad row
  * (reported as file:line: and skipped). */
 int orch_price_load(void);

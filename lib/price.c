@@ -159,19 +159,6 @@ static const struct price_row *price_find(const char *provider, const char *mode
 	return NULL;
 }
 
-jv orch_price_lookup(const char *provider, const char *model)
-{
-	const struct price_row *r = price_find(provider, model);
-	if (!r)
-		return jv_null();
-	jv p = jv_object_set(jv_object(), jv_string("provider"), jv_string(r->provider));
-	p = jv_object_set(p, jv_string("model"), jv_string(r->model));
-	p = jv_object_set(p, jv_string("input"), jv_number(r->in));
-	p = jv_object_set(p, jv_string("cached_input"), jv_number(r->cached));
-	p = jv_object_set(p, jv_string("output"), jv_number(r->out));
-	return jv_object_set(p, jv_string("date"), jv_string(r->date));
-}
-
 /* usage[a], else usage[b], else 0. */
 static double usage_num(jv usage, const char *a, const char *b)
 {
