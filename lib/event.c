@@ -109,6 +109,22 @@ int orch_emit(const char *run_dir, const char *level, const char *type,
 	return rc;
 }
 
+struct reading { const char *path; orch_record_fn fn; void *ctx; };
+
+static int event_line(char *line, size_t n, long lineno, void *ctx)
+{
+	struct reading *r = ctx;
+	if (n == 0)
+		return 0;
+	jv e = orch_parse_line(line, n);
+	if (jv_get_kind(e) != JV_KIND_OBJECT) {
+		orch_err_at(r->path, lineno, 0, "not an event, skipped");
+		jv_free(e);
+		return 0;
+	}
+	return r->fn(e, r->ctx);
+}
+
 /* Read an event log line by line; a torn or invalid line is reported
  * with its line number and skipped. fn gets each event (consumed).
  * A missing file is no events. Returns 0, or fn's non-zero value. */
@@ -117,26 +133,8 @@ static int events_read(const char *path, orch_record_fn fn, void *ctx)
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return 0;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	long lineno = 0;
-	int rc = 0;
-	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
-		lineno++;
-		if (n > 0 && line[n - 1] == '\n')
-			line[--n] = 0;
-		if (n == 0)
-			continue;
-		jv e = orch_parse_line(line, n);
-		if (jv_get_kind(e) != JV_KIND_OBJECT) {
-			orch_err_at(path, lineno, 0, "not an event, skipped");
-			jv_free(e);
-			continue;
-		}
-		rc = fn(e, ctx);
-	}
-	free(line);
+	struct reading r = {path, fn, ctx};
+	int rc = orch_lines(f, event_line, &r);
 	fclose(f);
 	return rc;
 }

@@ -133,6 +133,11 @@ char *orch_slurp(const char *path, size_t *len);
 char *orch_slurp_fp(FILE *f, size_t *len);
 /* All of buf to fd (retrying short writes and EINTR); 0 or -1. */
 int orch_write_all(int fd, const void *buf, size_t n);
+/* Each line of f in turn, its newline cut off (NUL-terminated, writable,
+ * valid until fn returns), numbered from 1. Returns 0 at the end, or fn's
+ * first non-zero value. */
+typedef int (*orch_line_fn)(char *line, size_t n, long lineno, void *ctx);
+int orch_lines(FILE *f, orch_line_fn fn, void *ctx);
 /* The whole of an open regular file, from its start; NUL-terminated. */
 char *orch_read_fd(int fd, size_t *len);
 /* Write buf to dirfd/name atomically: temp file in the same directory,

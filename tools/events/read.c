@@ -36,10 +36,14 @@ static int wanted(const char *type, const char *const *types)
 	return 0;
 }
 
+struct reading { const char *run, *path; const char *const *types; ev_fn fn; void *ctx; };
+
 /* One line (no newline): fn on the event if wanted. */
-static int ev_line(const char *run, const char *path, long lineno, char *line, size_t n,
-                   const char *const *types, ev_fn fn, void *ctx)
+static int ev_line(char *line, size_t n, long lineno, void *rd)
 {
+	const struct reading *r = rd;
+	const char *run = r->run, *path = r->path;
+	const char *const *types = r->types;
 	if (n == 0 || wanted_raw(line, types) == 0)
 		return 0;
 	jv e = orch_parse_line(line, n);
@@ -55,7 +59,7 @@ static int ev_line(const char *run, const char *path, long lineno, char *line, s
 	ev.job = orch_jstr(e, "job_id");
 	int rc = 0;
 	if (ev.type && ev.ts && ev.job && wanted(ev.type, types))
-		rc = fn(&ev, ctx);
+		rc = r->fn(&ev, r->ctx);
 	jv_free(ev.data);
 	jv_free(e);
 	return rc;
@@ -70,18 +74,8 @@ int ev_read(const char *run, const char *const *types, ev_fn fn, void *ctx)
 		free(path);
 		return -1;
 	}
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	long lineno = 0;
-	int rc = 0;
-	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
-		lineno++;
-		if (n > 0 && line[n - 1] == '\n')
-			line[--n] = 0;
-		rc = ev_line(run, path, lineno, line, n, types, fn, ctx);
-	}
-	free(line);
+	struct reading r = {run, path, types, fn, ctx};
+	int rc = orch_lines(f, ev_line, &r);
 	fclose(f);
 	free(path);
 	return rc;
