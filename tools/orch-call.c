@@ -45,6 +45,7 @@ static const char usage[] =
 	"usage: orch-call [--render] [--stream] [-j N] [--provider NAME] [--model MODEL]\n"
 	"                 [--command CMD] [--retries N] [--timeout S] [--connect-timeout S]\n"
 	"                 [--idle-timeout S] [--backoff S] [--verbose] [--run DIR] [FILE...]\n"
+	"       orch-call --config\n"
 	"Call an LLM provider for each request or step input record (on stdin or\n"
 	"in FILEs); print one response record per request, in input order.\n"
 	"      --render            print the requests instead of calling (a dry run)\n"
@@ -65,6 +66,8 @@ static const char usage[] =
 	"      --backoff S         the first backoff ceiling (default 1)\n"
 	"  -v, --verbose           show each request (URL, headers) and response\n"
 	"                          (status, headers) on stderr, keys redacted\n"
+	"      --config            print the effective settings (config file,\n"
+	"                          environment, built-in), keys never shown\n"
 	"      --run DIR           the run folder, for events and logs (default\n"
 	"                          $ORCH_RUN_DIR; without one, none are written)\n"
 	"      --help, --version\n";
@@ -119,9 +122,10 @@ static char *scrub_userinfo(char *s)
 char *redact(const char *s)
 {
 	static const char *keys[] = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"};
+	size_t nenv = sizeof keys / sizeof *keys;
 	char *out = orch_xstrdup(s);
-	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-		const char *k = getenv(keys[i]);
+	for (size_t i = 0; i < nenv + ORCH_NKEYS; i++) {  /* the config's keys too */
+		const char *k = i < nenv ? getenv(keys[i]) : config_secret((int)(i - nenv));
 		size_t kl = k ? strlen(k) : 0;
 		char *p;
 		while (kl >= 4 && (p = strstr(out, k))) {
@@ -598,6 +602,8 @@ static void check_providers(const char *list)
 	}
 }
 
+static int show_config;  /* --config */
+
 /* The options into opt; returns optind. */
 static int options(int argc, char **argv)
 {
@@ -614,6 +620,7 @@ static int options(int argc, char **argv)
 		{"idle-timeout", required_argument, 0, 'I'},
 		{"backoff", required_argument, 0, 'B'},
 		{"verbose", no_argument, 0, 'v'},
+		{"config", no_argument, 0, 'K'},
 		ORCH_COMMON_LONGOPTS,
 		{0, 0, 0, 0},
 	};
@@ -632,6 +639,7 @@ static int options(int argc, char **argv)
 		case 'I': opt.idle_timeout = num_arg(optarg, "--idle-timeout", 0); break;
 		case 'B': opt.backoff = num_arg(optarg, "--backoff", 0); break;
 		case 'v': opt.verbose = 1; break;
+		case 'K': show_config = 1; break;
 		default: orch_common(c, optarg, usage);
 		}
 	check_providers(opt.provider);
@@ -642,6 +650,9 @@ int main(int argc, char **argv)
 {
 	orch_init(argc, argv);
 	int first = options(argc, argv);
+	orch_config();  /* an invalid config: exit 2 before any work */
+	if (show_config)
+		orch_exit(config_print());
 	signal(SIGPIPE, SIG_IGN);
 	int rc = orch_loop(argv + first, argc - first, on_record, NULL);
 	while (q.active > 0)
@@ -650,6 +661,7 @@ int main(int argc, char **argv)
 	status_is(rc);
 	http_end();
 	request_end();
+	config_end();
 	free(q.job);
 	free(q.ps.fd);
 	orch_exit(q.worst);
