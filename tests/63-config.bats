@@ -10,10 +10,9 @@ load fake
 KEY_FILE="sk-cfg-FILEKEY-9d1e4b"
 KEY_CMD="sk-ant-CMDKEY-77c0aa"
 
+eval "fake_$(declare -f setup)"  # fake.bash's setup, as fake_setup
 setup() {
-	orch_setup
-	export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
-	unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
+	fake_setup
 	export XDG_CONFIG_HOME="$BATS_TEST_TMPDIR/xdg"
 	mkdir -p "$XDG_CONFIG_HOME/orch"
 }
