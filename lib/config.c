@@ -25,8 +25,9 @@ static const struct { const char *provider, *var; } key_vars[ORCH_NKEYS] = {
 	{"openai", "OPENAI_API_KEY"}, {"anthropic", "ANTHROPIC_API_KEY"},
 };
 
-/* The file being read, and how many problems it has. */
-static struct { yaml_document_t doc; const char *path; int bad; } in;
+/* The file being read, how many problems it has, and the provider whose
+ * key source is being read. */
+static struct { yaml_document_t doc; const char *path; int bad, key; } in;
 
 static void problem(const yaml_node_t *n, const char *fmt, const char *arg)
 {
@@ -97,6 +98,8 @@ static void read_provider(struct orch_config *c, yaml_node_t *v)
 		return;
 	}
 	const char *s = text(v, "provider"), *colon = strchr(s, ':');
+	if (!*s || colon == s)
+		problem(v, "provider: %s", "no name");
 	c->provider = colon ? orch_fmt("%.*s", (int)(colon - s), s) : orch_xstrdup(s);
 	c->model = colon ? orch_xstrdup(colon + 1) : NULL;
 }
@@ -111,7 +114,7 @@ static void alias(struct orch_config *c, const char *k, yaml_node_t *kn, yaml_no
 
 static void key_source(struct orch_config *c, const char *k, yaml_node_t *kn, yaml_node_t *v)
 {
-	struct orch_keysrc *ks = c->keys + c->nkey_at;
+	struct orch_keysrc *ks = c->keys + in.key;
 	int file = strcmp(k, "api_key_file") == 0;
 	const char *s = text(v, k);
 	if (!file && strcmp(k, "api_key_cmd") != 0) {
@@ -131,7 +134,7 @@ static void key_provider(struct orch_config *c, const char *k, yaml_node_t *kn, 
 {
 	for (int i = 0; i < ORCH_NKEYS; i++)
 		if (strcmp(k, c->keys[i].provider) == 0) {
-			c->nkey_at = i;
+			in.key = i;
 			each_pair(v, k, c, key_source);
 			return;
 		}

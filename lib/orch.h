@@ -243,7 +243,6 @@ struct orch_config {
 	jv aliases;              /* {name: "provider:model" or "model"} */
 	struct orch_keysrc keys[ORCH_NKEYS];
 	char *cache;             /* the cache folder, or NULL */
-	int nkey_at;             /* (the reader's) */
 };
 const struct orch_config *orch_config(void);
 /* The configured model of provider, when it is the default provider. */
