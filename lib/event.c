@@ -109,7 +109,10 @@ int orch_emit(const char *run_dir, const char *level, const char *type,
 	return rc;
 }
 
-int orch_events_read(const char *path, orch_record_fn fn, void *ctx)
+/* Read an event log line by line; a torn or invalid line is reported
+ * with its line number and skipped. fn gets each event (consumed).
+ * A missing file is no events. Returns 0, or fn's non-zero value. */
+static int events_read(const char *path, orch_record_fn fn, void *ctx)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
@@ -160,7 +163,7 @@ static int add_completed(jv e, void *ctx)
 jv orch_events_completed(const char *path)
 {
 	jv set = jv_object();
-	orch_events_read(path, add_completed, &set);
+	events_read(path, add_completed, &set);
 	return set;
 }
 
@@ -218,6 +221,6 @@ static int add_step_state(jv e, void *ctx)
 jv orch_events_steps(const char *path)
 {
 	jv all = jv_object();
-	orch_events_read(path, add_step_state, &all);
+	events_read(path, add_step_state, &all);
 	return all;
 }
