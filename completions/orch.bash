@@ -64,7 +64,7 @@ _orch() {
 	[ "$cur" = = ] && { prev=${COMP_WORDS[cword-1]}; cur=; }
 	[ "$prev" = = ] && prev=${COMP_WORDS[cword-2]}
 	if [ "$cword" -eq 1 ]; then
-		_orch_add "run show tail ls cancel step --help --version" "$cur"
+		_orch_add "run show tail ls cancel config step --help --version" "$cur"
 		return
 	fi
 	case $prev in

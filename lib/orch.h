@@ -226,6 +226,31 @@ size_t orch_graph_nrdeps(const orch_graph *g, size_t node);  /* its dependants *
 const size_t *orch_graph_rdeps(const orch_graph *g, size_t node);
 void orch_graph_free(orch_graph *g);
 
+/* config.c: the user's defaults, $XDG_CONFIG_HOME/orch/config.yaml
+ * (default ~/.config/orch/config.yaml), read on first use, once per
+ * process. A missing file is no defaults; an invalid one is reported
+ * (file:line:col, every problem) and the process exits 2. Key sources
+ * are where a key is read from, by orch-call, when it calls; the config
+ * never holds a key. */
+#define ORCH_NKEYS 2  /* the providers that take a key: openai, anthropic */
+struct orch_keysrc {
+	const char *provider, *var;  /* "openai", "OPENAI_API_KEY" */
+	char *file, *cmd;            /* api_key_file (a path), api_key_cmd; or NULL */
+};
+struct orch_config {
+	char *path;              /* the file, whether or not it exists */
+	int found;               /* it exists (and was read) */
+	char *provider, *model;  /* the default provider and its model, or NULL */
+	jv aliases;              /* {name: "provider:model" or "model"} */
+	struct orch_keysrc keys[ORCH_NKEYS];
+	char *cache;             /* the cache folder, or NULL */
+};
+const struct orch_config *orch_config(void);
+/* The configured model of provider, when it is the default provider. */
+const char *orch_config_model(const char *provider);
+/* What alias name stands for ("provider:model" or "model"), or NULL. */
+const char *orch_config_alias(const char *name);
+
 /* time.c */
 void orch_now_iso(char buf[32]);   /* 2025-10-22T10:00:00.123Z */
 double orch_mono(void);            /* monotonic seconds */
@@ -260,7 +285,8 @@ void orch_random_hex(char *out, size_t nbytes);  /* 2*nbytes hex + NUL */
  * key), one small file per account under dir, updated under flock
  * (orch-run(5) FILES, orch-call(1) RATE LIMITS). Times are epoch seconds;
  * a limit of 0 is none. */
-/* $ORCH_CACHE_DIR/ratelimit, else RUN/.cache/ratelimit, else
+/* $ORCH_CACHE_DIR/ratelimit, else the config's cache/ratelimit, else
+ * RUN/.cache/ratelimit, else
  * $XDG_CACHE_HOME/orch/ratelimit, else ~/.cache/orch/ratelimit; malloc'd,
  * NULL when there is none of these. */
 char *orch_rate_dir(void);

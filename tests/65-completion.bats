@@ -39,7 +39,7 @@ two_jobs() {
 
 @test "bash: the subcommands, then those a prefix names" {
 	run complete_bash orch ""
-	assert_output "--help --version cancel ls run show step tail"
+	assert_output "--help --version cancel config ls run show step tail"
 	run complete_bash orch s
 	assert_output "show step"
 }
