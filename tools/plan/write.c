@@ -27,7 +27,7 @@ jv provider_jv(const node *p)
 	return to_jv(p);
 }
 
-/* Whether step names another provider than job's (both objects). */
+/* Whether step names another provider than job's (objects, kept). */
 static int names_another(jv job, jv step)
 {
 	jv jn = jv_object_get(jv_copy(job), jv_string("name"));
@@ -65,7 +65,7 @@ jv merge_provider(jv job, jv step)
 		return (jv_free(job), step);
 	int list = jv_get_kind(job) == JV_KIND_ARRAY;
 	jv first = list ? jv_array_get(jv_copy(job), 0) : jv_copy(job);
-	if (names_another(jv_copy(first), jv_copy(step))) {
+	if (names_another(first, step)) {
 		jv_free(first);
 		jv_free(job);
 		return step;
