@@ -234,6 +234,25 @@ int orch_parse_iso(const char *s, double *epoch);
  * fractions allowed; -1 if malformed or negative. */
 double orch_parse_age(const char *s);
 
+/* price.c: what tokens cost, from share/orch/prices.tsv (rows of
+ * $ORCH_PRICES first; see that file). The table is read on first use.
+ * Usage objects are the response's ({prompt_tokens, completion_tokens,
+ * cache_read_tokens}) or an llm.response event's tokens ({prompt,
+ * completion, cache_read}); prompt counts cached tokens too. */
+/* The one call orch-call needs: the cost in USD of one call (usage
+ * consumed), a number, or null when the model has no price or usage is
+ * no object. Cache writes are priced as input. */
+jv orch_price_cost(const char *provider, const char *model, jv usage);
+/* The row that prices a model: {provider, model (its glob), input,
+ * cached_input, output (USD per million tokens), date}, or null. */
+jv orch_price_lookup(const char *provider, const char *model);
+/* Read the tables now: 0, or -1 if one could not be read or has a bad row
+ * (reported as file:line: and skipped). */
+int orch_price_load(void);
+/* The token counts of a usage object (not consumed), 0 where absent;
+ * cached is at most prompt. */
+void orch_price_tokens(jv usage, double *prompt, double *cached, double *completion);
+
 /* hash.c: libsodium. */
 void orch_sha256_hex(const void *buf, size_t len, char out[65]);
 void orch_random_hex(char *out, size_t nbytes);  /* 2*nbytes hex + NUL */

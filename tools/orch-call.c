@@ -220,6 +220,8 @@ static void emit_response(struct job *j, double dur, int will_retry, double dela
 	d = jv_object_set(d, jv_string("provider"), jv_string(j->name));
 	d = jv_object_set(d, jv_string("model"), jv_string(j->model));
 	d = jv_object_set(d, jv_string("duration_s"), jv_number(ms3(dur)));
+	if (ok)  /* null when the model has no price: never a guess */
+		d = jv_object_set(d, jv_string("cost_usd"), orch_price_cost(j->name, j->model, jv_copy(tok)));
 	d = jv_object_set(d, jv_string("tokens"), tok);
 	d = jv_object_set(d, jv_string("success"), jv_bool(ok));
 	d = jv_object_set(d, jv_string("attempt"), jv_number(j->attempt));

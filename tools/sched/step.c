@@ -350,8 +350,12 @@ void reaped(int i, int status)
 	tally.nrun--;
 	s->pid = 0;
 	char msg[512];
+	int lost = s->launcher >= 0 && !s->stopped && !s->timed_out &&
+	           !launched_status(s, &status, msg, sizeof msg);  /* the command's own */
 	if (s->stopped)
 		attempt_failed(i, "interrupted", "interrupted", 0, NULL, 0);
+	else if (lost)
+		attempt_failed(i, "lost", msg, 1, NULL, 0);
 	else if (s->timed_out || WIFSIGNALED(status) || WEXITSTATUS(status) != 0) {
 		failure_text(s, status, msg, sizeof msg);
 		if (s->timed_out)
