@@ -206,13 +206,18 @@ static jv fill(jv e, jv from)
 
 /* The providers to call, in order: --provider's (each taking the model,
  * command and opts of the request's entry of the same name), else the
- * request's (the first taking the request's model, command and opts),
+ * request's (the first taking the request's model, command and opts,
+ * then its "fallback" if it was rendered before),
  * else $ORCH_PROVIDER's, else the config's, else echo. */
 static jv providers_of(jv req)
 {
 	jv mine = entries_of(orch_jget(req, "provider"));
 	if (jv_array_length(jv_copy(mine)) > 0)
 		mine = jv_array_set(mine, 0, fill(jv_array_get(jv_copy(mine), 0), req));
+	jv fb = orch_jget(req, "fallback");  /* a request rendered before keeps it */
+	if (is_kind(fb, JV_KIND_ARRAY) && jv_array_length(jv_copy(mine)) == 1)
+		mine = jv_array_concat(mine, entries_of(jv_copy(fb)));
+	jv_free(fb);
 	if (!opt.provider && jv_array_length(jv_copy(mine)) > 0)
 		return mine;
 	const char *env = nonempty_env("ORCH_PROVIDER");

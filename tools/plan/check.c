@@ -182,10 +182,8 @@ static void check_provider_name(const node *name)
 
 /* A provider is a mapping, or a name alone: "provider: ollama". A step's
  * provider may give only some keys: the job's provider gives the rest. */
-static void check_provider(const node *p, const char *where)
+static void check_one_provider(const node *p, const char *where)
 {
-	if (!p)
-		return;
 	if (p->kind == N_SCALAR) {
 		if (want_string(p, where))
 			check_provider_name(p);
@@ -209,6 +207,30 @@ static void check_provider(const node *p, const char *where)
 		check_provider_name(name);
 	if (name && sval(name) && strcmp(sval(name), "exec") == 0 && !get(p, "command"))
 		problem(name, "provider exec needs a 'command'");
+}
+
+/* A provider, or a list of them tried in turn (orch-call(1), FALLBACK):
+ * each one as a single provider is, and each named (nothing fills in a
+ * name in a list). */
+static void check_provider(const node *p, const char *where)
+{
+	if (!p)
+		return;
+	if (p->kind != N_SEQ) {
+		check_one_provider(p, where);
+		return;
+	}
+	if (p->n == 0)
+		problem(p, "'%s' is an empty list: name one provider at least", where);
+	for (uint32_t i = 0; i < p->n; i++) {
+		const node *e = p->u.kids[i];
+		if (e->kind == N_SEQ)
+			problem(e, "'%s' must be a name or a mapping, not a list", where);
+		else
+			check_one_provider(e, where);
+		if (e->kind == N_MAP && !get(e, "name"))
+			problem(e, "a provider in a list needs a 'name'");
+	}
 }
 
 /* A pool is a limit, or {limit, launcher}. */
