@@ -342,7 +342,7 @@ need_rsvg() {
 	run orch-events --run "$R" timeline
 	assert_success
 	assert_line --index 0 --regexp '^kinds: [0-9.]+s, 10 steps; \* marks the critical path$'
-	assert_line --regexp '^ask +\*? \| *c+ +\| '
+	assert_line --regexp '^ask +\*? \| *\.*c+ *\| '  # waiting first, under load
 	assert_line --regexp '^flaky +\*? \| *r+\.+#+ +\| '
 	assert_line --regexp '^slot-2 +\*? \|\.+#+ +\| '
 	assert_line --regexp '^last +\*? \| +#+ +\| '

@@ -3,7 +3,8 @@
 # what srun does on it: the ground the Slurm launcher stands on. The file
 # brings the cluster up itself and down at the end (an instance of its own:
 # test runs side by side do not meet); it is skipped, with the reason, only
-# where the machine refuses to run the daemons (not root). Its tests run
+# where the machine refuses to run the daemons (not root, or no cgroup
+# file system, as in a chroot). Its tests run
 # one after another: one kills a node.
 load helper
 
@@ -19,9 +20,10 @@ setup_file() {
 	ORCH_SLURM_ID=$("$SC" claim $$) || return 1
 	export ORCH_SLURM_ID
 	local rc=0
-	"$SC" up || rc=$?
-	if [ "$rc" -eq 3 ]; then
-		SLURM_SKIP="this machine refuses to run Slurm's daemons"
+	"$SC" up 2> "$BATS_FILE_TMPDIR/up.err" || rc=$?
+	cat "$BATS_FILE_TMPDIR/up.err" >&2
+	if [ "$rc" -eq 3 ]; then  # not root, or no cgroup file system (a chroot)
+		SLURM_SKIP="this machine refuses to run Slurm's daemons: $(tail -n 1 "$BATS_FILE_TMPDIR/up.err")"
 		return 0
 	fi
 	[ "$rc" -eq 0 ] || return 1

@@ -2,8 +2,9 @@
  * callback, which cuts a 200 stream into lines (and SSE events), and the
  * rows' parsers (ollama's NDJSON, openai's and anthropic's SSE data) in
  * tools/call/, linked as orch-call links them. http.c is included, so its
- * static callback is reachable; libcurl is never loaded (the one call the
- * callback makes, for the status, is answered here: 200).
+ * static callback is reachable; libcurl is never loaded (the calls the
+ * callback makes, for the status and the content type, are answered
+ * here: a 200 stream).
  *
  * Input: byte 0 picks the row and seeds the chunk sizes, the rest is the
  * body. It is fed twice, whole and in random chunks (1 to 64 bytes), then
@@ -36,12 +37,16 @@ void job_begin_attempt(struct job *j) { (void)j; }
 void job_settle(struct job *j) { (void)j; }
 char *redact(const char *s) { return orch_xstrdup(s); }
 
+/* curl_easy_getinfo as the callback asks it: a 200, of a stream. */
 static CURLcode status_200(CURL *h, CURLINFO what, ...)
 {
-	(void)h, (void)what;
+	(void)h;
 	va_list ap;
 	va_start(ap, what);
-	*va_arg(ap, long *) = 200;
+	if (what == CURLINFO_CONTENT_TYPE)
+		*va_arg(ap, char **) = "text/event-stream";
+	else
+		*va_arg(ap, long *) = 200;
 	va_end(ap);
 	return CURLE_OK;
 }
