@@ -220,6 +220,14 @@ static int compile_without_home(jq_state *jq, const char *prog)
 	return ok;
 }
 
+/* input and _input read jq's next input; a program here has none (and
+ * libjq 1.6 calls a null callback, and crashes, when none is set). */
+static jv no_input(jq_state *jq, void *data)
+{
+	(void)jq, (void)data;
+	return jv_invalid();
+}
+
 struct jq_state *orch_jq_compile(const char *prog, char **err)
 {
 	struct errbuf eb = {0};
@@ -229,6 +237,7 @@ struct jq_state *orch_jq_compile(const char *prog, char **err)
 		return NULL;
 	}
 	jq_set_error_cb(jq, on_jq_error, &eb);
+	jq_set_input_cb(jq, no_input, NULL);
 	/* no environment: a template must not put an API key into a prompt,
 	 * a log or the cache ($ENV and env are empty objects) */
 	char *sealed = orch_fmt("def env: {}; {} as $ENV | %s", prog);

@@ -129,3 +129,10 @@ when_step() {
 	refused 'p={{ .task }} i={{ $__i }}'
 	assert_equal "$stderr" 'orch-call: step architect: prompt: $__i is not defined'
 }
+
+@test "render: input and _input read no next input (libjq 1.6 crashed on a hole after them)" {
+	for hole in '{{ input }}' '{{ _input }}'; do
+		refused "Do $hole! for {{ .task }}"
+		assert_equal "$stderr" "orch-call: step architect: prompt: $hole: break"
+	done
+}
