@@ -438,6 +438,23 @@ stop_spec() {
 	[ "$status" -eq 1 ]
 }
 
+@test "orch show and ls count the plan's steps not yet started; a skipped step says why" {
+	printf '%s\n' 'job: pend' 'task: t' 'steps:' '  - {id: a, run: "sleep 2"}' \
+		'  - {id: b, needs: [a], run: "true"}' '  - {id: c, needs: [b], when: "false", run: "true"}' \
+		'  - {id: d, needs: [a], run: "true"}' > p.yaml
+	orch run p.yaml > /dev/null &
+	wait_for grep -q '"type":"step.started"' "$ORCH_RUNS/pend/events.jsonl"
+	run orch show pend
+	assert_line --regexp '^a +running '
+	assert_line '3 more steps of the plan not started'
+	run orch ls
+	assert_line --regexp '^pend +running +[0-9]+s +0/4$'
+	wait
+	run orch show pend
+	assert_line --regexp '^c +skipped \(condition\) '
+	refute_line --partial 'not started'
+}
+
 @test "orch step: one prompt step, composed by hand with orch-sched" {
 	mkdir -p r/outputs
 	printf '%s\n' '{"job_id":"h","step":"s","attempt":1,"task":"t","inputs":{},"spec":{"id":"s","files":true,"prompt":"```text title=\"{{ .task }}.txt\"\nhello\n```\n","provider":{"name":"echo"}},"steps":{}}' > in.json

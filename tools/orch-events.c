@@ -366,6 +366,32 @@ static double num_or(jv o, const char *k)
 	return d;
 }
 
+/* The step table: a skipped step says why; the plan's steps not yet
+ * started (job.started counts them) are one line at the end. */
+static void print_steps(jv m)
+{
+	jv steps = orch_jget(m, "steps");
+	int n = jv_get_kind(steps) == JV_KIND_OBJECT ? jv_object_length(jv_copy(steps)) : 0;
+	double d, total;
+	if (n > 0) {
+		printf("%-20s %-22s %8s %9s %6s\n", "step", "status", "attempts", "duration", "calls");
+		jv_object_foreach(steps, k, s) {
+			char dur[32] = "-", st[64];
+			if (orch_jnum(s, "duration_s", &d))
+				snprintf(dur, sizeof dur, "%.2fs", d);
+			snprintf(st, sizeof st, orch_jstr(s, "reason") ? "%s (%s)" : "%s",
+			         str_or(s, "status", "?"), str_or(s, "reason", ""));
+			printf("%-20s %-22s %8.0f %9s %6.0f\n", jv_string_value(k), st,
+			       num_or(s, "attempts"), dur, num_or(s, "provider_calls"));
+			jv_free(k);
+			jv_free(s);
+		}
+	}
+	if (orch_jnum(m, "steps_total", &total) && total > n)
+		printf("%.0f more step%s of the plan not started\n", total - n, total - n == 1 ? "" : "s");
+	jv_free(steps);
+}
+
 static void print_stats(jv m)
 {
 	printf("job %s: %s", str_or(m, "job_id", "?"), str_or(m, "status", "?"));
@@ -377,20 +403,7 @@ static void print_stats(jv m)
 	if (orch_jstr(m, "error"))
 		printf(": %s", orch_jstr(m, "error"));
 	printf("\n");
-	jv steps = jv_object_get(jv_copy(m), jv_string("steps"));
-	if (jv_get_kind(steps) == JV_KIND_OBJECT && jv_object_length(jv_copy(steps)) > 0) {
-		printf("%-20s %-10s %8s %9s %6s\n", "step", "status", "attempts", "duration", "calls");
-		jv_object_foreach(steps, k, s) {
-			char dur[32] = "-";
-			if (orch_jnum(s, "duration_s", &d))
-				snprintf(dur, sizeof dur, "%.2fs", d);
-			printf("%-20s %-10s %8.0f %9s %6.0f\n", jv_string_value(k), str_or(s, "status", "?"),
-			       num_or(s, "attempts"), dur, num_or(s, "provider_calls"));
-			jv_free(k);
-			jv_free(s);
-		}
-	}
-	jv_free(steps);
+	print_steps(m);
 	jv llm = jv_object_get(jv_copy(m), jv_string("llm"));
 	printf("llm: %.0f calls, %.0f failed, %.0f prompt + %.0f completion tokens, %.2fs\n",
 	       num_or(llm, "calls"), num_or(llm, "failures"), num_or(llm, "prompt_tokens"),
