@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <sodium.h>
 #include "orch.h"
 #include "sched.h"
@@ -343,6 +345,62 @@ static void failure_text(struct step *s, int status, char *msg, size_t n)
 	}
 }
 
+/* The kinds orch-sched gives itself: a step cannot claim them. */
+static int own_kind(const char *k)
+{
+	static const char *const own[] = {"exit", "signal", "timeout", "lost", "spawn",
+		"interrupted", "artifact", "condition", 0};
+	for (int i = 0; own[i]; i++)
+		if (strcmp(k, own[i]) == 0)
+			return 1;
+	return strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(k) ||
+	       !*k || strlen(k) > 32;
+}
+
+/* A failed step may name its failure (orch-sched(1), "Failure kinds"):
+ * its last stdout line {"failed":{"kind":K,"message":M}}. 1 and kind
+ * (of 33 bytes) and msg (of n, "" when it gave none), else 0. Reads the
+ * last 4 KB of its stdout file. */
+static int step_says(struct step *s, char *kind, char *msg, size_t n)
+{
+	struct stat st;
+	char buf[4096];
+	if (s->outfd < 0 || fstat(s->outfd, &st) < 0 || st.st_size == 0)
+		return 0;
+	off_t from = st.st_size > (off_t)sizeof buf ? st.st_size - (off_t)sizeof buf : 0;
+	ssize_t len = pread(s->outfd, buf, (size_t)(st.st_size - from), from);
+	while (len > 0 && strchr("\n\r \t", buf[len - 1]))
+		len--;
+	ssize_t at = len;
+	while (at > 0 && buf[at - 1] != '\n')
+		at--;
+	if (len <= at || buf[at] != '{')
+		return 0;
+	jv v = jv_parse_sized(buf + at, (int)(len - at));
+	jv why = orch_jget(v, "failed");
+	const char *k = orch_jstr(why, "kind"), *m = orch_jstr(why, "message");
+	int ok = k && !own_kind(k);
+	if (ok) {
+		snprintf(kind, 33, "%s", k);
+		snprintf(msg, n, "%.*s", m ? (int)strcspn(m, "\n") : 0, m ? m : "");
+	}
+	jv_free(why);
+	jv_free(v);
+	return ok;
+}
+
+/* A non-zero exit: its kind and message, as the step named them, else
+ * "exit" and what its status and stderr say. Retried on 75 alone. */
+static void exit_failed(int i, int status)
+{
+	struct step *s = &plan.step[i];
+	char msg[512], kind[33], said[512];
+	failure_text(s, status, msg, sizeof msg);
+	int named = step_says(s, kind, said, sizeof said);
+	attempt_failed(i, named ? kind : "exit", named && *said ? said : msg,
+	               WEXITSTATUS(status) == EX_TEMP, "exit_code", WEXITSTATUS(status));
+}
+
 /* The attempt's process has ended with status. */
 void reaped(int i, int status)
 {
@@ -359,8 +417,7 @@ void reaped(int i, int status)
 		else if (WIFSIGNALED(status))
 			attempt_failed(i, "signal", msg, 1, "signal", WTERMSIG(status));
 		else
-			attempt_failed(i, "exit", msg, WEXITSTATUS(status) == EX_TEMP, "exit_code",
-			               WEXITSTATUS(status));
+			exit_failed(i, status);
 	} else
 		succeeded(i);
 	end_output(s);
