@@ -42,10 +42,53 @@ SH
 	assert_line '["t","template","cannot render {{ .x }}",1,false,2]'
 	assert_line '["n","no_files","no file named",1,true,75]'
 	assert_line '["n","no_files","no file named",2,false,75]'
-	assert_line '["k","schema","exited with 1: k: bad json (logs/k.log)",1,false,1]'
+	assert_line '["k","schema","k: bad json (logs/k.log)",1,false,1]'
 	# the scheduler's own kinds, a kind out of [a-z0-9_], a line not last: plain exit
 	assert_line '["r","exit","exited with 1: says.sh: the details (logs/r.log)",1,false,1]'
 	assert_line '["x","exit","exited with 1",1,false,1]'
 	assert_line '["o","exit","exited with 1",1,false,1]'
 	[ "$(ev 'select(.type == "step.failed")' | wc -l)" = 7 ]
+}
+
+@test "orch step: a template that cannot render fails with kind template, not retried" {
+	cat > t.yaml <<-'EOF2'
+	job: t
+	provider: {name: exec, command: cat}
+	defaults: {retries: 2}
+	steps:
+	  - id: a
+	    prompt: "hello {{ .inputs.nope }}"
+	EOF2
+	run orch run t.yaml
+	assert_failure 1
+	run jq -c 'select(.type == "step.failed") | .data | [.kind, .attempt, .will_retry, .exit_code]' runs/t/events.jsonl
+	assert_output '["template",1,false,2]'
+	run jq -r 'select(.type == "step.failed") | .data.message' runs/t/events.jsonl
+	assert_output 'orch-call: step a: prompt: {{ .inputs.nope }}: .inputs has no "nope" (null is never rendered: write {{ .inputs.nope // "" }} to make it optional) (logs/a.log)'
+}
+
+@test "orch step: files: required and no file named: kind no_files, retried; files: true warns in orch show" {
+	cat > t.yaml <<-'EOF2'
+	job: t
+	provider: {name: exec, command: cat}
+	steps:
+	  - id: req
+	    prompt: "no code here"
+	    files: required
+	    retries: 1
+	  - id: soft
+	    prompt: "no code here either"
+	    files: true
+	EOF2
+	run orch run t.yaml -k
+	assert_failure 1
+	run jq -c 'select(.type == "step.failed") | [.step, .data.kind, .data.attempt, .data.will_retry, .data.exit_code]' runs/t/events.jsonl
+	assert_output $'["req","no_files",1,true,75]\n["req","no_files",2,false,75]'
+	run jq -r 'select(.type == "step.failed") | .data.message' runs/t/events.jsonl
+	assert_line 'the answer names no file, and the step has files: required (0 code blocks, none named a file)'
+	run jq -sc 'map(select(.type == "files.none") | [.step, .level, .data.required]) | sort' runs/t/events.jsonl
+	assert_output '[["req","WARN",true],["req","WARN",true],["soft","WARN",false]]'
+	run orch show t
+	assert_line 'warning: soft: files: true, but its answer named no file (files.none)'
+	assert_line 'warning: req: files: required, but its answer named no file (files.none)'
 }

@@ -389,14 +389,20 @@ static int step_says(struct step *s, char *kind, char *msg, size_t n)
 	return ok;
 }
 
-/* A non-zero exit: its kind and message, as the step named them, else
- * "exit" and what its status and stderr say. Retried on 75 alone. */
+/* A non-zero exit: its kind and message as the step named them (no
+ * message: its last stderr line), else "exit" and what its status and
+ * stderr say. Retried on exit 75 alone, whatever the kind. */
 static void exit_failed(int i, int status)
 {
 	struct step *s = &plan.step[i];
 	char msg[512], kind[33], said[512];
-	failure_text(s, status, msg, sizeof msg);
 	int named = step_says(s, kind, said, sizeof said);
+	char *line = named && !*said ? last_stderr(s) : NULL;
+	if (line)
+		snprintf(said, sizeof said, "%s", line);
+	free(line);
+	if (!named || !*said)
+		failure_text(s, status, msg, sizeof msg);
 	attempt_failed(i, named ? kind : "exit", named && *said ? said : msg,
 	               WEXITSTATUS(status) == EX_TEMP, "exit_code", WEXITSTATUS(status));
 }
