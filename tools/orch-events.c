@@ -415,6 +415,36 @@ static jv fold(void)
 	return s;
 }
 
+/* A files.none event: its step, and whether it had files: required. */
+static int note_files_none(jv e, void *ctx)
+{
+	jv *seen = ctx;
+	const char *type = orch_jstr(e, "type"), *step = orch_jstr(e, "step");
+	if (type && step && strcmp(type, "files.none") == 0) {
+		jv data = orch_jget(e, "data");
+		*seen = jv_object_set(*seen, jv_string(step), jv_bool(orch_jbool(data, "required", 0)));
+		jv_free(data);
+	}
+	jv_free(e);
+	return 0;
+}
+
+/* A line per step whose answer named no file though it has files: */
+static void print_files_none(void)
+{
+	char *path = events_path();
+	jv seen = jv_object();
+	orch_events_read(path, note_files_none, &seen);
+	free(path);
+	jv_object_foreach(seen, k, req) {
+		printf("warning: %s: files: %s, but its answer named no file (files.none)\n",
+		       jv_string_value(k), jv_get_kind(req) == JV_KIND_TRUE ? "required" : "true");
+		jv_free(k);
+		jv_free(req);
+	}
+	jv_free(seen);
+}
+
 static int cmd_stats(int json)
 {
 	jv s = fold();
@@ -423,6 +453,7 @@ static int cmd_stats(int json)
 	else {
 		print_stats(s);
 		jv_free(s);
+		print_files_none();
 	}
 	return EX_OK;
 }
