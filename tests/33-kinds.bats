@@ -92,3 +92,64 @@ SH
 	assert_line 'warning: soft: files: true, but its answer named no file (files.none)'
 	assert_line 'warning: req: files: required, but its answer named no file (files.none)'
 }
+
+# ---- a full disk says so, and names the file ----
+
+# full_fs: a 64 KB tmpfs at ./fs, the runs folder in it (root only)
+full_fs() {
+	[ "$(id -u)" = 0 ] || skip "mounting a tmpfs needs root"
+	mkdir fs
+	mount -t tmpfs -o size=64k tmpfs fs || skip "cannot mount a tmpfs here"
+	export ORCH_RUNS=$PWD/fs/runs
+}
+
+teardown() {
+	if mountpoint -q fs 2>/dev/null; then umount fs; fi
+}
+
+@test "full disk: a run: step that fills it says No space left on device and which file" {
+	full_fs
+	cat > t.yaml <<-'EOF2'
+	job: t
+	steps:
+	  - id: fill
+	    run: cd "$ORCH_RUN_DIR/outputs" 2>/dev/null || cd "$ORCH_RUN_DIR"; dd if=/dev/zero of=big.bin bs=1k count=200
+	EOF2
+	run orch run t.yaml
+	assert_failure 1
+	run jq -r 'select(.type == "step.failed") | .data.message' fs/runs/t/events.jsonl
+	assert_output "exited with 1: dd: error writing 'big.bin': No space left on device (logs/fill.log)"
+}
+
+@test "full disk: orch-write's file, a step's artifact and an event append each say why and which" {
+	full_fs
+	cat > w.yaml <<-'EOF2'
+	job: w
+	provider: {name: exec, command: "cat >/dev/null; printf '```text title=\"x.txt\"\\n'; head -c 40000 /dev/zero | tr '\\0' a; printf '\\n```\\n'"}
+	steps:
+	  - {id: gen, prompt: hi, files: true}
+	EOF2
+	run orch run w.yaml
+	assert_failure 1
+	run jq -r 'select(.type == "step.failed") | .data.message' fs/runs/w/events.jsonl
+	assert_output "exited with 1: orch-write: x.txt: No space left on device (logs/gen.log)"
+	rm -r fs/runs
+	# a run: step's stdout fits, the result record wrapping it (every
+	# newline escaped: twice the size) does not
+	cat > a.yaml <<-'EOF2'
+	job: a
+	steps:
+	  - id: lines
+	    run: free=$(df --output=avail -B1 "$ORCH_RUN_DIR" | tail -1); head -c $((free * 2 / 3)) /dev/zero | tr '\0' '\n'
+	EOF2
+	run orch run a.yaml
+	assert_failure 1
+	run jq -r 'select(.type == "step.failed") | [.data.kind, .data.message] | join(" ")' fs/runs/a/events.jsonl
+	assert_output "artifact cannot store artifacts/lines.json: No space left on device"
+	rm -r fs/runs
+	mkdir fs/r
+	head -c 100000 /dev/zero > fs/fill 2>/dev/null || true
+	run orch-events --run fs/r emit x.y
+	assert_failure 1
+	assert_output "orch-events: cannot append to fs/r/events.jsonl: No space left on device"
+}

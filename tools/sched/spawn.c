@@ -304,7 +304,8 @@ int store_output(struct step *s, jv *result)
 	if (!err && wrapped) {  /* the wrapped record replaces what it wraps */
 		char *txt = orch_json_text(jv_copy(r), &n);
 		txt[n++] = '\n';
-		if (ftruncate(s->outfd, 0) < 0 || pwrite(s->outfd, txt, n, 0) != (ssize_t)n)
+		if (ftruncate(s->outfd, 0) < 0 || lseek(s->outfd, 0, SEEK_SET) < 0 ||
+		    orch_write_all(s->outfd, txt, n) < 0)  /* a short write: on, to hear why */
 			err = errno ? errno : EIO;
 		orch_sha256_hex(txt, n, s->art);
 		free(txt);

@@ -9,10 +9,14 @@
  * have yet to take it into their input records. Assumes the plan is checked
  * and the run folder open.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <sodium.h>
@@ -198,6 +202,23 @@ void attempt_failed(int i, const char *kind, const char *msg, int retryable,
 	final_failure(i, msg);
 }
 
+/* Keep 4 KB beyond the end of the step's log allocated (not part of
+ * the file: FALLOC_FL_KEEP_SIZE), so that a step that fills the disk
+ * still gets to say why on stderr, and failure_text can tell. Right after
+ * the spawn: the first attempt's log was just truncated, which frees such
+ * blocks. Best effort: a file system without fallocate goes without. */
+static void reserve_log(struct step *s)
+{
+	char *lname = orch_fmt("%s.log", s->name);
+	int fd = openat(run.log_fd, lname, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0)
+		(void)fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size, 4096);
+	if (fd >= 0)
+		close(fd);
+	free(lname);
+}
+
 /* An attempt begins: its process first, so that step.started can name
  * its process group (pgid, and the leader's start time: orphan.c). */
 void start_attempt(int i)
@@ -208,6 +229,8 @@ void start_attempt(int i)
 	s->kill_at = 0;
 	s->t0 = now();
 	int err = spawn(s);
+	if (!err)
+		reserve_log(s);
 	jv data = jv_object_set(jv_object(), jv_string("needs"), jv_copy(s->needs));
 	data = jv_object_set(data, jv_string("attempt"), jv_number(s->attempt));
 	if (!err) {
@@ -324,6 +347,55 @@ static void succeeded(int i)
 	release(i);
 }
 
+/* The last line in the attempt's stderr (its last 4 KB) that says the
+ * disk is full: on a full disk the last line seldom does (dd prints its
+ * counts after it, tr says "write error" again on close). "line
+ * (logs/<step>.log)", or NULL. */
+static char *no_space_line(struct step *s)
+{
+	char *lname = orch_fmt("%s.log", s->name), *msg = NULL, buf[4097];
+	int fd = openat(run.log_fd, lname, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	ssize_t n = 0;
+	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > s->log_at) {
+		off_t from = st.st_size - s->log_at > 4096 ? st.st_size - 4096 : s->log_at;
+		n = pread(fd, buf, (size_t)(st.st_size - from), from);
+	}
+	buf[n > 0 ? n : 0] = 0;
+	const char *hit = NULL, *words[] = {strerror(ENOSPC), strerror(EDQUOT)};
+	for (int w = 0; w < 2; w++)
+		for (const char *p = buf; (p = strstr(p, words[w])); p++)
+			hit = p > hit ? p : hit;
+	if (hit) {
+		const char *a = hit, *z = hit + strcspn(hit, "\n");
+		while (a > buf && a[-1] != '\n')
+			a--;
+		int len = z - a > 300 ? 300 : (int)(z - a);  /* a cut name is still a name */
+		msg = orch_fmt("%.*s (logs/%s)", len, a, lname);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(lname);
+	return msg;
+}
+
+/* msg (of size n) with fmt's text at its end */
+static void append(char *msg, size_t n, const char *fmt, ...)
+{
+	size_t k = strlen(msg);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg + k, n - k, fmt, ap);
+	va_end(ap);
+}
+
+/* Is the run folder's file system full (for whoever we are)? */
+static int run_disk_full(void)
+{
+	struct statvfs v;
+	return statvfs(run.dir, &v) == 0 && (geteuid() == 0 ? v.f_bfree : v.f_bavail) == 0;
+}
+
 /* Why the attempt failed, from its status: in msg (of size n). */
 static void failure_text(struct step *s, int status, char *msg, size_t n)
 {
@@ -337,12 +409,15 @@ static void failure_text(struct step *s, int status, char *msg, size_t n)
 		snprintf(msg, n, "exited with %d%s", code,
 		         code == EX_TEMP ? " (temporary failure)" : code == EX_USAGE ? " (bad input)" : "");
 	}
-	char *line = last_stderr(s);
-	if (line) {
-		size_t k = strlen(msg);
-		snprintf(msg + k, n - k, ": %s", line);
-		free(line);
-	}
+	char *line = no_space_line(s);
+	int said = line != NULL;
+	if (!line)
+		line = last_stderr(s);
+	if (line)
+		append(msg, n, ": %s", line);
+	if (!said && run_disk_full())  /* its last words may be lost: say what we see */
+		append(msg, n, "; %s in the run folder %s", strerror(ENOSPC), run.dir);
+	free(line);
 }
 
 /* The kinds orch-sched gives itself: a step cannot claim them. */
