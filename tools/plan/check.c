@@ -15,7 +15,9 @@ static const char *const top_keys[] = {"job", "project", "task", "inputs", "prov
 	"concurrency", "pools", "defaults", "steps", 0};
 static const char *const step_keys[] = {"id", "prompt", "run", "needs", "system",
 	"provider", "retries", "timeout_s", "pool", "priority", "when", "files", 0};
-static const char *const provider_keys[] = {"name", "model", "opts", "command", "base_url", 0};
+static const char *const provider_keys[] = {"name", "model", "opts", "command", "base_url",
+	"limits", 0};
+static const char *const limit_keys[] = {"rpm", "tpm", 0};
 static const char *const provider_names[] = {"ollama", "openai", "anthropic", "exec", "echo", 0};
 static const char *const default_keys[] = {"retries", "timeout_s", "pool", 0};
 
@@ -197,6 +199,12 @@ static void check_provider(const node *p, const char *where)
 	want_map(get(p, "opts"), "opts");
 	want_string(get(p, "command"), "command");
 	want_string(get(p, "base_url"), "base_url");
+	const node *lim = get(p, "limits");
+	if (want_map(lim, "limits")) {  /* requests and tokens per minute */
+		check_keys(lim, limit_keys, "limits", "");
+		want_number(get(lim, "rpm"), "rpm", 0, 1e9, 0);
+		want_number(get(lim, "tpm"), "tpm", 0, 1e12, 0);
+	}
 	const node *name = get(p, "name");
 	if (name && want_string(name, "name"))
 		check_provider_name(name);
