@@ -175,6 +175,8 @@ static int open_fds(struct step *s, int fd[3])
 	                                O_CLOEXEC | (s->attempt == 1 ? O_TRUNC : 0), 0644);
 	int err = fd[2] < 0 ? errno : 0;
 	s->log_at = err ? 0 : lseek(fd[2], 0, SEEK_END);
+	if (!err)  /* 4 KB kept for it: a step that fills the disk can still say so */
+		(void)fallocate(fd[2], FALLOC_FL_KEEP_SIZE, s->log_at, 4096);
 	free(lname);
 	if (err) {
 		if (fd[0] >= 0)

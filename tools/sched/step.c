@@ -202,23 +202,6 @@ void attempt_failed(int i, const char *kind, const char *msg, int retryable,
 	final_failure(i, msg);
 }
 
-/* Keep 4 KB beyond the end of the step's log allocated (not part of
- * the file: FALLOC_FL_KEEP_SIZE), so that a step that fills the disk
- * still gets to say why on stderr, and failure_text can tell. Right after
- * the spawn: the first attempt's log was just truncated, which frees such
- * blocks. Best effort: a file system without fallocate goes without. */
-static void reserve_log(struct step *s)
-{
-	char *lname = orch_fmt("%s.log", s->name);
-	int fd = openat(run.log_fd, lname, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	struct stat st;
-	if (fd >= 0 && fstat(fd, &st) == 0)
-		(void)fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size, 4096);
-	if (fd >= 0)
-		close(fd);
-	free(lname);
-}
-
 /* An attempt begins: its process first, so that step.started can name
  * its process group (pgid, and the leader's start time: orphan.c). */
 void start_attempt(int i)
@@ -229,8 +212,6 @@ void start_attempt(int i)
 	s->kill_at = 0;
 	s->t0 = now();
 	int err = spawn(s);
-	if (!err)
-		reserve_log(s);
 	jv data = jv_object_set(jv_object(), jv_string("needs"), jv_copy(s->needs));
 	data = jv_object_set(data, jv_string("attempt"), jv_number(s->attempt));
 	if (!err) {
@@ -370,7 +351,7 @@ static char *no_space_line(struct step *s)
 		const char *a = hit, *z = hit + strcspn(hit, "\n");
 		while (a > buf && a[-1] != '\n')
 			a--;
-		int len = z - a > 300 ? 300 : (int)(z - a);  /* a cut name is still a name */
+		int len = z - a > 300 ? 300 : (int)(z - a);
 		msg = orch_fmt("%.*s (logs/%s)", len, a, lname);
 	}
 	if (fd >= 0)
@@ -465,19 +446,17 @@ static int step_says(struct step *s, char *kind, char *msg, size_t n)
 }
 
 /* A non-zero exit: its kind and message as the step named them (no
- * message: its last stderr line), else "exit" and what its status and
- * stderr say. Retried on exit 75 alone, whatever the kind. */
-static void exit_failed(int i, int status)
+ * message: its last stderr line), else "exit" and msg (failure_text's).
+ * Retried on exit 75 alone, whatever the kind. */
+static void exit_failed(int i, int status, const char *msg)
 {
 	struct step *s = &plan.step[i];
-	char msg[512], kind[33], said[512];
+	char kind[33], said[512];
 	int named = step_says(s, kind, said, sizeof said);
 	char *line = named && !*said ? last_stderr(s) : NULL;
 	if (line)
 		snprintf(said, sizeof said, "%s", line);
 	free(line);
-	if (!named || !*said)
-		failure_text(s, status, msg, sizeof msg);
 	attempt_failed(i, named ? kind : "exit", named && *said ? said : msg,
 	               WEXITSTATUS(status) == EX_TEMP, "exit_code", WEXITSTATUS(status));
 }
@@ -498,7 +477,7 @@ void reaped(int i, int status)
 		else if (WIFSIGNALED(status))
 			attempt_failed(i, "signal", msg, 1, "signal", WTERMSIG(status));
 		else
-			exit_failed(i, status);
+			exit_failed(i, status, msg);
 	} else
 		succeeded(i);
 	end_output(s);
