@@ -7,7 +7,8 @@
  *   --runnable          every prompt step can be called: its provider
  *                       known, with a model where it needs one, from the
  *                       spec, --provider and --model, or $ORCH_PROVIDER and
- *                       $ORCH_MODEL (orch-call resolves them so)
+ *                       $ORCH_MODEL, or the user's config (orch-call
+ *                       resolves them so)
  *
  * A selection keeps the plan's waves and priorities (the steps chosen
  * carry all they need, so their waves are the same): it shortens
@@ -127,16 +128,17 @@ static const char *env_or(const char *name, const char *dflt)
 static void check_callable(const struct step *s, jv prov, const struct choice *c)
 {
 	const char *spec_name = orch_jstr(prov, "name");
+	const char *cfg = orch_config()->provider;
 	const char *name = c->provider ? c->provider : spec_name ? spec_name
-	                 : env_or("ORCH_PROVIDER", "echo");
+	                 : env_or("ORCH_PROVIDER", cfg ? cfg : "echo");
 	int same = !c->provider || (spec_name && strcmp(spec_name, c->provider) == 0);
 	const char *model = c->model ? c->model : same ? orch_jstr(prov, "model") : NULL;
 	if (!model)
-		model = env_or("ORCH_MODEL", NULL);
+		model = env_or("ORCH_MODEL", orch_config_model(name));
 	int k = provider_at(name);
 	const node *at = get(s->x, "provider") ? get(s->x, "provider") : s->x;
 	if (k < 0)  /* from $ORCH_PROVIDER: the spec's names are check.c's */
-		problem(at, "step '%s': unknown provider '%s' (from ORCH_PROVIDER)", s->id, name);
+		problem(at, "step '%s': unknown provider '%s' (from ORCH_PROVIDER or the config)", s->id, name);
 	else if (providers[k].needs_model && !model)
 		problem(at, "step '%s': provider %s needs a model (provider.model, --model or ORCH_MODEL)",
 		        s->id, name);
