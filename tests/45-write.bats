@@ -424,3 +424,40 @@ hostile_setup() {
 	run stat -c %a runs/u/outputs/b.txt
 	assert_output 644
 }
+
+@test "files: true and an answer that names no file: a files.none warning, still a success" {
+	printf '%s\n' '{"job_id":"j","step":"coder","attempt":1,"spec":{"id":"coder","files":true}}' > in1.json
+	printf 'No code here.\n\n```\nunnamed\n```\n' > plain.md
+	run --separate-stderr orch-write --input in1.json --result < plain.md
+	assert_success
+	[ "$(jq -c .files <<< "$output")" = '[]' ]
+	run jq -c 'select(.type == "files.none") | [.level, .step, .data.blocks, .data.required]' runs/j/events.jsonl
+	assert_output '["WARN","builder",1,false]'
+	# an answer with a named file: no warning
+	run --separate-stderr orch-write --input in1.json --result < "$FX/headings.md"
+	assert_success
+	[ "$(grep -c files.none runs/j/events.jsonl)" = 1 ]
+	# files: false: nothing was asked, nothing to warn of
+	sed 's/"files":true/"files":false/' in1.json > in0.json
+	run --separate-stderr orch-write --input in0.json --result < plain.md
+	[ "$(grep -c files.none runs/j/events.jsonl)" = 1 ]
+}
+
+@test "files: required and an answer that names no file: exit 1, kind no_files on stdout, nothing written" {
+	printf '%s\n' '{"job_id":"j","step":"coder","attempt":1,"spec":{"id":"coder","files":"required"}}' > req.json
+	printf 'No code here.\n' > plain.md
+	run --separate-stderr orch-write --input req.json --result < plain.md
+	assert_failure 1
+	[ "$(jq -c '.failed.kind' <<< "$output")" = '"no_files"' ]
+	[ "$(wc -l <<< "$output")" = 1 ]
+	[[ $stderr == *"orch-write: the answer names no file, and the step has files: required"* ]]
+	run jq -c 'select(.type == "files.none") | [.level, .data.required]' runs/j/events.jsonl
+	assert_output '["WARN",true]'
+	# required and named files: written as with true
+	run --separate-stderr orch-write --input req.json --result < "$FX/headings.md"
+	assert_success
+	[ "$(jq -c '.files | length' <<< "$output")" = 2 ]
+	# --no-files wins over required
+	run --separate-stderr orch-write --input req.json --no-files --result < plain.md
+	assert_success
+}

@@ -433,6 +433,44 @@ static jv fold(void)
 	return s;
 }
 
+/* A files.none event: its step, and whether it had files: required. */
+static int note_files_none(char *line, size_t n, long lineno, void *ctx)
+{
+	(void)lineno;
+	jv *seen = ctx;
+	if (!strstr(line, "\"files.none\""))
+		return 0;  /* not worth parsing */
+	jv e = orch_parse_line(line, n);
+	const char *type = orch_jstr(e, "type"), *step = orch_jstr(e, "step");
+	if (type && step && strcmp(type, "files.none") == 0) {
+		jv data = orch_jget(e, "data");
+		*seen = jv_object_set(*seen, jv_string(step), jv_bool(orch_jbool(data, "required", 0)));
+		jv_free(data);
+	}
+	jv_free(e);
+	return 0;
+}
+
+/* A line per step whose answer named no file though it has files: */
+static void print_files_none(void)
+{
+	char *path = events_path();
+	FILE *f = fopen(path, "r");
+	jv seen = jv_object();
+	if (f) {
+		orch_lines(f, note_files_none, &seen);
+		fclose(f);
+	}
+	free(path);
+	jv_object_foreach(seen, k, req) {
+		printf("warning: %s: files: %s, but its answer named no file (files.none)\n",
+		       jv_string_value(k), jv_get_kind(req) == JV_KIND_TRUE ? "required" : "true");
+		jv_free(k);
+		jv_free(req);
+	}
+	jv_free(seen);
+}
+
 static int cmd_stats(int json)
 {
 	jv s = fold();
@@ -445,6 +483,7 @@ static int cmd_stats(int json)
 		cost_print(cost);
 		jv_free(cost);
 		jv_free(s);
+		print_files_none();
 	}
 	return EX_OK;
 }

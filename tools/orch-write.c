@@ -6,7 +6,8 @@
  *                                of a step that writes no files
  *   orch-write --input FILE --result < response: as --extract when the
  *                                step input record in FILE has spec.files
- *                                true, else as --no-files (orch step)
+ *                                true or "required", else as --no-files
+ *                                (orch step)
  *
  * Reads write records {"path","content","mode"} as ND-JSON (or an answer
  * whose fenced code blocks name their files), writes each file under OUT
@@ -25,6 +26,10 @@
  * are written: blocks with no name, blocks never closed (a cut-off
  * answer) and blocks whose name a later block reuses are not; they are
  * listed under "skipped" in the --result record and noted on stderr.
+ * An answer extracted that names no file at all is not a silent success:
+ * a files.none event (WARN); and when the step has files: required, the
+ * step fails: a message on stderr, the line {"failed":{"kind":"no_files",
+ * "message":...}} on stdout (the kind convention of orch-sched(1)), exit 1.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +55,7 @@ static const char *mode_names[] = {"create_new", "overwrite", "append"};
 struct opts {
 	int answer;        /* stdin is an answer (a response or markdown), not records */
 	int files;         /* write the answer's files: 1, 0, or -1 (as the --input says) */
+	int required;      /* --input's spec.files is "required": no file fails */
 	int result;        /* --result: print the step result */
 	int mode;          /* --mode: of records that name none */
 	const char *step, *outputs, *input;
@@ -174,8 +180,9 @@ static void skip(struct batch *b, struct block *k, const char *reason)
 		orch_err("<stdin>:%ld: code block never closed; not written", k->line);
 }
 
-/* The records of the blocks of text that are written; the rest skipped. */
-static void extract(struct batch *b, jv text)
+/* The records of the blocks of text that are written; the rest skipped.
+ * Returns how many fenced blocks the text has. */
+static size_t extract(struct batch *b, jv text)
 {
 	struct blocks bs = {0};
 	fence_scan(jv_string_value(text), (size_t)jv_string_length_bytes(jv_copy(text)), keep_block, &bs);
@@ -196,6 +203,27 @@ static void extract(struct batch *b, jv text)
 		jv_free(k->info);
 	}
 	free(bs.v);
+	return bs.n;
+}
+
+/* An answer extracted named no file (of its blocks code blocks): the
+ * files.none warning; with files: required, the failure too. The exit
+ * code. */
+static int no_files(const struct opts *o, size_t blocks)
+{
+	jv data = jv_object_set(jv_object(), jv_string("blocks"), jv_number((double)blocks));
+	data = jv_object_set(data, jv_string("required"), jv_bool(o->required));
+	orch_emit(orch_run_dir(), "WARN", "files.none", NULL, data);
+	if (!o->required)
+		return EX_OK;
+	char *msg = orch_fmt("the answer names no file, and the step has files: required "
+	                     "(%zu code block%s, none named a file)", blocks, blocks == 1 ? "" : "s");
+	orch_err("%s", msg);
+	jv why = jv_object_set(jv_object(), jv_string("kind"), jv_string("no_files"));
+	why = jv_object_set(why, jv_string("message"), jv_string(msg));
+	free(msg);
+	orch_put(jv_object_set(jv_object(), jv_string("failed"), why));
+	return EX_FAIL;
 }
 
 /* ---- input ---- */
@@ -244,8 +272,11 @@ static jv read_step_input(struct opts *o)
 		orch_exit(EX_USAGE);
 	}
 	jv spec = orch_jget(in, "spec");
+	const char *files = orch_jstr(spec, "files");
+	int required = files && strcmp(files, "required") == 0;
 	if (o->files < 0)
-		o->files = orch_jbool(spec, "files", 0);
+		o->files = required || orch_jbool(spec, "files", 0);
+	o->required = required && o->files;
 	jv_free(spec);
 	if (!o->step)
 		o->step = orch_jstr(in, "step");  /* valid while the record lives */
@@ -397,8 +428,9 @@ int main(int argc, char **argv)
 	int rc = EX_OK;
 	if (o.answer) {
 		output = read_answer(&resp);
-		if (o.files)
-			extract(&b, output);
+		size_t blocks = o.files ? extract(&b, output) : 0;
+		if (o.files && b.n == 0 && !b.bad)
+			rc = no_files(&o, blocks);
 	} else
 		rc = orch_records(stdin, "<stdin>", take_record, &b);
 	if (rc == EX_OK && b.bad)

@@ -157,15 +157,20 @@ static int want_name(const node *x, const char *what)
 	return 1;
 }
 
-static void want_bool(const node *x, const char *name)
+/* files: true, false, or "required" (an answer naming no file fails). */
+static void want_files(const node *x)
 {
-	if (!x)
+	if (x && x->kind == N_SCALAR && sval(x) && strcmp(sval(x), "required") == 0)
 		return;
-	jv v = x->kind == N_SCALAR ? scalar_jv(x) : jv_null();
-	jv_kind k = jv_get_kind(v);
-	jv_free(v);
-	if (k != JV_KIND_TRUE && k != JV_KIND_FALSE)
-		problem(x, "'%s' must be true or false, not %s", name, kind_name(x));
+	if (x && x->kind == N_SCALAR) {
+		jv v = scalar_jv(x);
+		jv_kind k = jv_get_kind(v);
+		jv_free(v);
+		if (k == JV_KIND_TRUE || k == JV_KIND_FALSE)
+			return;
+	}
+	if (x)
+		problem(x, "'files' must be true, false or required, not %s", kind_name(x));
 }
 
 static void check_provider_name(const node *name)
@@ -318,7 +323,7 @@ void check_step(const node *root, const node *x)
 	want_number(get(x, "retries"), "retries", 0, 100, 1);
 	want_number(get(x, "timeout_s"), "timeout_s", 0.001, 1e9, 0);
 	want_number(get(x, "priority"), "priority", -1e9, 1e9, 1);
-	want_bool(get(x, "files"), "files");
+	want_files(get(x, "files"));
 	check_launch(x);
 	if (get(x, "pool"))
 		valid_pool(root, get(x, "pool"));

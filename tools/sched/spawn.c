@@ -175,6 +175,8 @@ static int open_fds(struct step *s, int fd[3])
 	                                O_CLOEXEC | (s->attempt == 1 ? O_TRUNC : 0), 0644);
 	int err = fd[2] < 0 ? errno : 0;
 	s->log_at = err ? 0 : lseek(fd[2], 0, SEEK_END);
+	if (!err)  /* 4 KB kept for it: a step that fills the disk can still say so */
+		(void)fallocate(fd[2], FALLOC_FL_KEEP_SIZE, s->log_at, 4096);
 	free(lname);
 	if (err) {
 		if (fd[0] >= 0)
@@ -316,7 +318,8 @@ int store_output(struct step *s, jv *result)
 	if (!err && wrapped) {  /* the wrapped record replaces what it wraps */
 		char *txt = orch_json_text(jv_copy(r), &n);
 		txt[n++] = '\n';
-		if (ftruncate(s->outfd, 0) < 0 || pwrite(s->outfd, txt, n, 0) != (ssize_t)n)
+		if (ftruncate(s->outfd, 0) < 0 || lseek(s->outfd, 0, SEEK_SET) < 0 ||
+		    orch_write_all(s->outfd, txt, n) < 0)  /* a short write: on, to hear why */
 			err = errno ? errno : EIO;
 		orch_sha256_hex(txt, n, s->art);
 		free(txt);

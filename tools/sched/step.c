@@ -9,10 +9,16 @@
  * have yet to take it into their input records. Assumes the plan is checked
  * and the run folder open.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <sodium.h>
 #include "orch.h"
 #include "sched.h"
@@ -320,6 +326,55 @@ static void succeeded(int i)
 	release(i);
 }
 
+/* The last line in the attempt's stderr (its last 4 KB) that says the
+ * disk is full: on a full disk the last line seldom does (dd prints its
+ * counts after it, tr says "write error" again on close). "line
+ * (logs/<step>.log)", or NULL. */
+static char *no_space_line(struct step *s)
+{
+	char *lname = orch_fmt("%s.log", s->name), *msg = NULL, buf[4097];
+	int fd = openat(run.log_fd, lname, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	ssize_t n = 0;
+	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > s->log_at) {
+		off_t from = st.st_size - s->log_at > 4096 ? st.st_size - 4096 : s->log_at;
+		n = pread(fd, buf, (size_t)(st.st_size - from), from);
+	}
+	buf[n > 0 ? n : 0] = 0;
+	const char *hit = NULL, *words[] = {strerror(ENOSPC), strerror(EDQUOT)};
+	for (int w = 0; w < 2; w++)
+		for (const char *p = buf; (p = strstr(p, words[w])); p++)
+			hit = p > hit ? p : hit;
+	if (hit) {
+		const char *a = hit, *z = hit + strcspn(hit, "\n");
+		while (a > buf && a[-1] != '\n')
+			a--;
+		int len = z - a > 300 ? 300 : (int)(z - a);
+		msg = orch_fmt("%.*s (logs/%s)", len, a, lname);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(lname);
+	return msg;
+}
+
+/* msg (of size n) with fmt's text at its end */
+static void append(char *msg, size_t n, const char *fmt, ...)
+{
+	size_t k = strlen(msg);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg + k, n - k, fmt, ap);
+	va_end(ap);
+}
+
+/* Is the run folder's file system full (for whoever we are)? */
+static int run_disk_full(void)
+{
+	struct statvfs v;
+	return statvfs(run.dir, &v) == 0 && (geteuid() == 0 ? v.f_bfree : v.f_bavail) == 0;
+}
+
 /* Why the attempt failed, from its status: in msg (of size n). */
 static void failure_text(struct step *s, int status, char *msg, size_t n)
 {
@@ -333,12 +388,75 @@ static void failure_text(struct step *s, int status, char *msg, size_t n)
 		snprintf(msg, n, "exited with %d%s", code,
 		         code == EX_TEMP ? " (temporary failure)" : code == EX_USAGE ? " (bad input)" : "");
 	}
-	char *line = last_stderr(s);
-	if (line) {
-		size_t k = strlen(msg);
-		snprintf(msg + k, n - k, ": %s", line);
-		free(line);
+	char *line = no_space_line(s);
+	int said = line != NULL;
+	if (!line)
+		line = last_stderr(s);
+	if (line)
+		append(msg, n, ": %s", line);
+	if (!said && run_disk_full())  /* its last words may be lost: say what we see */
+		append(msg, n, "; %s in the run folder %s", strerror(ENOSPC), run.dir);
+	free(line);
+}
+
+/* The kinds orch-sched gives itself: a step cannot claim them. */
+static int own_kind(const char *k)
+{
+	static const char *const own[] = {"exit", "signal", "timeout", "lost", "spawn",
+		"interrupted", "artifact", "condition", 0};
+	for (int i = 0; own[i]; i++)
+		if (strcmp(k, own[i]) == 0)
+			return 1;
+	return strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(k) ||
+	       !*k || strlen(k) > 32;
+}
+
+/* A failed step may name its failure (orch-sched(1), "Failure kinds"):
+ * its last stdout line {"failed":{"kind":K,"message":M}}. 1 and kind
+ * (of 33 bytes) and msg (of n, "" when it gave none), else 0. Reads the
+ * last 4 KB of its stdout file. */
+static int step_says(struct step *s, char *kind, char *msg, size_t n)
+{
+	struct stat st;
+	char buf[4096];
+	if (s->outfd < 0 || fstat(s->outfd, &st) < 0 || st.st_size == 0)
+		return 0;
+	off_t from = st.st_size > (off_t)sizeof buf ? st.st_size - (off_t)sizeof buf : 0;
+	ssize_t len = pread(s->outfd, buf, (size_t)(st.st_size - from), from);
+	while (len > 0 && strchr("\n\r \t", buf[len - 1]))
+		len--;
+	ssize_t at = len;
+	while (at > 0 && buf[at - 1] != '\n')
+		at--;
+	if (len <= at || buf[at] != '{')
+		return 0;
+	jv v = jv_parse_sized(buf + at, (int)(len - at));
+	jv why = orch_jget(v, "failed");
+	const char *k = orch_jstr(why, "kind"), *m = orch_jstr(why, "message");
+	int ok = k && !own_kind(k);
+	if (ok) {
+		snprintf(kind, 33, "%s", k);
+		snprintf(msg, n, "%.*s", m ? (int)strcspn(m, "\n") : 0, m ? m : "");
 	}
+	jv_free(why);
+	jv_free(v);
+	return ok;
+}
+
+/* A non-zero exit: its kind and message as the step named them (no
+ * message: its last stderr line), else "exit" and msg (failure_text's).
+ * Retried on exit 75 alone, whatever the kind. */
+static void exit_failed(int i, int status, const char *msg)
+{
+	struct step *s = &plan.step[i];
+	char kind[33], said[512];
+	int named = step_says(s, kind, said, sizeof said);
+	char *line = named && !*said ? last_stderr(s) : NULL;
+	if (line)
+		snprintf(said, sizeof said, "%s", line);
+	free(line);
+	attempt_failed(i, named ? kind : "exit", named && *said ? said : msg,
+	               WEXITSTATUS(status) == EX_TEMP, "exit_code", WEXITSTATUS(status));
 }
 
 /* The attempt's process has ended with status. */
@@ -361,8 +479,7 @@ void reaped(int i, int status)
 		else if (WIFSIGNALED(status))
 			attempt_failed(i, "signal", msg, 1, "signal", WTERMSIG(status));
 		else
-			attempt_failed(i, "exit", msg, WEXITSTATUS(status) == EX_TEMP, "exit_code",
-			               WEXITSTATUS(status));
+			exit_failed(i, status, msg);
 	} else
 		succeeded(i);
 	end_output(s);
