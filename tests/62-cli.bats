@@ -196,3 +196,25 @@ readme_recipes() {
 	run grep -c '"type":"job.started"' "$ORCH_RUNS/dr/events.jsonl"
 	assert_output 1
 }
+
+@test "run: steps run where orch run was started, or in the spec's workdir: (relative to the spec's folder)" {
+	mkdir -p proj/data elsewhere
+	echo here > proj/data/x.txt
+	printf '%s\n' 'job: wd' 'task: t' 'steps:' '  - {id: a, run: "pwd; cat x.txt || echo absent"}' > proj/plain.yaml
+	printf '%s\n' 'job: wd2' 'task: t' 'workdir: data' 'steps:' '  - {id: a, run: "pwd; cat x.txt"}' > proj/wd.yaml
+	cd elsewhere
+	run orch run ../proj/plain.yaml
+	assert_success
+	run orch out wd a
+	assert_line --index 0 "$PWD"
+	assert_line --index 1 absent
+	run orch run ../proj/wd.yaml
+	assert_success
+	run orch out wd2 a
+	assert_line --index 0 "$(cd ../proj/data && pwd)"
+	assert_line --index 1 here
+	printf '%s\n' 'job: wd3' 'task: t' 'workdir: nope' 'steps:' '  - {id: a, run: "true"}' > ../proj/bad.yaml
+	run orch run ../proj/bad.yaml
+	[ "$status" -eq 2 ]
+	assert_output --partial 'workdir ../proj/nope: not a folder'
+}

@@ -12,7 +12,7 @@
 #include "plan.h"
 
 static const char *const top_keys[] = {"job", "project", "task", "inputs", "provider",
-	"concurrency", "pools", "defaults", "steps", "launcher", 0};
+	"concurrency", "pools", "defaults", "steps", "launcher", "workdir", 0};
 static const char *const step_keys[] = {"id", "prompt", "run", "needs", "system",
 	"provider", "retries", "timeout_s", "pool", "priority", "when", "files",
 	"launcher", "resources", 0};
@@ -354,6 +354,7 @@ void check_spec(const node *root)
 	want_number(get(root, "concurrency"), "concurrency", 1, 1e6, 1);
 	check_pools(get(root, "pools"));
 	want_string(get(root, "launcher"), "launcher");
+	want_string(get(root, "workdir"), "workdir");
 	const node *d = get(root, "defaults");
 	if (want_map(d, "defaults")) {
 		check_keys(d, default_keys, "defaults", "provider.");

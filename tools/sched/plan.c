@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "orch.h"
 #include "sched.h"
 
@@ -306,6 +307,22 @@ static int compile_conds(void)
 	return bad;
 }
 
+/* The job's workdir: (orch-plan(1)), relative to the spec's folder, where
+ * run: steps run; it must be a folder. 0, or -1 (reported). */
+static int find_workdir(void)
+{
+	const char *w = orch_jstr(plan.job, "workdir"), *spec = orch_jstr(plan.job, "spec_file");
+	if (!w)
+		return 0;
+	const char *slash = spec && w[0] != '/' ? strrchr(spec, '/') : NULL;
+	plan.workdir = slash ? orch_fmt("%.*s/%s", (int)(slash - spec), spec, w) : orch_xstrdup(w);
+	struct stat st;
+	if (stat(plan.workdir, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	orch_err("workdir %s: not a folder", plan.workdir);
+	return -1;
+}
+
 int read_plan(char **files, int n)
 {
 	plan.job = jv_invalid();
@@ -318,7 +335,8 @@ int read_plan(char **files, int n)
 		return EX_USAGE;
 	}
 	load_pools();
-	if (plan.bad || link_needs() || check_cycles() || compile_conds() || link_launchers())
+	if (plan.bad || link_needs() || check_cycles() || compile_conds() || link_launchers() ||
+	    find_workdir())
 		return EX_USAGE;
 	return 0;
 }
@@ -355,4 +373,5 @@ void plan_free(void)
 		free(plan.cond_texts[k]);
 	free(plan.cond_texts);
 	jv_free(plan.job);
+	free(plan.workdir);
 }

@@ -88,6 +88,7 @@ struct plan {
 	char **cond_texts;   /* the templates borrow their texts */
 	int nconds;
 	int bad;             /* problems found in the plan lines */
+	char *workdir;       /* the job's workdir:, resolved; NULL: ours */
 };
 
 struct run {

@@ -225,6 +225,8 @@ int spawn(struct step *s)
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	spawn_attrs(&fa, &at, fd);
+	if (plan.workdir && orch_jstr(s->spec, "run"))  /* prompt steps need none */
+		posix_spawn_file_actions_addchdir_np(&fa, plan.workdir);
 	char **envp = run.envp, *words;
 	envp[run.nenv + 2] = orch_fmt("ORCH_STEP=%s", s->name);
 	envp[run.nenv + 3] = orch_fmt("ORCH_ATTEMPT=%d", s->attempt);
