@@ -77,7 +77,7 @@ static int emit_record(jv r, void *ctx)
 	const char *level = orch_jstr(r, "level");
 	jv data = jv_object_get(jv_copy(r), jv_string("data"));
 	int rc = EX_OK;
-	if (!type || !valid_type(type) || (step && !orch_job_id_valid(step)) ||
+	if (!type || !valid_type(type) || (step && !orch_step_name_valid(step)) ||
 	    (level && strcmp(level, "INFO") && strcmp(level, "WARN") && strcmp(level, "ERROR")) ||
 	    (jv_is_valid(data) && jv_get_kind(data) != JV_KIND_OBJECT && jv_get_kind(data) != JV_KIND_NULL)) {
 		orch_err("<stdin>: record %ld: not an event {\"type\",\"step\",\"level\",\"data\":{}}: skipped",
@@ -107,7 +107,7 @@ static int cmd_emit(int argc, char **argv, const char *step, const char *level,
 		orch_die(EX_USAGE, "invalid event type '%s' (lower case, digits, . _ -)", argv[0]);
 	if (strcmp(level, "INFO") && strcmp(level, "WARN") && strcmp(level, "ERROR"))
 		orch_die(EX_USAGE, "invalid level '%s' (INFO, WARN or ERROR)", level);
-	if (step && !orch_job_id_valid(step))
+	if (step && !orch_step_name_valid(step))
 		orch_die(EX_USAGE, "invalid step name '%s'", step);
 	jv d = jv_null();
 	if (data) {

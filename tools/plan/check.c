@@ -14,7 +14,8 @@
 static const char *const top_keys[] = {"job", "project", "task", "inputs", "provider",
 	"concurrency", "pools", "defaults", "steps", 0};
 static const char *const step_keys[] = {"id", "prompt", "run", "needs", "system",
-	"provider", "retries", "timeout_s", "pool", "priority", "when", "files", 0};
+	"provider", "retries", "timeout_s", "pool", "priority", "when", "files",
+	"foreach", "key", "gather", "max_items", "prompt_file", "system_file", 0};  /* foreach.c */
 static const char *const provider_keys[] = {"name", "model", "opts", "command", "base_url", 0};
 static const char *const provider_names[] = {"ollama", "openai", "anthropic", "exec", "echo", 0};
 static const char *const default_keys[] = {"retries", "timeout_s", "pool", 0};
@@ -205,7 +206,8 @@ void check_step(const node *root, const node *x)
 	if (!want_map(x, "each step"))
 		return;
 	check_keys(x, step_keys, "a step");
-	const node *id = get(x, "id"), *prompt = get(x, "prompt"), *run = get(x, "run");
+	const node *id = get(x, "id"), *run = get(x, "run");
+	const node *prompt = get(x, "prompt") ? get(x, "prompt") : get(x, "prompt_file");
 	if (!id)
 		problem(x, "a step has no 'id'");
 	else
@@ -215,8 +217,10 @@ void check_step(const node *root, const node *x)
 	else if (prompt && run)
 		problem(run, "step '%s' has both 'prompt' and 'run': choose one",
 		        sval(id) ? sval(id) : "?");
-	want_string(prompt, "prompt");
+	want_string(get(x, "prompt"), "prompt");
 	want_string(run, "run");
+	check_foreach(x);  /* foreach.c: foreach, key, gather, max_items, *_file */
+	want_bool(get(x, "gather"), "gather");
 	want_string(get(x, "system"), "system");
 	want_string(get(x, "when"), "when");
 	check_provider(get(x, "provider"), "provider");
@@ -282,14 +286,15 @@ void check_templates(const struct plan *p)
 	for (size_t i = 0; i < p->nsteps; i++)
 		for (int f = 0; f < 3; f++) {
 			const node *x = get(p->steps[i].x, fields[f]);
-			if (!sval(x) || (f < 2 && !orch_tmpl_has(sval(x))))
+			const char *t = f < 2 ? step_text(&p->steps[i], f, &x) : sval(x);
+			if (!t || (f < 2 && !orch_tmpl_has(t)))
 				continue;
 			at[n] = x;
 			field[n] = fields[f];
 			if (f == 2)
-				texts[n++] = owned_text[nown++] = orch_fmt("{{ %s }}", sval(x));
+				texts[n++] = owned_text[nown++] = orch_fmt("{{ %s }}", t);
 			else
-				texts[n++] = sval(x);
+				texts[n++] = t;
 		}
 	/* in chunks: one libjq program has a size limit (about 10,000 holes) */
 	char **errs = orch_xmalloc(n * sizeof *errs + 1);
