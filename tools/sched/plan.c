@@ -94,6 +94,8 @@ static struct step *new_step(const char *name, jv spec, jv needs, jv line)
 	s->needs = needs;
 	s->result = jv_invalid();
 	s->input = jv_invalid();
+	s->inst = group_of_line(line);  /* group.c: a fan-out instance */
+	s->item = jv_invalid();
 	s->pool = s->cond = -1;
 	s->outfd = -1;
 	double d;
@@ -129,6 +131,7 @@ static void keep_step(const char *name, jv spec, jv needs, jv line)
 		free(s->name);
 		jv_free(s->spec);
 		jv_free(s->needs);
+		jv_free(s->inst);
 		return;
 	}
 	plan.n++;
@@ -142,8 +145,8 @@ static int add_line(jv line, void *ctx)
 	(void)ctx;
 	if (jv_get_kind(line) != JV_KIND_OBJECT || !name)
 		bad_at("not a plan line (no \"step\")");
-	else if (!orch_job_id_valid(name))
-		bad_at("step id \"%s\": use 1 to 64 of [A-Za-z0-9._-]", name);
+	else if (!orch_step_name_valid(name))
+		bad_at("step id \"%s\": use 1 to 64 of [A-Za-z0-9._-], or step[key]", name);
 	else if (!jv_is_valid(spec = line_spec(line)))
 		bad_at("step %s: \"spec\" is not an object", name);
 	else if (!jv_is_valid(needs = line_needs(line, spec)))
@@ -315,7 +318,9 @@ int step_before(int a, int b)
 	const struct step *x = &plan.step[a], *y = &plan.step[b];
 	if (x->prio != y->prio)
 		return x->prio > y->prio;
-	return x->index < y->index;
+	if (x->index != y->index)
+		return x->index < y->index;
+	return a < b;  /* a fan-out's instances: in item order */
 }
 
 void plan_free(void)
@@ -327,6 +332,8 @@ void plan_free(void)
 		jv_free(s->needs);
 		jv_free(s->result);
 		jv_free(s->input);
+		jv_free(s->inst);
+		jv_free(s->item);
 	}
 	free(plan.step);
 	free(plan.order);
