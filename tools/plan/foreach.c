@@ -2,7 +2,7 @@
  * step names (prompt_file:, system_file:).
  *
  * A step with foreach: becomes one plan line per item, "<step>[<key>]".
- * Its items come from a jq expression over the job (.inputs.urls), a file
+ * Its items come from a list written in the spec, a jq expression over the job (.inputs.urls), a file
  * of JSON values one a line ({lines: FILE}), the files a pattern matches
  * ({glob: PATTERN}: {path, name, size}, their text read by orch-sched when
  * the instance starts), or a fanned-out step (foreach: .steps.X: one
@@ -44,9 +44,9 @@ void check_foreach(const node *x)
 	if (f->kind == N_MAP && f->n == 2 && (get(f, "lines") || get(f, "glob")) &&
 	    sval(f->u.kids[1]) && f->u.kids[1]->kind == N_SCALAR)
 		return;
-	if (f->kind == N_SCALAR && scalar_kind(f) == JV_KIND_STRING)
+	if ((f->kind == N_SCALAR && scalar_kind(f) == JV_KIND_STRING) || f->kind == N_SEQ)
 		return;
-	problem(f, "'foreach' must be a jq expression, {lines: FILE} or {glob: PATTERN}");
+	problem(f, "'foreach' must be a list, a jq expression, {lines: FILE} or {glob: PATTERN}");
 }
 
 static long max_items(const node *x)
@@ -338,7 +338,7 @@ static void expand(struct plan *p, struct step *s, jv job)
 	struct fan *fan = orch_xmalloc(sizeof *fan);
 	*fan = (struct fan){.pair = -1};
 	int glob = f->kind == N_MAP && get(f, "glob");
-	fan->items = glob ? items_from_glob(p, src, max, fan) :
+	fan->items = f->kind == N_SEQ ? to_jv(f) : glob ? items_from_glob(p, src, max, fan) :
 	             f->kind == N_MAP ? items_from_lines(p, src, max) : items_from_jq(f, job);
 	if (!jv_is_valid(fan->items)) {
 		free(fan->files);

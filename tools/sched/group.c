@@ -75,6 +75,17 @@ void group_load_item(struct step *s)
 		s->item = orch_jget(s->inst, "item");
 }
 
+/* s's spec (consumed) as its spec_hash has it: an instance is asked to do
+ * its item, not to know the list (foreach:, max_items:, gather:, key: go,
+ * the item is hashed instead), so a reordered or longer list reruns none. */
+jv group_spec(const struct step *s, jv spec)
+{
+	static const char *const fan[] = {"foreach", "max_items", "gather", "key"};
+	for (size_t k = 0; jv_is_valid(s->inst) && k < sizeof fan / sizeof *fan; k++)
+		spec = jv_object_delete(spec, jv_string(fan[k]));
+	return spec;
+}
+
 /* .item and .key into s's input record in. */
 jv group_input(struct step *s, jv in)
 {

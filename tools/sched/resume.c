@@ -42,7 +42,7 @@ static void spec_hash(struct step *s)
 	for (size_t k = 0; k < sizeof scheduling / sizeof *scheduling; k++)
 		spec = jv_object_delete(spec, jv_string(scheduling[k]));
 	jv w = jv_object_set(jv_object(), jv_string("step"), jv_string(s->name));
-	w = jv_object_set(w, jv_string("spec"), spec);
+	w = jv_object_set(w, jv_string("spec"), group_spec(s, spec));
 	w = jv_object_set(w, jv_string("command"), jv_string(s->cmd));
 	w = jv_object_set(w, jv_string("task"), orch_jget(plan.job, "task"));
 	w = jv_object_set(w, jv_string("inputs"), orch_jget(plan.job, "inputs"));

@@ -178,6 +178,7 @@ void spec_save(void);              /* with the lock: inputs/spec.yaml */
 jv group_of_line(jv line);           /* line borrowed: its instance fields */
 void group_load_item(struct step *s);  /* ready: its item, content read */
 jv group_input(struct step *s, jv in);  /* .item, .key into the record */
+jv group_spec(const struct step *s, jv spec);  /* less foreach: etc (resume.c) */
 jv group_put(jv steps, const struct step *d, jv r);  /* .steps.<group>[] */
 
 /* loop.c */
