@@ -361,6 +361,84 @@ static double num_or(jv o, const char *k)
 	return d;
 }
 
+/* Fan-out instances, "<step>[<key>]", summed per step: {step: {n,
+ * attempts, calls, duration_s (the longest), status: {status: count}}}. */
+static jv instance_groups(jv steps)
+{
+	jv g = jv_object();
+	jv_object_foreach(steps, k, s) {
+		const char *name = jv_string_value(k), *open = strchr(name, '[');
+		if (open) {
+			jv key = jv_string_sized(name, (int)(open - name));
+			jv a = jv_object_get(jv_copy(g), jv_copy(key));
+			if (!jv_is_valid(a))
+				a = (jv_free(a), jv_object_set(jv_object(), jv_string("status"), jv_object()));
+			jv st = jv_object_get(jv_copy(a), jv_string("status"));
+			const char *status = str_or(s, "status", "?");
+			double was = num_or(st, status), dur = num_or(s, "duration_s");
+			a = jv_object_set(a, jv_string("status"), jv_object_set(st, jv_string(status), jv_number(was + 1)));
+			a = jv_object_set(a, jv_string("n"), jv_number(num_or(a, "n") + 1));
+			a = jv_object_set(a, jv_string("attempts"), jv_number(num_or(a, "attempts") + num_or(s, "attempts")));
+			a = jv_object_set(a, jv_string("calls"), jv_number(num_or(a, "calls") + num_or(s, "provider_calls")));
+			if (dur > num_or(a, "duration_s"))
+				a = jv_object_set(a, jv_string("duration_s"), jv_number(dur));
+			g = jv_object_set(g, key, a);
+		}
+		jv_free(k);
+		jv_free(s);
+	}
+	return g;
+}
+
+/* One row for a fan-out: "summarize[3000]  2813/3000 succeeded, 4 failed". */
+static void print_group(const char *step, jv a)
+{
+	char name[96], dur[32] = "-";
+	double n = num_or(a, "n"), d;
+	snprintf(name, sizeof name, "%s[%.0f]", step, n);
+	if (orch_jnum(a, "duration_s", &d))
+		snprintf(dur, sizeof dur, "%.2fs", d);
+	jv st = jv_object_get(jv_copy(a), jv_string("status"));
+	printf("%-20s %-10s %8.0f %9s %6.0f  %.0f/%.0f succeeded", name, "instances",
+	       num_or(a, "attempts"), dur, num_or(a, "calls"), num_or(st, "succeeded"), n);
+	jv_object_foreach(st, k, c) {
+		if (strcmp(jv_string_value(k), "succeeded"))
+			printf(", %.0f %s", jv_number_value(c), jv_string_value(k));
+		jv_free(k);
+		jv_free(c);
+	}
+	printf("\n");
+}
+
+/* The steps, a fan-out's instances as one row where its first one is. */
+static void print_steps(jv steps)
+{
+	jv groups = instance_groups(jv_copy(steps));
+	printf("%-20s %-10s %8s %9s %6s\n", "step", "status", "attempts", "duration", "calls");
+	jv_object_foreach(steps, k, s) {
+		const char *name = jv_string_value(k), *open = strchr(name, '[');
+		char dur[32] = "-";
+		double d;
+		jv key = open ? jv_string_sized(name, (int)(open - name)) : jv_invalid();
+		jv a = open ? jv_object_get(jv_copy(groups), jv_copy(key)) : jv_invalid();
+		if (jv_is_valid(a)) {  /* printed once: then gone */
+			print_group(jv_string_value(key), a);
+			groups = jv_object_delete(groups, key);
+		} else if (!open) {
+			if (orch_jnum(s, "duration_s", &d))
+				snprintf(dur, sizeof dur, "%.2fs", d);
+			printf("%-20s %-10s %8.0f %9s %6.0f\n", name, str_or(s, "status", "?"),
+			       num_or(s, "attempts"), dur, num_or(s, "provider_calls"));
+			jv_free(a);
+			jv_free(key);
+		} else
+			jv_free(a), jv_free(key);
+		jv_free(k);
+		jv_free(s);
+	}
+	jv_free(groups);
+}
+
 static void print_stats(jv m)
 {
 	printf("job %s: %s", str_or(m, "job_id", "?"), str_or(m, "status", "?"));
@@ -373,18 +451,8 @@ static void print_stats(jv m)
 		printf(": %s", orch_jstr(m, "error"));
 	printf("\n");
 	jv steps = jv_object_get(jv_copy(m), jv_string("steps"));
-	if (jv_get_kind(steps) == JV_KIND_OBJECT && jv_object_length(jv_copy(steps)) > 0) {
-		printf("%-20s %-10s %8s %9s %6s\n", "step", "status", "attempts", "duration", "calls");
-		jv_object_foreach(steps, k, s) {
-			char dur[32] = "-";
-			if (orch_jnum(s, "duration_s", &d))
-				snprintf(dur, sizeof dur, "%.2fs", d);
-			printf("%-20s %-10s %8.0f %9s %6.0f\n", jv_string_value(k), str_or(s, "status", "?"),
-			       num_or(s, "attempts"), dur, num_or(s, "provider_calls"));
-			jv_free(k);
-			jv_free(s);
-		}
-	}
+	if (jv_get_kind(steps) == JV_KIND_OBJECT && jv_object_length(jv_copy(steps)) > 0)
+		print_steps(jv_copy(steps));
 	jv_free(steps);
 	jv llm = jv_object_get(jv_copy(m), jv_string("llm"));
 	printf("llm: %.0f calls, %.0f failed, %.0f prompt + %.0f completion tokens, %.2fs\n",
