@@ -36,6 +36,23 @@ jv group_of_line(jv line)
 	return inst;
 }
 
+/* spec (consumed), or the same spec the instance before this one has
+ * (shared, not held once per instance: 100,000 of them are read). */
+jv group_spec_shared(jv spec, jv line)
+{
+	if (plan.n == 0 || !jv_is_valid(plan.step[plan.n - 1].inst))
+		return spec;
+	jv g = orch_jget(line, "group"), prev = plan.step[plan.n - 1].spec;
+	int same = jv_get_kind(g) == JV_KIND_STRING &&
+	           jv_equal(jv_copy(g), orch_jget(plan.step[plan.n - 1].inst, "group")) &&
+	           jv_equal(jv_copy(prev), jv_copy(spec));
+	jv_free(g);
+	if (!same)
+		return spec;
+	jv_free(spec);
+	return jv_copy(prev);
+}
+
 /* The need of s whose result is its item (item_step), or NULL. */
 static struct step *item_step(const struct step *s)
 {

@@ -121,7 +121,7 @@ static void keep_step(const char *name, jv spec, jv needs, jv line)
 		else
 			jv_free(j);
 	}
-	struct step *s = new_step(name, spec, needs, line);
+	struct step *s = new_step(name, group_spec_shared(spec, line), needs, line);
 	if (!s->cmd)
 		bad_at("step %s has no run: and no --exec CMD was given", name);
 	else if (!s->cmd[strspn(s->cmd, " \t\n")])

@@ -176,6 +176,7 @@ void spec_save(void);              /* with the lock: inputs/spec.yaml */
 
 /* group.c */
 jv group_of_line(jv line);           /* line borrowed: its instance fields */
+jv group_spec_shared(jv spec, jv line);  /* an instance's spec: its group's */
 void group_load_item(struct step *s);  /* ready: its item, content read */
 jv group_input(struct step *s, jv in);  /* .item, .key into the record */
 jv group_spec(const struct step *s, jv spec);  /* less foreach: etc (resume.c) */
