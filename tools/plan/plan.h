@@ -5,6 +5,7 @@
  *   problem.c  problems found, reported sorted by position
  *   check.c    the schema: keys, kinds, ranges, names, templates
  *   steps.c    the steps, their graph, order, waves and priorities
+ *   reads.c    the steps a template or when: reads: only its needs
  *   write.c    the plan lines, --dot, --waves, --id
  *   select.c   what orch run chooses: --input, --target, --until, --runnable
  *   foreach.c  fan-out: a step's items and keys; prompt_file, system_file
@@ -78,6 +79,14 @@ void check_step(const node *root, const node *x);
 void check_templates(const struct plan *p);  /* prompt, system, when */
 /* The nearest of the candidates, if near enough to be a typo. */
 const char *nearest(const char *s, const char *const *cands, size_t ncands);
+
+/* ---- reads.c: the steps a template or when: reads (.steps.X) ---- */
+struct step_read { const char *name; size_t n; };  /* into the text */
+/* The reads found in text (a template, or a when: condition if not
+ * template), in order, as a malloc'd array (free it); how many. */
+size_t steps_read(const char *text, int template, struct step_read **reads);
+/* A problem for each step read that is not a step this step needs. */
+void check_reads(const struct plan *p);
 
 /* ---- write.c ---- */
 jv job_jv(const node *root, const char *spec_file);

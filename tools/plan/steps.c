@@ -139,6 +139,7 @@ void plan_read(struct plan *p, char *text, size_t len, const char *path)
 		check_step(p->root, st->u.kids[i]);
 	build_graph(p, st);
 	link_foreach(p);  /* fan-out: pairing edges, prompt_file: texts */
+	check_reads(p);
 	p->order = orch_xmalloc(p->nsteps * sizeof *p->order + 1);
 	if (orch_graph_order(p->graph, spec_order, NULL, p->order) < p->nsteps)
 		report_cycles(p);
