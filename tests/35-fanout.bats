@@ -186,7 +186,12 @@ teardown() {
 	orch-plan big.yaml > plan
 	orch-sched --run runs/big -j 8 -q < plan > /dev/null &
 	echo $! > sched.pid
-	sleep "1.$((RANDOM % 9))"
+	# a random moment once some have succeeded (a loaded machine is slow)
+	for _ in $(seq 300); do
+		[ "$(grep -c '"step.succeeded"' runs/big/events.jsonl 2>/dev/null)" -ge 10 ] && break
+		sleep 0.1
+	done
+	sleep "0.$((RANDOM % 9))"
 	kill -KILL "$(cat sched.pid)"
 	wait "$(cat sched.pid)" || true
 	n=$(jq -rs 'map(select(.type == "step.succeeded")) | length' runs/big/events.jsonl)

@@ -229,18 +229,19 @@ static jv items_from_glob(const struct plan *p, const node *at, long max, struct
 	glob_t g;
 	int rc = glob(pat, 0, NULL, &g);
 	free(pat);
-	if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc > (size_t)max)) {
+	if (rc != 0 || g.gl_pathc > (size_t)max) {
 		if (rc == 0)
 			problem(at, "glob %s: %zu files, more than max_items (%ld)", sval(at), g.gl_pathc, max);
 		else
-			problem(at, "glob %s matches no file", sval(at));
+			problem(at, "glob %s %s", sval(at), rc == GLOB_NOMATCH ? "matches no file" :
+			        "cannot be read (a folder it crosses is unreadable)");
 		globfree(&g);
 		return jv_invalid();
 	}
 	jv items = jv_array();
 	fan->files = orch_xmalloc((g.gl_pathc + 1) * sizeof *fan->files);
 	size_t skip = strlen(p->dir) + 1, n = 0;
-	for (size_t k = 0; rc == 0 && k < g.gl_pathc; k++) {
+	for (size_t k = 0; k < g.gl_pathc; k++) {
 		const char *rel = g.gl_pathv[k] + skip;
 		char *path = confined(p->dir, rel, at, "glob: file");
 		struct stat st;
