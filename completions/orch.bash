@@ -64,7 +64,7 @@ _orch() {
 	[ "$cur" = = ] && { prev=${COMP_WORDS[cword-1]}; cur=; }
 	[ "$prev" = = ] && prev=${COMP_WORDS[cword-2]}
 	if [ "$cword" -eq 1 ]; then
-		_orch_add "run show tail ls cancel step --help --version" "$cur"
+		_orch_add "run show tail out ls cancel config step --help --version" "$cur"
 		return
 	fi
 	case $prev in
@@ -76,16 +76,19 @@ _orch() {
 	case $sub in
 	run)
 		case $cur in
-		-*) _orch_add "--resume -j --jobs -k --keep-going --wait --provider --model" "$cur" ;;
+		-*) _orch_add "--resume -n --dry-run -j --jobs -k --keep-going --wait --until -i --input --provider --model" "$cur" ;;
 		*) _orch_specs "$cur" ;;
 		esac ;;
-	show | tail | cancel)
+	show | tail | cancel | out)
 		if [ "$cword" -eq 2 ]; then
 			_orch_add "$(_orch_jobs)" "$cur"
+		elif [ "$sub" = out ]; then
+			[ "$cword" -eq 3 ] && _orch_add "$(_orch_steps "$orch" "${COMP_WORDS[2]}")" "$cur"
+			[ "$cword" -gt 3 ] && _orch_add "--json" "$cur"
 		elif [ "$sub" = show ]; then
 			_orch_add "--json" "$cur"
 		elif [ "$sub" = tail ]; then
-			_orch_add "-f --json --text --type --step --level --since --jq" "$cur"
+			_orch_add "-f --forever --json --text --type --step --level --since --jq" "$cur"
 		fi ;;
 	step) _orch_add "--extract --no-extract --provider --model" "$cur" ;;
 	esac

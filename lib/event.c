@@ -109,31 +109,32 @@ int orch_emit(const char *run_dir, const char *level, const char *type,
 	return rc;
 }
 
-int orch_events_read(const char *path, orch_record_fn fn, void *ctx)
+struct reading { const char *path; orch_record_fn fn; void *ctx; };
+
+static int event_line(char *line, size_t n, long lineno, void *ctx)
+{
+	struct reading *r = ctx;
+	if (n == 0)
+		return 0;
+	jv e = orch_parse_line(line, n);
+	if (jv_get_kind(e) != JV_KIND_OBJECT) {
+		orch_err_at(r->path, lineno, 0, "not an event, skipped");
+		jv_free(e);
+		return 0;
+	}
+	return r->fn(e, r->ctx);
+}
+
+/* Read an event log line by line; a torn or invalid line is reported
+ * with its line number and skipped. fn gets each event (consumed).
+ * A missing file is no events. Returns 0, or fn's non-zero value. */
+static int events_read(const char *path, orch_record_fn fn, void *ctx)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return 0;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	long lineno = 0;
-	int rc = 0;
-	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
-		lineno++;
-		if (n > 0 && line[n - 1] == '\n')
-			line[--n] = 0;
-		if (n == 0)
-			continue;
-		jv e = orch_parse_line(line, n);
-		if (jv_get_kind(e) != JV_KIND_OBJECT) {
-			orch_err_at(path, lineno, 0, "not an event, skipped");
-			jv_free(e);
-			continue;
-		}
-		rc = fn(e, ctx);
-	}
-	free(line);
+	struct reading r = {path, fn, ctx};
+	int rc = orch_lines(f, event_line, &r);
 	fclose(f);
 	return rc;
 }
@@ -160,7 +161,7 @@ static int add_completed(jv e, void *ctx)
 jv orch_events_completed(const char *path)
 {
 	jv set = jv_object();
-	orch_events_read(path, add_completed, &set);
+	events_read(path, add_completed, &set);
 	return set;
 }
 
@@ -218,6 +219,6 @@ static int add_step_state(jv e, void *ctx)
 jv orch_events_steps(const char *path)
 {
 	jv all = jv_object();
-	orch_events_read(path, add_step_state, &all);
+	events_read(path, add_step_state, &all);
 	return all;
 }

@@ -177,3 +177,19 @@ int orch_mkdir_p(const char *path, mode_t mode)
 	errno = e;
 	return rc;
 }
+
+int orch_lines(FILE *f, orch_line_fn fn, void *ctx)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	long lineno = 0;
+	int rc = 0;
+	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = 0;
+		rc = fn(line, (size_t)n, ++lineno, ctx);
+	}
+	free(line);
+	return rc;
+}

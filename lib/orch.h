@@ -133,6 +133,11 @@ char *orch_slurp(const char *path, size_t *len);
 char *orch_slurp_fp(FILE *f, size_t *len);
 /* All of buf to fd (retrying short writes and EINTR); 0 or -1. */
 int orch_write_all(int fd, const void *buf, size_t n);
+/* Each line of f in turn, its newline cut off (NUL-terminated, writable,
+ * valid until fn returns), numbered from 1. Returns 0 at the end, or fn's
+ * first non-zero value. */
+typedef int (*orch_line_fn)(char *line, size_t n, long lineno, void *ctx);
+int orch_lines(FILE *f, orch_line_fn fn, void *ctx);
 /* The whole of an open regular file, from its start; NUL-terminated. */
 char *orch_read_fd(int fd, size_t *len);
 /* Write buf to dirfd/name atomically: temp file in the same directory,
@@ -169,10 +174,6 @@ char *orch_path(const char *dir, const char *rel);  /* dir/rel, malloc'd */
  * no-op. Returns 0, or -1 (reported). */
 int orch_emit(const char *run_dir, const char *level, const char *type,
               const char *step, jv data);
-/* Read an event log line by line; a torn or invalid line is reported
- * with its line number and skipped. fn gets each event (consumed).
- * A missing file is no events. Returns 0, or fn's non-zero value. */
-int orch_events_read(const char *path, orch_record_fn fn, void *ctx);
 /* The steps with a step.succeeded event since the last job.started whose
  * data.resume is not true: an object {step: true}. */
 jv orch_events_completed(const char *path);
@@ -227,6 +228,31 @@ size_t orch_graph_nrdeps(const orch_graph *g, size_t node);  /* its dependants *
 const size_t *orch_graph_rdeps(const orch_graph *g, size_t node);
 void orch_graph_free(orch_graph *g);
 
+/* config.c: the user's defaults, $XDG_CONFIG_HOME/orch/config.yaml
+ * (default ~/.config/orch/config.yaml), read on first use, once per
+ * process. A missing file is no defaults; an invalid one is reported
+ * (file:line:col, every problem) and the process exits 2. Key sources
+ * are where a key is read from, by orch-call, when it calls; the config
+ * never holds a key. */
+#define ORCH_NKEYS 2  /* the providers that take a key: openai, anthropic */
+struct orch_keysrc {
+	const char *provider, *var;  /* "openai", "OPENAI_API_KEY" */
+	char *file, *cmd;            /* api_key_file (a path), api_key_cmd; or NULL */
+};
+struct orch_config {
+	char *path;              /* the file, whether or not it exists */
+	int found;               /* it exists (and was read) */
+	char *provider, *model;  /* the default provider and its model, or NULL */
+	jv aliases;              /* {name: "provider:model" or "model"} */
+	struct orch_keysrc keys[ORCH_NKEYS];
+	char *cache;             /* the cache folder, or NULL */
+};
+const struct orch_config *orch_config(void);
+/* The configured model of provider, when it is the default provider. */
+const char *orch_config_model(const char *provider);
+/* What alias name stands for ("provider:model" or "model"), or NULL. */
+const char *orch_config_alias(const char *name);
+
 /* time.c */
 void orch_now_iso(char buf[32]);   /* 2025-10-22T10:00:00.123Z */
 double orch_mono(void);            /* monotonic seconds */
@@ -235,6 +261,22 @@ int orch_parse_iso(const char *s, double *epoch);
 /* An age or duration: "90s", "30m", "12h", "7d", "2w", "3600" (seconds),
  * fractions allowed; -1 if malformed or negative. */
 double orch_parse_age(const char *s);
+
+/* price.c: what tokens cost, from share/orch/prices.tsv (rows of
+ * $ORCH_PRICES first; see that file). The table is read on first use.
+ * Usage objects are the response's ({prompt_tokens, completion_tokens,
+ * cache_read_tokens}) or an llm.response event's tokens ({prompt,
+ * completion, cache_read}); prompt counts cached tokens too. */
+/* The one call orch-call needs: the cost in USD of one call (usage
+ * consumed), a number, or null when the model has no price or usage is
+ * no object. Cache writes are priced as input. */
+jv orch_price_cost(const char *provider, const char *model, jv usage);
+/* Read the tables now: 0, or -1 if one could not be read or has a bad row
+ * (reported as file:line: and skipped). */
+int orch_price_load(void);
+/* The token counts of a usage object (not consumed), 0 where absent;
+ * cached is at most prompt. */
+void orch_price_tokens(jv usage, double *prompt, double *cached, double *completion);
 
 /* hash.c: libsodium. */
 void orch_sha256_hex(const void *buf, size_t len, char out[65]);
@@ -245,7 +287,8 @@ void orch_random_hex(char *out, size_t nbytes);  /* 2*nbytes hex + NUL */
  * key), one small file per account under dir, updated under flock
  * (orch-run(5) FILES, orch-call(1) RATE LIMITS). Times are epoch seconds;
  * a limit of 0 is none. */
-/* $ORCH_CACHE_DIR/ratelimit, else RUN/.cache/ratelimit, else
+/* $ORCH_CACHE_DIR/ratelimit, else the config's cache/ratelimit, else
+ * RUN/.cache/ratelimit, else
  * $XDG_CACHE_HOME/orch/ratelimit, else ~/.cache/orch/ratelimit; malloc'd,
  * NULL when there is none of these. */
 char *orch_rate_dir(void);

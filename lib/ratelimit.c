@@ -43,6 +43,8 @@ char *orch_rate_dir(void)
 	const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	if (c && *c)
 		return orch_path(c, "ratelimit");
+	if (orch_config()->cache)  /* the config's cache: shared, or a folder */
+		return orch_path(orch_config()->cache, "ratelimit");
 	if (run)
 		return orch_path(run, ".cache/ratelimit");
 	if (x && *x == '/')

@@ -35,6 +35,88 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	assert_output $'{"name":"anthropic","model":"claude"}\n{"name":"echo"}'
 }
 
+@test "plan: a provider list: a step's list stands alone, a step's provider goes over the list's first" {
+	cat > s.yaml <<-'EOF'
+	job: p
+	provider: [{name: anthropic, model: c1, opts: {temperature: 0}}, openai, {name: ollama, model: llama3}]
+	steps:
+	  - {id: a, prompt: hi}
+	  - {id: b, prompt: hi, provider: {model: c2, opts: {top_p: 1}}}
+	  - {id: c, prompt: hi, provider: anthropic}
+	  - {id: d, prompt: hi, provider: {name: openai, model: gpt}}
+	  - {id: e, prompt: hi, provider: [echo, {name: openai, model: m}]}
+	EOF
+	run orch-plan s.yaml
+	assert_success
+	run jq -c '[.step, .spec.provider]' <<<"$output"
+	assert_output - <<-'EOF'
+	["a",[{"name":"anthropic","model":"c1","opts":{"temperature":0}},{"name":"openai"},{"name":"ollama","model":"llama3"}]]
+	["b",[{"name":"anthropic","model":"c2","opts":{"temperature":0,"top_p":1}},{"name":"openai"},{"name":"ollama","model":"llama3"}]]
+	["c",[{"name":"anthropic","model":"c1","opts":{"temperature":0}},{"name":"openai"},{"name":"ollama","model":"llama3"}]]
+	["d",{"name":"openai","model":"gpt"}]
+	["e",[{"name":"echo"},{"name":"openai","model":"m"}]]
+	EOF
+	# and a single job provider under a step's list: the list alone
+	sed -i 's/^provider: .*/provider: {name: ollama, model: x}/' s.yaml
+	run orch-plan s.yaml
+	run jq -c 'select(.step == "e") | .spec.provider' <<<"$output"
+	assert_output '[{"name":"echo"},{"name":"openai","model":"m"}]'
+}
+
+@test "plan: each provider of a list is checked as one provider is, and named" {
+	cat > l.yaml <<-'EOF'
+	job: p
+	provider: []
+	steps:
+	  - {id: a, prompt: hi, provider: [olama, {model: x}, [echo], {name: exec}, {name: echo, top_p: 1}]}
+	EOF
+	run orch-plan l.yaml
+	[ "$status" -eq 2 ]
+	assert_output - <<-'EOF'
+	orch-plan: l.yaml:2:11: 'provider' is an empty list: name one provider at least
+	orch-plan: l.yaml:4:36: unknown provider 'olama' (did you mean 'ollama'?)
+	orch-plan: l.yaml:4:43: a provider in a list needs a 'name'
+	orch-plan: l.yaml:4:55: 'provider' must be a name or a mapping, not a list
+	orch-plan: l.yaml:4:70: provider exec needs a 'command'
+	orch-plan: l.yaml:4:90: unknown key 'top_p' in provider (did you mean opts.top_p?)
+	EOF
+}
+
+@test "plan: --runnable wants a model for each provider of a list; --model and ORCH_MODEL are the first's" {
+	cat > r.yaml <<-'EOF'
+	job: p
+	provider: [{name: anthropic, model: c1}, openai]
+	steps:
+	  - {id: a, prompt: hi}
+	  - {id: b, prompt: hi, provider: [echo, {name: ollama, model: l}]}
+	  - {id: c, run: "true"}
+	EOF
+	unset ORCH_MODEL ORCH_PROVIDER
+	run orch-plan --runnable r.yaml
+	[ "$status" -eq 2 ]
+	assert_output "orch-plan: r.yaml:4:5: step 'a': provider openai needs a model (provider.model, --model or ORCH_MODEL)"
+	# --model and ORCH_MODEL go to the first provider only
+	run orch-plan --runnable --model m r.yaml
+	[ "$status" -eq 2 ]
+	ORCH_MODEL=m run orch-plan --runnable r.yaml
+	[ "$status" -eq 2 ]
+	sed -i 's/, openai\]/, {name: openai, model: g}]/' r.yaml
+	run orch-plan --runnable r.yaml
+	assert_success
+	# --provider a,b: each with its model from a:model, the spec's of its name, or none
+	run orch-plan --runnable --provider 'openai:x,anthropic' r.yaml
+	[ "$status" -eq 2 ]
+	assert_output "orch-plan: r.yaml:5:35: step 'b': provider anthropic needs a model (provider.model, --model or ORCH_MODEL)"
+	run orch-plan --runnable --provider 'ollama,anthropic:y' r.yaml
+	[ "$status" -eq 2 ]
+	assert_output "orch-plan: r.yaml:4:5: step 'a': provider ollama needs a model (provider.model, --model or ORCH_MODEL)"
+	ORCH_MODEL=m run orch-plan --runnable --provider 'ollama,anthropic:y' r.yaml
+	assert_success
+	run orch-plan --runnable --provider 'openai,nosuch' r.yaml
+	[ "$status" -eq 2 ]
+	assert_output "orch-plan: --provider openai,nosuch: unknown provider (ollama, openai, anthropic, exec, echo)"
+}
+
 @test "plan: JSON specs plan the same as YAML, tabs and all" {
 	orch-plan "$F/todo.yaml" | jq -c 'del(.job.spec_file)' > yaml.plan
 	yq_json=$(python3 -c 'import json,sys; print(json.dumps({"job":"todo-app","task":"A command-line todo app in Python with add, list and done","inputs":{"language":"python"},"provider":{"name":"ollama","model":"llama3","opts":{"temperature":0.1}},"concurrency":4,"pools":{"llm":2},"defaults":{"retries":2,"timeout_s":600},"steps":[{"id":"architect","system":"You are a software architect.","prompt":"Design {{ .task }}. List every file with its purpose."},{"id":"builder","needs":["architect"],"prompt":"Implement this design:\n{{ .steps.architect.output }}","files":True},{"id":"docs","needs":["architect"],"prompt":"Write README.md for:\n{{ .steps.architect.output }}","files":True,"provider":{"model":"mistral","opts":{"top_p":0.5}}},{"id":"qa","needs":["builder","docs"],"prompt":"Review these files and report defects:\n{{ .steps.builder.files | map(.path) | join(\", \") }}"}]}, indent="\t"))')
@@ -404,13 +486,18 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	# orch-plan writes lines from the spec's tree, not through jv; this is
 	# the same plan computed by jq from the same file
 	cat > oracle.jq <<-'EOF'
-	def prov: if . == null then null elif type == "string" then {name: .} else . end;
+	def prov: if . == null then null elif type == "string" then {name: .}
+	          elif type == "array" then map(prov) else . end;
+	def one($j; $s):
+	  ($j + $s) | if ($j.opts | type) == "object" and ($s.opts | type) == "object"
+	              then .opts = ($j.opts + $s.opts) else . end;
 	def merged($j; $s):
 	  if $s == null then $j
-	  elif $j == null then $s
-	  elif ($s.name | type) == "string" and $s.name != $j.name then $s
-	  else ($j + $s) | if ($j.opts | type) == "object" and ($s.opts | type) == "object"
-	                   then .opts = ($j.opts + $s.opts) else . end
+	  elif $j == null or ($s | type) == "array" then $s
+	  else ($j | if type == "array" then .[0] else . end) as $f
+	  | if ($s.name | type) == "string" and $s.name != $f.name then $s
+	    elif ($j | type) == "array" then [one($f; $s)] + $j[1:]
+	    else one($j; $s) end
 	  end;
 	(.provider | prov) as $jp | (.defaults // {}) as $d
 	| .steps[]
@@ -418,15 +505,22 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	| merged($jp; .provider | prov) as $p
 	| $d + (.needs = $n) | if $p != null then .provider = $p else . end
 	EOF
-	orch-plan "$F/merge.json" > plan
-	jq -c -f oracle.jq "$F/merge.json" > want
-	jq -sc 'sort_by(.index)[] | .spec' plan > got
-	run diff want got
-	assert_success
-	# and each line is already what jq itself prints for it
-	jq -c . plan > again
-	run diff plan again
-	assert_success
+	# and with provider lists, in the job and in steps
+	jq -c '.provider = [.provider, "echo", {name: "openai", model: "m"}]
+	       | .steps[0].provider = ["anthropic", {name: "echo", opts: {a: 1}}]' \
+		"$F/merge.json" > list.json
+	for spec in "$F/merge.json" list.json; do
+		orch-plan "$spec" > plan
+		jq -c -f oracle.jq "$spec" > want
+		jq -sc 'sort_by(.index)[] | .spec' plan > got
+		run diff want got
+		assert_success
+		# and each line is already what jq itself prints for it
+		jq -c . plan > again
+		run diff plan again
+		assert_success
+	done
+	grep -q '"provider":\[' got
 }
 
 @test "plan: a step's values are written as the job's are (YAML scalars resolved alike)" {

@@ -319,3 +319,35 @@ load fake
 	[ "$status" -eq 75 ]
 	[[ "$stderr" == *"openai: HTTP 500: "* ]]
 }
+
+@test "fallback: orch run with a spec's provider list falls back, says who answered, caches under the first's key" {
+	fake_start
+	cat > fb.yaml <<-'EOF'
+	job: fb
+	provider: [{name: openai, model: quota}, {name: anthropic, model: ok-claude}]
+	steps:
+	  - {id: s1, prompt: hello}
+	EOF
+	run --separate-stderr orch run fb.yaml
+	assert_success
+	R=$ORCH_RUNS/fb
+	run jq -c 'select(.type == "llm.fallback") | [.step, .data.provider, .data.model, .data.next_provider, .data.next_model]' "$R/events.jsonl"
+	assert_output '["s1","openai","quota","anthropic","ok-claude"]'
+	[ "$(jq -r .output "$R/artifacts/s1.json")" = "fake: hello" ]
+	# the response says who answered
+	key=$(jq -r 'select(.type == "cache.miss") | .data.cache_key' "$R/events.jsonl")
+	run orch-cache --run "$R" get "$key"
+	assert_success
+	[ "$(jq -c '[.provider, .model, .content]' <<<"$output")" = '["anthropic","ok-claude","fake: hello"]' ]
+	# the key is the first provider's: the request to it alone has the same
+	one='{"step":"s1","spec":{"prompt":"hello","provider":{"name":"openai","model":"quota"}}}'
+	[ "$(echo "$one" | orch-call --render | orch-cache key)" = "$key" ]
+	# a second run is a cache hit: nothing is sent
+	n=$(nreqs)
+	[ "$n" -eq 2 ]
+	run orch run fb.yaml
+	assert_success
+	[ "$(nreqs)" -eq "$n" ]
+	run jq -r 'select(.type | startswith("cache.")) | .type' "$R/events.jsonl"
+	assert_output $'cache.miss\ncache.hit'
+}

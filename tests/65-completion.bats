@@ -39,7 +39,7 @@ two_jobs() {
 
 @test "bash: the subcommands, then those a prefix names" {
 	run complete_bash orch ""
-	assert_output "--help --version cancel ls run show step tail"
+	assert_output "--help --version cancel config ls out run show step tail"
 	run complete_bash orch s
 	assert_output "show step"
 }
@@ -90,6 +90,11 @@ two_jobs() {
 	# the tools beside the orch being completed, when not on PATH
 	PATH=/usr/bin:/bin run complete_bash "$ORCH_BIN/orch" tail planned --step d
 	assert_output "docs"
+	# orch out JOB STEP [--json]
+	run complete_bash orch out planned a
+	assert_output "architect"
+	run complete_bash orch out planned qa -
+	assert_output "--json"
 }
 
 @test "bash: --step falls back on the steps in the job's events" {

@@ -135,3 +135,142 @@ state() { sinfo -h -n "$1" -o '%t'; }
 	run squeue -h --name=orch.t.x
 	assert_output ''
 }
+
+# ---- orch-sched's slurm launcher (orch-sched(1) LAUNCHERS) ----
+
+# step NAME CMD [SPEC_EXTRA_JSON]: one plan line, job "j"
+step() {
+	jq -nc --arg s "$1" --arg run "$2" --argjson x "${3:-{\}}" \
+		'{step: $s, spec: ({id: $s, run: $run} + $x), job: {job_id: "j", task: "T"}}'
+}
+
+ev() { jq -c "$@" runs/j/events.jsonl; }
+
+# none_left: nothing of this run's in squeue (within 5 s)
+none_left() {
+	local i
+	for i in $(seq 50); do
+		[ -z "$(squeue -h -o %j | grep '^orch\.')" ] && return 0
+		sleep 0.1
+	done
+	squeue -h -o '%i %j %T' >&2
+	return 1
+}
+
+@test "slurm launcher: the example pipeline gives the same outputs/ as run locally" {
+	ORCH_RUNS=$PWD/local orch run "$ORCH_SRC/examples/todo-app.yaml" > /dev/null
+	ORCH_LAUNCHER=slurm ORCH_RUNS=$PWD/slurm orch run "$ORCH_SRC/examples/todo-app.yaml" > /dev/null
+	diff -r local/todo-app/outputs slurm/todo-app/outputs
+	[ -n "$(ls local/todo-app/outputs)" ]
+	# every step ran on a node of the cluster, through srun
+	run jq -r '[.step, .exit_code] | @tsv' slurm/todo-app/logs/architect.status \
+		slurm/todo-app/logs/builder.status slurm/todo-app/logs/docs.status slurm/todo-app/logs/qa.status
+	assert_output $'architect\t0\nbuilder\t0\ndocs\t0\nqa\t0'
+	none_left
+}
+
+@test "slurm launcher: steps in parallel spread over the nodes" {
+	# each asks for a whole node (4 CPUs)
+	for s in a b c; do step "$s" 'sleep 1; echo $SLURMD_NODENAME' '{"resources": {"cpus": 4}}'; done > plan
+	run orch-sched -q --launcher slurm < plan
+	assert_success
+	run jq -r .output runs/j/artifacts/a.json runs/j/artifacts/b.json runs/j/artifacts/c.json
+	[ "$(printf '%s\n' "${lines[@]}" | sort | tr '\n' ' ')" = 'node1 node2 node3 ' ]
+}
+
+@test "slurm launcher: -j caps the sruns in flight" {
+	for s in a b c d e f; do step "$s" 'sleep 0.5'; done > plan
+	orch-sched -q -j 2 --launcher slurm < plan &
+	local pid=$! most=0 n
+	while kill -0 "$pid" 2>/dev/null; do
+		n=$(pgrep -c -P "$pid" -x srun) || n=0
+		[ "$n" -le "$most" ] || most=$n
+		sleep 0.05
+	done
+	wait "$pid"
+	echo "# at most $most sruns at once" >&3
+	[ "$most" -eq 2 ]
+	[ "$(ls runs/j/artifacts | wc -l)" -eq 6 ]
+}
+
+@test "slurm launcher: a partition that does not exist is refused at start (exit 2), nothing runs" {
+	step a true > plan
+	run orch-sched -q --launcher 'slurm --partition=nosuch' < plan
+	assert_failure 2
+	assert_output --partial 'step a: the launcher refuses it: srun: error: invalid partition specified: nosuch'
+	[ ! -s runs/j/events.jsonl ]
+}
+
+@test "slurm launcher: a timeout is reported as a timeout, and the Slurm step is gone" {
+	step a 'sleep 30' '{"timeout_s": 1}' > plan
+	run orch-sched -q --launcher slurm < plan
+	assert_failure 1
+	run ev -r 'select(.type == "step.failed") | [.data.kind, .data.duration_s < 5] | @tsv'
+	assert_output $'timeout\ttrue'
+	none_left
+}
+
+@test "slurm launcher: SIGTERM to orch-sched (orch cancel) leaves nothing in squeue" {
+	for s in a b c; do step "$s" 'sleep 30'; done > plan
+	orch-sched -q --launcher slurm < plan &
+	local pid=$! i
+	for i in $(seq 100); do
+		[ "$(squeue -h -t R -o %j | grep -c '^orch\.')" -eq 3 ] && break
+		sleep 0.1
+	done
+	[ "$(squeue -h -t R -o %j | grep -c '^orch\.')" -eq 3 ]
+	kill -TERM "$pid"
+	local rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" -eq $((128 + 15)) ]
+	none_left
+	run ev -r 'select(.type == "step.failed") | .data.kind'
+	assert_output $'interrupted\ninterrupted\ninterrupted'
+}
+
+@test "slurm launcher: kill -9 of orch-sched, then --resume cancels the step left running before it runs it again" {
+	step a 'echo start $$ >> "$T/starts"; sleep ${NAP:-0}; echo end $$ >> "$T/starts"; echo ok' > plan
+	export T=$PWD
+	local t0=$SECONDS
+	NAP=30 orch-sched -q --launcher slurm < plan &
+	local pid=$! i
+	for i in $(seq 100); do [ -s starts ] && break; sleep 0.1; done
+	kill -9 "$pid"
+	wait "$pid" || true
+	[ "$(squeue -h -t R -o %j | grep -c '^orch\.')" -eq 1 ]  # still running
+	run orch-sched -q --resume --launcher slurm < plan
+	assert_success
+	assert_output --partial 'cancelling the Slurm jobs an earlier scheduler left running'
+	# the first was cancelled (not slept out), and had ended before the second
+	# started (its shell may write "end" if Slurm signals its sleep first)
+	[ $((SECONDS - t0)) -lt 25 ]
+	local first second
+	first=$(sed -n 1p starts | cut -d' ' -f2)
+	second=$(grep '^start' starts | sed -n 2p | cut -d' ' -f2)
+	[ "$(grep -c '^start' starts)" -eq 2 ]
+	[ "$(grep -n " $first\$" starts | tail -n 1 | cut -d: -f1)" -lt "$(grep -n "^start $second\$" starts | cut -d: -f1)" ]
+	[ "$(tail -n 1 starts)" = "end $second" ]
+	none_left
+}
+
+@test "slurm launcher: a node killed mid-step: srun says 0, the attempt is lost, retried on another node, the job succeeds" {
+	step a 'echo $SLURMD_NODENAME >> "$T/nodes"; sleep 5; echo done' '{"retries": 1}' > plan
+	export T=$PWD
+	orch-sched -q --backoff-base 0 --launcher slurm < plan > out &
+	local pid=$! i first
+	for i in $(seq 100); do [ -s nodes ] && break; sleep 0.1; done
+	first=$(head -n 1 nodes)
+	"$SC" kill-node "${first#node}"
+	wait "$pid"
+	run ev -r 'select(.type == "step.failed" or .type == "step.succeeded") | [.type, .data.kind // "", .data.attempt] | @tsv'
+	assert_output $'step.failed\tlost\t1\nstep.succeeded\t\t2'
+	run jq -r .output runs/j/artifacts/a.json
+	assert_output done
+	[ "$(sed -n 2p nodes)" != "$first" ]
+	if [ "$(cat "$(slurm_dir)/mode")" = netns ]; then  # hostnames are node names
+		run jq -r .host runs/j/logs/a.status
+		assert_output "$(sed -n 2p nodes)"
+	fi
+	"$SC" up 2>/dev/null
+	[ "$(state "$first")" = idle ]
+}

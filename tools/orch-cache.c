@@ -32,7 +32,8 @@
  * (cache.corrupt), never a wrong answer. A hit refreshes the entry's mtime,
  * so prune --max-size drops the least recently used entries first.
  *
- * DIR is $ORCH_CACHE_DIR, else RUN/.cache (--run, $ORCH_RUN_DIR).
+ * DIR is $ORCH_CACHE_DIR, else the config's cache: (orch(1): shared is
+ * $XDG_CACHE_HOME/orch), else RUN/.cache (--run, $ORCH_RUN_DIR).
  * Assumes rename(2) is atomic within a directory (any local POSIX fs; NFS
  * gives the same for rename within one directory).
  */
@@ -58,7 +59,7 @@ static const char usage[] =
 	"       orch-cache [--run DIR] -- CMD [ARG...] < request\n"
 	"       orch-cache [--run DIR] stats\n"
 	"       orch-cache [--run DIR] prune [--max-size SIZE] [--older-than AGE]\n"
-	"The cache is $ORCH_CACHE_DIR, else RUN/.cache.\n";
+	"The cache is $ORCH_CACHE_DIR, else the config file's cache:, else RUN/.cache.\n";
 
 /* ---- the key ---- */
 
@@ -159,6 +160,8 @@ static const char *cache_dir(void)
 	const char *e = getenv("ORCH_CACHE_DIR");
 	if (e && *e)
 		return dir = orch_xstrdup(e);
+	if (orch_config()->cache)  /* the config's cache: (shared, or a folder) */
+		return dir = orch_xstrdup(orch_config()->cache);
 	const char *run = orch_run_dir();
 	if (!run)
 		orch_die(EX_USAGE, "no cache folder: set ORCH_CACHE_DIR, or give --run DIR or ORCH_RUN_DIR");

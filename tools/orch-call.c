@@ -49,6 +49,7 @@ static const char usage[] =
 	"                 [--command CMD] [--retries N] [--timeout S] [--connect-timeout S]\n"
 	"                 [--idle-timeout S] [--backoff S] [--rpm N] [--tpm N] [--verbose]\n"
 	"                 [--run DIR] [FILE...]\n"
+	"       orch-call --config\n"
 	"Call an LLM provider for each request or step input record (on stdin or\n"
 	"in FILEs); print one response record per request, in input order.\n"
 	"      --render            print the requests instead of calling (a dry run)\n"
@@ -72,6 +73,8 @@ static const char usage[] =
 	"                          the request's limits)\n"
 	"  -v, --verbose           show each request (URL, headers) and response\n"
 	"                          (status, headers) on stderr, keys redacted\n"
+	"      --config            print the effective settings (config file,\n"
+	"                          environment, built-in), keys never shown\n"
 	"      --run DIR           the run folder, for events and logs (default\n"
 	"                          $ORCH_RUN_DIR; without one, none are written)\n"
 	"      --help, --version\n";
@@ -126,9 +129,10 @@ static char *scrub_userinfo(char *s)
 char *redact(const char *s)
 {
 	static const char *keys[] = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"};
+	size_t nenv = sizeof keys / sizeof *keys;
 	char *out = orch_xstrdup(s);
-	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-		const char *k = getenv(keys[i]);
+	for (size_t i = 0; i < nenv + ORCH_NKEYS; i++) {  /* the config's keys too */
+		const char *k = i < nenv ? getenv(keys[i]) : config_secret((int)(i - nenv));
 		size_t kl = k ? strlen(k) : 0;
 		char *p;
 		while (kl >= 4 && (p = strstr(out, k))) {
@@ -220,6 +224,8 @@ static void emit_response(struct job *j, double dur, int will_retry, double dela
 	d = jv_object_set(d, jv_string("provider"), jv_string(j->name));
 	d = jv_object_set(d, jv_string("model"), jv_string(j->model));
 	d = jv_object_set(d, jv_string("duration_s"), jv_number(ms3(dur)));
+	if (ok)  /* null when the model has no price: never a guess */
+		d = jv_object_set(d, jv_string("cost_usd"), orch_price_cost(j->name, j->model, jv_copy(tok)));
 	d = jv_object_set(d, jv_string("tokens"), tok);
 	d = jv_object_set(d, jv_string("success"), jv_bool(ok));
 	d = jv_object_set(d, jv_string("attempt"), jv_number(j->attempt));
@@ -607,6 +613,8 @@ static void check_providers(const char *list)
 	}
 }
 
+static int show_config;  /* --config */
+
 /* The options into opt; returns optind. */
 static int options(int argc, char **argv)
 {
@@ -625,6 +633,7 @@ static int options(int argc, char **argv)
 		{"rpm", required_argument, 0, 'Q'},
 		{"tpm", required_argument, 0, 'T'},
 		{"verbose", no_argument, 0, 'v'},
+		{"config", no_argument, 0, 'K'},
 		ORCH_COMMON_LONGOPTS,
 		{0, 0, 0, 0},
 	};
@@ -645,6 +654,7 @@ static int options(int argc, char **argv)
 		case 'Q': opt.rpm = num_arg(optarg, "--rpm", 0); break;
 		case 'T': opt.tpm = num_arg(optarg, "--tpm", 0); break;
 		case 'v': opt.verbose = 1; break;
+		case 'K': show_config = 1; break;
 		default: orch_common(c, optarg, usage);
 		}
 	check_providers(opt.provider);
@@ -655,6 +665,9 @@ int main(int argc, char **argv)
 {
 	orch_init(argc, argv);
 	int first = options(argc, argv);
+	orch_config();  /* an invalid config: exit 2 before any work */
+	if (show_config)
+		orch_exit(config_print());
 	signal(SIGPIPE, SIG_IGN);
 	int rc = orch_loop(argv + first, argc - first, on_record, NULL);
 	while (q.active > 0)
@@ -663,6 +676,7 @@ int main(int argc, char **argv)
 	status_is(rc);
 	http_end();
 	request_end();
+	config_end();
 	free(q.job);
 	free(q.ps.fd);
 	orch_exit(q.worst);

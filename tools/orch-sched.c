@@ -43,7 +43,8 @@
 static const char usage[] =
 	"usage: orch-sched [-knq] [-j N] [--resume] [--exec CMD] [--wait] [--run DIR]\n"
 	"                  [--grace S] [--backoff-base S] [--backoff-max S]\n"
-	"                  [--spec FILE] [--forwarded] [PLAN...]\n"
+	"                  [--spec FILE] [--forwarded] [--launcher CMD]\n"
+	"                  [--status-wait S] [PLAN...]\n"
 	"Run a plan's steps (plan lines on stdin or in PLAN files) as processes.\n"
 	"  -j, --jobs N         run at most N steps at once (default: the job's\n"
 	"                       concurrency, else 4)\n"
@@ -56,6 +57,9 @@ static const char usage[] =
 	"      --grace S        seconds between SIGTERM and SIGKILL (default 5)\n"
 	"      --backoff-base S first retry delay bound (default 1)\n"
 	"      --backoff-max S  retry delay cap (default 60)\n"
+	"      --launcher CMD   run steps through CMD (slurm: srun), unless their\n"
+	"                       spec says (default $ORCH_LAUNCHER; local: none)\n"
+	"      --status-wait S  wait for a launched step's status file (default 2)\n"
 	"  -q, --quiet          no progress line on a terminal\n"
 	"      --spec FILE      keep FILE as the run's inputs/spec.yaml, written\n"
 	"                       once the run's lock is held\n"
@@ -66,7 +70,7 @@ static const char usage[] =
 	"                       $ORCH_RUNS/<job_id>)\n"
 	"      --help, --version\n";
 
-struct opts opt = {.grace = 5, .backoff_base = 1, .backoff_max = 60};
+struct opts opt = {.grace = 5, .backoff_base = 1, .backoff_max = 60, .status_wait = 2};
 struct run run = {.art_fd = -1, .log_fd = -1};
 
 /* A number >= min for option o, or a usage error. */
@@ -96,6 +100,8 @@ static void parse_opts(int argc, char **argv)
 		{"backoff-max", required_argument, 0, 'B'},
 		{"spec", required_argument, 0, 'S'},
 		{"forwarded", no_argument, 0, 'F'},
+		{"launcher", required_argument, 0, 'L'},
+		{"status-wait", required_argument, 0, 'T'},
 		ORCH_COMMON_LONGOPTS,
 		{0, 0, 0, 0}};
 	int c;
@@ -114,6 +120,8 @@ static void parse_opts(int argc, char **argv)
 		case 'B': opt.backoff_max = number("--backoff-max", optarg, 0); break;
 		case 'S': spec_read(optarg); break;
 		case 'F': opt.forwarded = 1; break;
+		case 'L': opt.launcher = optarg; break;
+		case 'T': opt.status_wait = number("--status-wait", optarg, 0); break;
 		default:
 			if (!orch_common(c, optarg, usage))
 				orch_usage(usage);
@@ -336,6 +344,7 @@ static void free_all(void)
 {
 	plan_free();
 	spawn_free();
+	launch_free();
 	loop_free();
 	step_free();
 	resume_free();
@@ -349,6 +358,8 @@ static void free_all(void)
 int main(int argc, char **argv)
 {
 	orch_init(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "--remote-exec") == 0)  /* launch.c */
+		orch_exit(remote_exec(argc - 2, argv + 2));
 	parse_opts(argc, argv);
 	int rc = read_plan(argv + optind, argc - optind);
 	if (rc == EX_OK && opt.dry_run) {
@@ -356,9 +367,14 @@ int main(int argc, char **argv)
 		rc = dry_run();
 	} else if (rc == EX_OK) {
 		open_run();
-		start_job();
-		run_loop();
-		rc = end_job();
+		rc = launch_check();
+		if (rc == EX_OK) {
+			if (opt.resume)
+				launch_cancel_left();
+			start_job();
+			run_loop();
+			rc = end_job();
+		}
 	}
 	free_all();
 	orch_exit(rc);

@@ -7,6 +7,7 @@
  *   ollama.c, openai.c, anthropic.c   one wire format each
  *   http.c        libcurl (loaded on first use), one multi handle
  *   exec.c        the exec and echo providers
+ *   config.c      the user's config: aliases, keys from their sources, --config
  *   limit.c       rate limits shared across runs (lib/ratelimit.c)
  *
  * A job is one request, from its record to its printed answer. Every part
@@ -63,6 +64,7 @@ struct http_req {
 	char *url, *body;
 	struct curl_slist *hdrs;
 	const char *nokey;  /* the key's variable, when it is not set */
+	const char *keyerr; /* why the configured key source gave none */
 	int refuse;         /* no key for the provider's own host: never send */
 };
 
@@ -145,6 +147,17 @@ void exec_start(struct job *j);
 double exec_watch(struct job *j, double now, struct pollset *ps);
 void exec_io(struct job *j, const struct pollset *ps);  /* after the poll */
 void exec_free(struct job *j);
+
+/* config.c: the user's config (lib/config.c) as orch-call uses it. */
+/* e (a provider entry, consumed) with *model's alias applied: an alias
+ * "provider:model" names e's provider too. */
+jv config_alias(jv e, const char **model);
+/* The key of $var's provider from its configured source, read on first
+ * use; NULL if none is configured, or (with *err) if it failed. */
+const char *config_key(const char *var, const char **err);
+const char *config_secret(int i);  /* the keys read so far, for redact() */
+void config_end(void);  /* zero and free them */
+int config_print(void);  /* --config: the effective settings, keys redacted */
 
 /* limit.c: the shared rate limits of an HTTP request's account. */
 /* Before an attempt: 1 when the job waits for its share (J_WAIT) or its

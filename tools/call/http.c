@@ -330,6 +330,8 @@ void http_start(struct job *j)
 	if (!j->http->req.refuse && limit_wait(j, &j->http->req))
 		return;
 	job_begin_attempt(j);
+	if (j->http->req.keyerr)  /* the configured key source failed */
+		job_fail(j, 0, "%s", j->http->req.keyerr);
 	if (j->http->req.refuse) {  /* no key for the provider's own host */
 		job_fail(j, 0, "%s is not set", j->http->req.nokey);
 		job_settle(j);

@@ -206,17 +206,23 @@ static jv fill(jv e, jv from)
 
 /* The providers to call, in order: --provider's (each taking the model,
  * command and opts of the request's entry of the same name), else the
- * request's (the first taking the request's model, command and opts),
- * else $ORCH_PROVIDER's, else echo. */
+ * request's (the first taking the request's model, command and opts,
+ * then its "fallback" if it was rendered before),
+ * else $ORCH_PROVIDER's, else the config's, else echo. */
 static jv providers_of(jv req)
 {
 	jv mine = entries_of(orch_jget(req, "provider"));
 	if (jv_array_length(jv_copy(mine)) > 0)
 		mine = jv_array_set(mine, 0, fill(jv_array_get(jv_copy(mine), 0), req));
+	jv fb = orch_jget(req, "fallback");  /* a request rendered before keeps it */
+	if (is_kind(fb, JV_KIND_ARRAY) && jv_array_length(jv_copy(mine)) == 1)
+		mine = jv_array_concat(mine, entries_of(jv_copy(fb)));
+	jv_free(fb);
 	if (!opt.provider && jv_array_length(jv_copy(mine)) > 0)
 		return mine;
 	const char *env = nonempty_env("ORCH_PROVIDER");
-	jv list = entries_of(jv_string(opt.provider ? opt.provider : env ? env : "echo"));
+	const char *cfg = orch_config()->provider;
+	jv list = entries_of(jv_string(opt.provider ? opt.provider : env ? env : cfg ? cfg : "echo"));
 	jv out = jv_array();
 	jv_array_foreach(list, i, e) {
 		jv_array_foreach(mine, k, m) {
@@ -252,17 +258,21 @@ static int limits_ok(jv e)
 }
 
 /* One provider entry resolved: {provider, model, opts[, limits][,
- * command]}, the flags applied (--model to the first only); invalid
- * (reported). */
+ * command]}, the flags applied (--model to the first only), then
+ * $ORCH_MODEL, then the config's model for the config's provider, then a
+ * model alias (which may name the provider too); invalid (reported). */
 static jv resolve(jv e, int first, const char *sp)
 {
-	const char *name = orch_jstr(e, "name");
 	const char *model = first && opt.model ? opt.model : orch_jstr(e, "model");
+	if (!model && first)
+		model = nonempty_env("ORCH_MODEL");
+	if (!model && orch_jstr(e, "name"))
+		model = orch_config_model(orch_jstr(e, "name"));
+	e = config_alias(e, &model);
+	const char *name = orch_jstr(e, "name");
 	const char *command = opt.command ? opt.command : orch_jstr(e, "command");
 	const struct provider *p = name ? provider_find(name) : NULL;
 	jv out = jv_invalid();
-	if (!model && first)
-		model = nonempty_env("ORCH_MODEL");
 	if (!p)
 		orch_err("step %s: unknown provider \"%s\" (%s)", sp, name ? name : "", provider_names());
 	else if (p->command && !command)

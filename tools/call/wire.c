@@ -56,8 +56,10 @@ static int host_is(const char *url, const char *host)
 
 const char *wire_key(struct http_req *r, const char *var, const char *own_host)
 {
-	const char *key = nonempty_env(var);
-	if (!key) {
+	const char *key = nonempty_env(var), *err = NULL;
+	if (!key && (key = config_key(var, &err), err))
+		r->keyerr = err, r->refuse = 1;
+	else if (!key) {
 		r->nokey = var;
 		r->refuse = host_is(r->url, own_host);
 	}

@@ -12,15 +12,19 @@
 #include "plan.h"
 
 static const char *const top_keys[] = {"job", "project", "task", "inputs", "provider",
-	"concurrency", "pools", "defaults", "steps", 0};
+	"concurrency", "pools", "defaults", "steps", "launcher", 0};
 static const char *const step_keys[] = {"id", "prompt", "run", "needs", "system",
 	"provider", "retries", "timeout_s", "pool", "priority", "when", "files",
+	"launcher", "resources",
 	"foreach", "key", "gather", "max_items", "prompt_file", "system_file", 0};  /* foreach.c */
 static const char *const provider_keys[] = {"name", "model", "opts", "command", "base_url",
 	"limits", 0};
 static const char *const limit_keys[] = {"rpm", "tpm", 0};
 static const char *const provider_names[] = {"ollama", "openai", "anthropic", "exec", "echo", 0};
-static const char *const default_keys[] = {"retries", "timeout_s", "pool", 0};
+static const char *const default_keys[] = {"retries", "timeout_s", "pool", "launcher",
+	"resources", 0};
+static const char *const resource_keys[] = {"cpus", "mem", "gpus", "time", 0};
+static const char *const pool_keys[] = {"limit", "launcher", 0};
 
 static size_t distance(const char *a, const char *b)
 {
@@ -179,10 +183,8 @@ static void check_provider_name(const node *name)
 
 /* A provider is a mapping, or a name alone: "provider: ollama". A step's
  * provider may give only some keys: the job's provider gives the rest. */
-static void check_provider(const node *p, const char *where)
+static void check_one_provider(const node *p, const char *where)
 {
-	if (!p)
-		return;
 	if (p->kind == N_SCALAR) {
 		if (want_string(p, where))
 			check_provider_name(p);
@@ -208,12 +210,68 @@ static void check_provider(const node *p, const char *where)
 		problem(name, "provider exec needs a 'command'");
 }
 
+/* A provider, or a list of them tried in turn (orch-call(1), FALLBACK):
+ * each one as a single provider is, and each named (nothing fills in a
+ * name in a list). */
+static void check_provider(const node *p, const char *where)
+{
+	if (!p)
+		return;
+	if (p->kind != N_SEQ) {
+		check_one_provider(p, where);
+		return;
+	}
+	if (p->n == 0)
+		problem(p, "'%s' is an empty list: name one provider at least", where);
+	for (uint32_t i = 0; i < p->n; i++) {
+		const node *e = p->u.kids[i];
+		if (e->kind == N_SEQ)
+			problem(e, "'%s' must be a name or a mapping, not a list", where);
+		else
+			check_one_provider(e, where);
+		if (e->kind == N_MAP && !get(e, "name"))
+			problem(e, "a provider in a list needs a 'name'");
+	}
+}
+
+/* A pool is a limit, or {limit, launcher}. */
 static void check_pools(const node *pools)
 {
 	if (!want_map(pools, "pools"))
 		return;
-	for (uint32_t i = 0; i + 1 < pools->n; i += 2)
-		want_number(pools->u.kids[i + 1], pools->u.kids[i]->u.str, 1, 1e6, 1);
+	for (uint32_t i = 0; i + 1 < pools->n; i += 2) {
+		const node *p = pools->u.kids[i + 1];
+		if (p->kind != N_MAP) {
+			want_number(p, pools->u.kids[i]->u.str, 1, 1e6, 1);
+			continue;
+		}
+		check_keys(p, pool_keys, "a pool", "");
+		if (!get(p, "limit"))
+			problem(p, "pool '%s' has no 'limit'", pools->u.kids[i]->u.str);
+		want_number(get(p, "limit"), "limit", 1, 1e6, 1);
+		want_string(get(p, "launcher"), "launcher");
+	}
+}
+
+/* A number, or a string: mem "4G", time "90m" (orch-sched reads them). */
+static void want_amount(const node *x, const char *name, int integer)
+{
+	if (x && (x->kind != N_SCALAR || scalar_kind(x) != JV_KIND_STRING))
+		want_number(x, name, integer, 1e12, integer);
+}
+
+/* launcher: and resources: {cpus, mem, gpus, time} of a step or defaults. */
+static void check_launch(const node *x)
+{
+	want_string(get(x, "launcher"), "launcher");
+	const node *r = get(x, "resources");
+	if (!want_map(r, "resources"))
+		return;
+	check_keys(r, resource_keys, "resources", "");
+	want_number(get(r, "cpus"), "cpus", 1, 1e6, 1);
+	want_number(get(r, "gpus"), "gpus", 0, 1e6, 1);
+	want_amount(get(r, "mem"), "mem", 1);
+	want_amount(get(r, "time"), "time", 0);
 }
 
 static int valid_pool(const node *root, const node *pool)
@@ -265,6 +323,7 @@ void check_step(const node *root, const node *x)
 	want_number(get(x, "timeout_s"), "timeout_s", 0.001, 1e9, 0);
 	want_number(get(x, "priority"), "priority", -1e9, 1e9, 1);
 	want_bool(get(x, "files"), "files");
+	check_launch(x);
 	if (get(x, "pool"))
 		valid_pool(root, get(x, "pool"));
 	const node *needs = get(x, "needs");
@@ -293,11 +352,13 @@ void check_spec(const node *root)
 	check_provider(get(root, "provider"), "provider");
 	want_number(get(root, "concurrency"), "concurrency", 1, 1e6, 1);
 	check_pools(get(root, "pools"));
+	want_string(get(root, "launcher"), "launcher");
 	const node *d = get(root, "defaults");
 	if (want_map(d, "defaults")) {
 		check_keys(d, default_keys, "defaults", "provider.");
 		want_number(get(d, "retries"), "retries", 0, 100, 1);
 		want_number(get(d, "timeout_s"), "timeout_s", 0.001, 1e9, 0);
+		check_launch(d);
 		if (get(d, "pool"))
 			valid_pool(root, get(d, "pool"));
 	}

@@ -7,7 +7,8 @@
  *   --runnable          every prompt step can be called: its provider
  *                       known, with a model where it needs one, from the
  *                       spec, --provider and --model, or $ORCH_PROVIDER and
- *                       $ORCH_MODEL (orch-call resolves them so)
+ *                       $ORCH_MODEL, or the user's config (orch-call
+ *                       resolves them so)
  *
  * A selection keeps the plan's waves and priorities (the steps chosen
  * carry all they need, so their waves are the same): it shortens
@@ -122,33 +123,111 @@ static const char *env_or(const char *name, const char *dflt)
 	return v && *v ? v : dflt;
 }
 
+/* Providers from a --provider or $ORCH_PROVIDER text: names joined by
+ * ',', each "name" or "name:model" (a model may hold ':' too). */
+static jv entries_of_text(const char *text)
+{
+	jv list = jv_array(), parts = jv_string_split(jv_string(text), jv_string(","));
+	jv_array_foreach(parts, i, part) {
+		const char *t = jv_string_value(part), *colon = strchr(t, ':');
+		if (*t) {
+			jv e = jv_object_set(jv_object(), jv_string("name"),
+			                     colon ? jv_string_sized(t, (int)(colon - t)) : jv_string(t));
+			if (colon)
+				e = jv_object_set(e, jv_string("model"), jv_string(colon + 1));
+			list = jv_array_append(list, e);
+		}
+		jv_free(part);
+	}
+	jv_free(parts);
+	return list;
+}
+
+/* e with model, if e gives none. */
+static jv with_model(jv e, const char *model)
+{
+	if (model && !orch_jstr(e, "model"))
+		e = jv_object_set(e, jv_string("model"), jv_string(model));
+	return e;
+}
+
+/* The providers orch-call will call for a step whose provider is prov
+ * (the job's merged with its own), in order, as orch-call chooses them:
+ * --provider's, each with the model of the spec's of the same name; else
+ * the spec's; else $ORCH_PROVIDER's, else echo, the first of them with the
+ * model of a spec's provider that gives no name. Consumes prov. */
+static jv providers_called(jv prov, const struct choice *c)
+{
+	jv spec = jv_get_kind(prov) == JV_KIND_ARRAY ? prov : jv_array();
+	if (jv_get_kind(prov) == JV_KIND_OBJECT)
+		spec = jv_array_append(spec, prov);
+	else if (jv_get_kind(prov) != JV_KIND_ARRAY)
+		jv_free(prov);
+	jv first = jv_array_get(jv_copy(spec), 0);
+	int nameless = jv_is_valid(first) && !orch_jstr(first, "name");
+	if (!c->provider && jv_is_valid(first) && !nameless)
+		return (jv_free(first), spec);
+	const char *cfg = orch_config()->provider;
+	jv list = entries_of_text(c->provider ? c->provider : env_or("ORCH_PROVIDER", cfg ? cfg : "echo"));
+	jv_array_foreach(list, i, e) {
+		jv_array_foreach(spec, k, m) {
+			const char *a = orch_jstr(e, "name"), *b = orch_jstr(m, "name");
+			if (b && strcmp(a, b) == 0)
+				e = with_model(e, orch_jstr(m, "model"));
+			jv_free(m);
+		}
+		if (i == 0 && nameless && !c->provider)
+			e = with_model(e, orch_jstr(first, "model"));
+		list = jv_array_set(list, i, e);
+	}
+	jv_free(first);
+	jv_free(spec);
+	return list;
+}
+
 /* A problem if prompt step s, with its provider prov (the job's merged
- * with its own), has a provider that needs a model and none. */
+ * with its own: consumed), calls a provider unknown, or one that needs
+ * a model with none: --model and $ORCH_MODEL are the first provider's. */
 static void check_callable(const struct step *s, jv prov, const struct choice *c)
 {
-	const char *spec_name = orch_jstr(prov, "name");
-	const char *name = c->provider ? c->provider : spec_name ? spec_name
-	                 : env_or("ORCH_PROVIDER", "echo");
-	int same = !c->provider || (spec_name && strcmp(spec_name, c->provider) == 0);
-	const char *model = c->model ? c->model : same ? orch_jstr(prov, "model") : NULL;
-	if (!model)
-		model = env_or("ORCH_MODEL", NULL);
-	int k = provider_at(name);
+	jv list = providers_called(prov, c);
 	const node *at = get(s->x, "provider") ? get(s->x, "provider") : s->x;
-	if (k < 0)  /* from $ORCH_PROVIDER: the spec's names are check.c's */
-		problem(at, "step '%s': unknown provider '%s' (from ORCH_PROVIDER)", s->id, name);
-	else if (providers[k].needs_model && !model)
-		problem(at, "step '%s': provider %s needs a model (provider.model, --model or ORCH_MODEL)",
-		        s->id, name);
+	jv_array_foreach(list, i, e) {
+		const char *name = orch_jstr(e, "name");
+		const char *model = i == 0 && c->model ? c->model : orch_jstr(e, "model");
+		if (!model && i == 0)
+			model = env_or("ORCH_MODEL", orch_config_model(name));
+		int k = provider_at(name);
+		if (k < 0)  /* from $ORCH_PROVIDER: the others are checked before */
+			problem(at, "step '%s': unknown provider '%s' (from ORCH_PROVIDER or the config)", s->id, name);
+		else if (providers[k].needs_model && !model)
+			problem(at, "step '%s': provider %s needs a model (provider.model, --model or ORCH_MODEL)",
+			        s->id, name);
+		jv_free(e);
+	}
+	jv_free(list);
+}
+
+/* Every provider of --provider is known: EX_OK, or EX_USAGE (reported). */
+static int check_provider_option(const char *text)
+{
+	jv list = entries_of_text(text);
+	int rc = jv_array_length(jv_copy(list)) > 0 ? EX_OK : EX_USAGE;
+	jv_array_foreach(list, i, e) {
+		if (provider_at(orch_jstr(e, "name")) < 0)
+			rc = EX_USAGE;
+		jv_free(e);
+	}
+	jv_free(list);
+	if (rc != EX_OK)
+		orch_err("--provider %s: unknown provider (ollama, openai, anthropic, exec, echo)", text);
+	return rc;
 }
 
 int check_runnable(const struct plan *p, const struct choice *c)
 {
-	if (c->provider && provider_at(c->provider) < 0) {
-		orch_err("--provider %s: unknown provider (ollama, openai, anthropic, exec, echo)",
-		         c->provider);
+	if (c->provider && check_provider_option(c->provider) != EX_OK)
 		return EX_USAGE;
-	}
 	jv job = provider_jv(get(p->root, "provider"));
 	for (size_t k = 0; k < p->nsteps; k++) {
 		const struct step *s = &p->steps[p->order[k]];
@@ -156,7 +235,6 @@ int check_runnable(const struct plan *p, const struct choice *c)
 			continue;
 		jv prov = merge_provider(jv_copy(job), provider_jv(get(s->x, "provider")));
 		check_callable(s, prov, c);
-		jv_free(prov);
 	}
 	jv_free(job);
 	return report_problems();

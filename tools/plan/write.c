@@ -18,27 +18,31 @@ jv provider_jv(const node *p)
 		return jv_invalid();
 	if (p->kind == N_SCALAR)
 		return jv_object_set(jv_object(), jv_string("name"), jv_string(sval(p)));
+	if (p->kind == N_SEQ) {  /* a list: each entry as a provider alone */
+		jv list = jv_array();
+		for (uint32_t i = 0; i < p->n; i++)
+			list = jv_array_append(list, provider_jv(p->u.kids[i]));
+		return list;
+	}
 	return to_jv(p);
 }
 
-/* The job's provider, with the step's keys over it (opts merged key by key).
- * A step naming another provider takes nothing else from the job's. */
-jv merge_provider(jv job, jv step)
+/* Whether step names another provider than job's (objects, kept). */
+static int names_another(jv job, jv step)
 {
-	if (!jv_is_valid(step))
-		return (jv_free(step), job);
-	if (!jv_is_valid(job))
-		return (jv_free(job), step);
 	jv jn = jv_object_get(jv_copy(job), jv_string("name"));
 	jv sn = jv_object_get(jv_copy(step), jv_string("name"));
-	int named = jv_get_kind(sn) == JV_KIND_STRING;
-	int other = named && !jv_equal(jn, sn);  /* jv_equal consumes both... */
-	if (!named) {                             /* ...when it is called */
+	if (jv_get_kind(sn) != JV_KIND_STRING) {
 		jv_free(jn);
 		jv_free(sn);
+		return 0;
 	}
-	if (other)
-		return (jv_free(job), step);
+	return !jv_equal(jn, sn);  /* consumes both */
+}
+
+/* One provider with the step's keys over it, opts merged key by key. */
+static jv merge_one(jv job, jv step)
+{
 	jv jo = jv_object_get(jv_copy(job), jv_string("opts"));
 	jv so = jv_object_get(jv_copy(step), jv_string("opts"));
 	jv merged = jv_object_merge(job, step);
@@ -47,6 +51,28 @@ jv merge_provider(jv job, jv step)
 	else
 		jv_free(jo), jv_free(so);
 	return merged;
+}
+
+/* The job's provider with the step's over it. A step naming another
+ * provider, or giving a list, takes nothing from the job's. Otherwise
+ * its keys go over the job's provider, or over the first of the job's
+ * list (the others stay after it, to fall back on). */
+jv merge_provider(jv job, jv step)
+{
+	if (!jv_is_valid(step))
+		return (jv_free(step), job);
+	if (!jv_is_valid(job) || jv_get_kind(step) == JV_KIND_ARRAY)
+		return (jv_free(job), step);
+	int list = jv_get_kind(job) == JV_KIND_ARRAY;
+	jv first = list ? jv_array_get(jv_copy(job), 0) : jv_copy(job);
+	if (names_another(first, step)) {
+		jv_free(first);
+		jv_free(job);
+		return step;
+	}
+	if (!list)
+		return (jv_free(first), merge_one(job, step));
+	return jv_array_set(job, 0, merge_one(first, step));
 }
 
 jv job_jv(const node *root, const char *spec_file)
@@ -58,10 +84,10 @@ jv job_jv(const node *root, const char *spec_file)
 	                  (x = get(root, "project")) ? to_jv(x) : jv_string(id));
 	j = jv_object_set(j, jv_string("task"), (x = get(root, "task")) ? to_jv(x) : jv_string(""));
 	j = jv_object_set(j, jv_string("inputs"), (x = get(root, "inputs")) ? to_jv(x) : jv_object());
-	static const char *const opt[] = {"concurrency", "pools", "defaults"};
+	static const char *const opt[] = {"concurrency", "pools", "defaults", "launcher"};
 	if ((x = get(root, "provider")))
 		j = jv_object_set(j, jv_string("provider"), provider_jv(x));
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < 4; i++)
 		if ((x = get(root, opt[i])))
 			j = jv_object_set(j, jv_string(opt[i]), to_jv(x));
 	return jv_object_set(j, jv_string("spec_file"), jv_string(spec_file));

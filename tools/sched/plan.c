@@ -5,7 +5,8 @@
  * file and record number and counted, and reading goes on, so that one run
  * lists every problem. Then the whole plan is checked: needs name steps of
  * the plan, no cycle (lib/graph.c), pools named in the job's pools:, when:
- * conditions that compile (all as one jq program: libjq compiles slowly).
+ * conditions that compile (all as one jq program: libjq compiles slowly),
+ * launchers and resources (launch.c).
  * Assumes nothing has run yet: at any problem the caller exits, with
  * nothing created.
  */
@@ -96,7 +97,7 @@ static struct step *new_step(const char *name, jv spec, jv needs, jv line)
 	s->input = jv_invalid();
 	s->inst = group_of_line(line);  /* group.c: a fan-out instance */
 	s->item = jv_invalid();
-	s->pool = s->cond = -1;
+	s->pool = s->cond = s->launcher = -1;
 	s->outfd = -1;
 	double d;
 	if (orch_jnum(line, "priority", &d) || orch_jnum(spec, "priority", &d))
@@ -169,20 +170,32 @@ static int find_pool(const char *name)
 	return -1;
 }
 
+/* A pool is a limit, or {limit: N, launcher: CMD}. */
+static struct pool new_pool(const char *name, jv v)
+{
+	struct pool p = {.name = orch_xstrdup(name)};
+	double d;
+	if (jv_get_kind(v) == JV_KIND_OBJECT) {
+		p.launcher = orch_jstr(v, "launcher");  /* lives as long as plan.job */
+		p.limit = orch_jnum(v, "limit", &d) ? (int)d : 0;
+	} else
+		p.limit = jv_get_kind(v) == JV_KIND_NUMBER ? (int)jv_number_value(v) : 0;
+	if (p.limit < 1) {
+		orch_err("pool %s: the limit must be a positive number", name);
+		p.limit = 1;
+	}
+	jv_free(v);
+	return p;
+}
+
 static void load_pools(void)
 {
 	jv p = orch_jget(plan.job, "pools");
 	if (jv_get_kind(p) == JV_KIND_OBJECT) {
 		plan.pool = orch_xmalloc(jv_object_length(jv_copy(p)) * sizeof *plan.pool);
 		jv_object_foreach(p, k, v) {
-			int lim = jv_get_kind(v) == JV_KIND_NUMBER ? (int)jv_number_value(v) : 0;
-			if (lim < 1) {
-				orch_err("pool %s: the limit must be a positive number", jv_string_value(k));
-				lim = 1;
-			}
-			plan.pool[plan.npools++] = (struct pool){orch_xstrdup(jv_string_value(k)), lim, 0, {0}};
+			plan.pool[plan.npools++] = new_pool(jv_string_value(k), v);
 			jv_free(k);
-			jv_free(v);
 		}
 	}
 	jv_free(p);
@@ -308,7 +321,7 @@ int read_plan(char **files, int n)
 		return EX_USAGE;
 	}
 	load_pools();
-	if (plan.bad || link_needs() || check_cycles() || compile_conds())
+	if (plan.bad || link_needs() || check_cycles() || compile_conds() || link_launchers())
 		return EX_USAGE;
 	return 0;
 }

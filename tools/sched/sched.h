@@ -18,6 +18,7 @@
  *   dryrun.c      -n: what each step would do, and why
  *   orphan.c      steps a killed orch-sched left running: stopped first
  *   sweep.c       temporary files killed writers left: removed at start
+ *   launch.c      steps run through a launcher (srun): argv, true status
  *   group.c       fan-out instances: their items, their group's array
  */
 #ifndef SCHED_H
@@ -25,6 +26,7 @@
 
 #include <math.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/types.h>
 #include "orch.h"
 
@@ -54,6 +56,10 @@ struct step {
 	int timed_out, stopped;
 	jv result;           /* stored result, while users > 0 */
 	jv input;            /* input record without attempt, while active */
+	int launcher;        /* -1: none (launch.c) */
+	int cpus, gpus;      /* resources: (gpus 0: not asked) */
+	long mem_mb;         /* 0: not asked */
+	double time_s;       /* 0: not asked */
 	char spec_hash[65];  /* what it is asked to do (resume.c) */
 	char fp[65];         /* and what its needs gave it: set once ready */
 	char art[65];        /* sha256 of artifacts/<step>.json, once stored */
@@ -62,12 +68,14 @@ struct step {
 };
 
 struct heap { int *a; int n, cap; };
-struct pool { char *name; int limit, used; struct heap wait; };
+struct pool { char *name; int limit, used; struct heap wait; const char *launcher; };
 
 struct opts {
 	int jobs, keep_going, resume, wait_lock, quiet, forwarded, dry_run;
 	const char *exec_cmd;
 	double grace, backoff_base, backoff_max;
+	const char *launcher;  /* --launcher */
+	double status_wait;    /* for a launched step's status file */
 };
 
 struct plan {
@@ -94,6 +102,8 @@ struct run {
 	int manifest_dirty;
 	double manifest_at;
 	sigset_t waited;     /* SIGCHLD, and the stop signals not ignored */
+	char *spec;          /* --spec: the file's text, until saved (spec.c) */
+	size_t spec_len;
 };
 
 struct tally {
@@ -108,6 +118,7 @@ struct tally {
 struct queue {
 	struct heap ready;   /* higher priority first, then plan order */
 	int *active, nactive;  /* running or waiting to retry */
+	struct { int *a; int n, cap; } told;  /* done; dependants yet to be told */
 };
 
 extern struct opts opt;
@@ -135,6 +146,17 @@ int store_output(struct step *s, jv *result);  /* 0, or errno */
 void end_output(struct step *s);   /* close stdout; remove it unless stored */
 char *last_stderr(struct step *s);   /* "line (logs/<step>.log)", or NULL */
 void spawn_free(void);
+void child_signals(posix_spawnattr_t *at, int pgroup);
+
+/* launch.c */
+int link_launchers(void);            /* problems found */
+int launch_check(void);              /* 0, or EX_USAGE: a launcher refuses */
+void launch_cancel_left(void);       /* --resume: Slurm steps left running */
+char **launch_argv(struct step *s, char **cmd, int *owned);
+void launch_argv_free(char **argv, int owned);
+int launched_status(struct step *s, int *status, char *msg, size_t size);
+int remote_exec(int argc, char **argv);  /* --remote-exec: an exit status */
+void launch_free(void);
 
 /* step.c */
 jv input_record(struct step *s);

@@ -9,7 +9,7 @@
  * process group of its own, with an empty signal mask and default
  * dispositions whatever orch-sched blocks or ignores. Its environment is
  * orch-sched's with ORCH_RUN_DIR, ORCH_JOB_ID, ORCH_STEP and ORCH_ATTEMPT
- * set. Assumes run.dir, run.job_id and the run's directory fds are set.
+ * set. A step with a launcher runs through it (launch.c). Assumes run.dir, run.job_id and the run's directory fds are set.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -186,26 +186,33 @@ static int open_fds(struct step *s, int fd[3])
 	return err;
 }
 
-/* fd[0..3) as stdin, stdout, stderr; a new process group; the signal
- * mask empty and the signals we wait for or ignore back to default. */
-static void spawn_attrs(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at, const int fd[3])
+/* The signal mask empty and the signals a scheduler waits for or ignores
+ * back to default; a new process group if pgroup. */
+void child_signals(posix_spawnattr_t *at, int pgroup)
 {
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD,
-	                           SIGTTOU, SIGTTIN};
+	                           SIGTTOU, SIGTTIN, SIGUSR1, SIGUSR2};
 	sigset_t none, dfl;
 	sigemptyset(&none);
 	sigemptyset(&dfl);
 	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
 		sigaddset(&dfl, sigs[i]);
-	posix_spawn_file_actions_init(fa);
-	for (int i = 0; i < 3; i++)
-		posix_spawn_file_actions_adddup2(fa, fd[i], i);
 	posix_spawnattr_init(at);
-	posix_spawnattr_setflags(at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-	                         POSIX_SPAWN_SETSIGDEF);
+	posix_spawnattr_setflags(at, (pgroup ? POSIX_SPAWN_SETPGROUP : 0) |
+	                         POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	posix_spawnattr_setpgroup(at, 0);
 	posix_spawnattr_setsigmask(at, &none);
 	posix_spawnattr_setsigdefault(at, &dfl);
+}
+
+/* fd[0..3) as stdin, stdout, stderr; a new process group; the signals
+ * as child_signals sets them. */
+static void spawn_attrs(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at, const int fd[3])
+{
+	posix_spawn_file_actions_init(fa);
+	for (int i = 0; i < 3; i++)
+		posix_spawn_file_actions_adddup2(fa, fd[i], i);
+	child_signals(at, 1);
 }
 
 int spawn(struct step *s)
@@ -219,11 +226,16 @@ int spawn(struct step *s)
 	char **envp = run.envp, *words;
 	envp[run.nenv + 2] = orch_fmt("ORCH_STEP=%s", s->name);
 	envp[run.nenv + 3] = orch_fmt("ORCH_ATTEMPT=%d", s->attempt);
-	char **argv = command_argv(s->cmd, &words);
+	char **argv = command_argv(s->cmd, &words), **cmd = argv;
+	int owned = 0;
+	if (s->launcher >= 0)  /* the launcher leads the group, and runs cmd */
+		argv = launch_argv(s, cmd, &owned);
 	const char *file = resolve(argv[0]);
 	err = file == argv[0] ? posix_spawnp(&s->pid, file, &fa, &at, argv, envp)
 	                      : posix_spawn(&s->pid, file, &fa, &at, argv, envp);
-	free(argv);
+	if (argv != cmd)
+		launch_argv_free(argv, owned);
+	free(cmd);
 	free(words);
 	free(envp[run.nenv + 2]);
 	free(envp[run.nenv + 3]);

@@ -13,28 +13,25 @@
 #include "orch.h"
 #include "sched.h"
 
-static char *text;
-static size_t len;
-
 void spec_read(const char *file)
 {
-	text = orch_slurp(file, &len);
-	if (!text)
+	run.spec = orch_slurp(file, &run.spec_len);
+	if (!run.spec)
 		orch_die_sys(EX_USAGE, "--spec: cannot read %s", file);
 }
 
 void spec_save(void)
 {
-	if (!text)
+	if (!run.spec)
 		return;
 	char *path = orch_path(run.dir, "inputs/spec.yaml");
 	size_t have_len;
 	char *have = orch_slurp(path, &have_len);
-	if (!have || have_len != len || memcmp(have, text, len) != 0)
-		if (orch_atomic_write(path, text, len, 0600, 0) < 0)
+	if (!have || have_len != run.spec_len || memcmp(have, run.spec, run.spec_len) != 0)
+		if (orch_atomic_write(path, run.spec, run.spec_len, 0600, 0) < 0)
 			orch_die_sys(EX_FAIL, "cannot write %s", path);
 	free(have);
 	free(path);
-	free(text);
-	text = NULL;
+	free(run.spec);
+	run.spec = NULL;
 }

@@ -58,14 +58,12 @@ jv input_record(struct step *s)
 	return jv_object_set(in, jv_string("steps"), steps);
 }
 
-/* Steps done whose dependants are yet to be told (release, settle). */
-static struct { int *a; int n, cap; } told;
-
 static void to_release(int i)
 {
-	if (told.n == told.cap)
-		told.a = orch_xrealloc(told.a, (told.cap = told.cap ? 2 * told.cap : 64) * sizeof *told.a);
-	told.a[told.n++] = i;
+	typeof(queue.told) *t = &queue.told;
+	if (t->n == t->cap)
+		t->a = orch_xrealloc(t->a, (t->cap = t->cap ? 2 * t->cap : 64) * sizeof *t->a);
+	t->a[t->n++] = i;
 }
 
 /* --resume: i succeeded before, as it is now: skip it, keep its result. */
@@ -101,8 +99,8 @@ void ready_step(int i)
  * become ready, or are skipped in turn (no recursion: plans are deep). */
 void settle(void)
 {
-	while (told.n > 0) {
-		struct step *s = &plan.step[told.a[--told.n]];
+	while (queue.told.n > 0) {
+		struct step *s = &plan.step[queue.told.a[--queue.told.n]];
 		for (size_t k = 0; k < s->nrdep; k++) {
 			size_t d = s->rdep[k];
 			if (--plan.step[d].pending == 0)
@@ -353,8 +351,12 @@ void reaped(int i, int status)
 	tally.nrun--;
 	s->pid = 0;
 	char msg[512];
+	int lost = s->launcher >= 0 && !s->stopped && !s->timed_out &&
+	           !launched_status(s, &status, msg, sizeof msg);  /* the command's own */
 	if (s->stopped)
 		attempt_failed(i, "interrupted", "interrupted", 0, NULL, 0);
+	else if (lost)
+		attempt_failed(i, "lost", msg, 1, NULL, 0);
 	else if (s->timed_out || WIFSIGNALED(status) || WEXITSTATUS(status) != 0) {
 		failure_text(s, status, msg, sizeof msg);
 		if (s->timed_out)
@@ -371,5 +373,5 @@ void reaped(int i, int status)
 
 void step_free(void)
 {
-	free(told.a);
+	free(queue.told.a);
 }
