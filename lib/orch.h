@@ -160,6 +160,8 @@ const char *orch_run_dir(void);
 /* $ORCH_RUNS (default "runs") / job_id; malloc'd. */
 char *orch_run_dir_for(const char *job_id);
 int orch_job_id_valid(const char *id);
+/* A step id, or a fan-out instance "id[key]" (CONTRACT §9). */
+int orch_step_name_valid(const char *name);
 /* Create the run folder (0700) and its subfolders. 0 or -1 (reported). */
 int orch_run_create(const char *dir);
 /* Job id of a run: $ORCH_JOB_ID, else the folder's base name. malloc'd. */

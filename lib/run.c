@@ -22,6 +22,27 @@ int orch_job_id_valid(const char *id)
 	return n >= 1 && n <= 64 && strcmp(id, ".") && strcmp(id, "..");
 }
 
+/* A step's name: an id, or an instance of a fan-out, "id[key]" with
+ * key 1 to 64 of the same characters (CONTRACT §9). */
+int orch_step_name_valid(const char *name)
+{
+	const char *open = strchr(name, '[');
+	size_t n = strlen(name);
+	if (!open)
+		return orch_job_id_valid(name);
+	if (n < 4 || name[n - 1] != ']' || open == name || (size_t)(open - name) > 64)
+		return 0;
+	char id[65], key[65];
+	size_t nk = n - (size_t)(open - name) - 2;
+	if (nk > 64)
+		return 0;
+	memcpy(id, name, (size_t)(open - name));
+	id[open - name] = 0;
+	memcpy(key, open + 1, nk);
+	key[nk] = 0;
+	return orch_job_id_valid(id) && orch_job_id_valid(key);
+}
+
 char *orch_run_dir_for(const char *job_id)
 {
 	const char *runs = getenv("ORCH_RUNS");

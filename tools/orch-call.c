@@ -515,7 +515,7 @@ static int open_log(const char *step)
 	const char *run = orch_run_dir();
 	if (!opt.stream || !run || !step)
 		return -1;
-	if (!orch_job_id_valid(step)) {
+	if (!orch_step_name_valid(step)) {
 		orch_err("step %s: not a name for a log file; not logging the stream", step);
 		return -1;
 	}

@@ -82,7 +82,7 @@ static int emit_record(jv r, void *ctx)
 	const char *level = orch_jstr(r, "level");
 	jv data = jv_object_get(jv_copy(r), jv_string("data"));
 	int rc = EX_OK;
-	if (!type || !valid_type(type) || (step && !orch_job_id_valid(step)) ||
+	if (!type || !valid_type(type) || (step && !orch_step_name_valid(step)) ||
 	    (level && strcmp(level, "INFO") && strcmp(level, "WARN") && strcmp(level, "ERROR")) ||
 	    (jv_is_valid(data) && jv_get_kind(data) != JV_KIND_OBJECT && jv_get_kind(data) != JV_KIND_NULL)) {
 		orch_err("<stdin>: record %ld: not an event {\"type\",\"step\",\"level\",\"data\":{}}: skipped",
@@ -112,7 +112,7 @@ static int cmd_emit(int argc, char **argv, const char *step, const char *level,
 		orch_die(EX_USAGE, "invalid event type '%s' (lower case, digits, . _ -)", argv[0]);
 	if (strcmp(level, "INFO") && strcmp(level, "WARN") && strcmp(level, "ERROR"))
 		orch_die(EX_USAGE, "invalid level '%s' (INFO, WARN or ERROR)", level);
-	if (step && !orch_job_id_valid(step))
+	if (step && !orch_step_name_valid(step))
 		orch_die(EX_USAGE, "invalid step name '%s'", step);
 	jv d = jv_null();
 	if (data) {
@@ -366,27 +366,97 @@ static double num_or(jv o, const char *k)
 	return d;
 }
 
-/* The step table: a skipped step says why; the plan's steps not yet
- * started (job.started counts them) are one line at the end. */
-static void print_steps(jv m)
+/* Fan-out instances, "<step>[<key>]", summed per step: {step: {n,
+ * attempts, calls, duration_s (the longest), status: {status: count}}}. */
+static jv instance_groups(jv steps)
 {
-	jv steps = orch_jget(m, "steps");
-	int n = jv_get_kind(steps) == JV_KIND_OBJECT ? jv_object_length(jv_copy(steps)) : 0;
-	double d, total;
-	if (n > 0) {
-		printf("%-20s %-22s %8s %9s %6s\n", "step", "status", "attempts", "duration", "calls");
-		jv_object_foreach(steps, k, s) {
-			char dur[32] = "-", st[64];
+	jv g = jv_object();
+	jv_object_foreach(steps, k, s) {
+		const char *name = jv_string_value(k), *open = strchr(name, '[');
+		if (open) {
+			jv key = jv_string_sized(name, (int)(open - name));
+			jv a = jv_object_get(jv_copy(g), jv_copy(key));
+			if (!jv_is_valid(a))
+				a = (jv_free(a), jv_object_set(jv_object(), jv_string("status"), jv_object()));
+			jv st = jv_object_get(jv_copy(a), jv_string("status"));
+			const char *status = str_or(s, "status", "?");
+			double was = num_or(st, status), dur = num_or(s, "duration_s");
+			a = jv_object_set(a, jv_string("status"), jv_object_set(st, jv_string(status), jv_number(was + 1)));
+			a = jv_object_set(a, jv_string("n"), jv_number(num_or(a, "n") + 1));
+			a = jv_object_set(a, jv_string("attempts"), jv_number(num_or(a, "attempts") + num_or(s, "attempts")));
+			a = jv_object_set(a, jv_string("calls"), jv_number(num_or(a, "calls") + num_or(s, "provider_calls")));
+			if (dur > num_or(a, "duration_s"))
+				a = jv_object_set(a, jv_string("duration_s"), jv_number(dur));
+			g = jv_object_set(g, key, a);
+		}
+		jv_free(k);
+		jv_free(s);
+	}
+	return g;
+}
+
+/* One row for a fan-out: "summarize[3000]  2813/3000 succeeded, 4 failed". */
+static void print_group(const char *step, jv a)
+{
+	char name[96], dur[32] = "-";
+	double n = num_or(a, "n"), d;
+	snprintf(name, sizeof name, "%s[%.0f]", step, n);
+	if (orch_jnum(a, "duration_s", &d))
+		snprintf(dur, sizeof dur, "%.2fs", d);
+	jv st = jv_object_get(jv_copy(a), jv_string("status"));
+	printf("%-20s %-22s %8.0f %9s %6.0f  %.0f/%.0f succeeded", name, "instances",
+	       num_or(a, "attempts"), dur, num_or(a, "calls"), num_or(st, "succeeded"), n);
+	jv_object_foreach(st, k, c) {
+		if (strcmp(jv_string_value(k), "succeeded"))
+			printf(", %.0f %s", jv_number_value(c), jv_string_value(k));
+		jv_free(k);
+		jv_free(c);
+	}
+	printf("\n");
+}
+
+/* The steps, a fan-out's instances as one row where its first one is; a
+ * skipped step says why. */
+static void print_step_rows(jv steps)
+{
+	jv groups = instance_groups(jv_copy(steps));
+	printf("%-20s %-22s %8s %9s %6s\n", "step", "status", "attempts", "duration", "calls");
+	jv_object_foreach(steps, k, s) {
+		const char *name = jv_string_value(k), *open = strchr(name, '[');
+		char dur[32] = "-";
+		double d;
+		jv key = open ? jv_string_sized(name, (int)(open - name)) : jv_invalid();
+		jv a = open ? jv_object_get(jv_copy(groups), jv_copy(key)) : jv_invalid();
+		if (jv_is_valid(a)) {  /* printed once: then gone */
+			print_group(jv_string_value(key), a);
+			groups = jv_object_delete(groups, key);
+		} else if (!open) {
+			char st[64];
 			if (orch_jnum(s, "duration_s", &d))
 				snprintf(dur, sizeof dur, "%.2fs", d);
 			snprintf(st, sizeof st, orch_jstr(s, "reason") ? "%s (%s)" : "%s",
 			         str_or(s, "status", "?"), str_or(s, "reason", ""));
-			printf("%-20s %-22s %8.0f %9s %6.0f\n", jv_string_value(k), st,
+			printf("%-20s %-22s %8.0f %9s %6.0f\n", name, st,
 			       num_or(s, "attempts"), dur, num_or(s, "provider_calls"));
-			jv_free(k);
-			jv_free(s);
-		}
+			jv_free(a);
+			jv_free(key);
+		} else
+			jv_free(a), jv_free(key);
+		jv_free(k);
+		jv_free(s);
 	}
+	jv_free(groups);
+}
+
+/* The step table; the plan's steps not yet started (job.started counts
+ * them) are one line at the end. */
+static void print_steps(jv m)
+{
+	jv steps = orch_jget(m, "steps");
+	int n = jv_get_kind(steps) == JV_KIND_OBJECT ? jv_object_length(jv_copy(steps)) : 0;
+	double total;
+	if (n > 0)
+		print_step_rows(jv_copy(steps));
 	if (orch_jnum(m, "steps_total", &total) && total > n)
 		printf("%.0f more step%s of the plan not started\n", total - n, total - n == 1 ? "" : "s");
 	jv_free(steps);

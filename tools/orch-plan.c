@@ -59,7 +59,9 @@ static int plan(char *text, size_t len, const char *path, int mode, const struct
 		rc = check_runnable(&p, c);
 	if (rc == EX_OK) {
 		jv job = apply_inputs(job_jv(p.root, path), c);
-		rc = mode == 'p' ? print_plan(&p, job) : mode == 'd' ? print_dot(&p, job) :
+		if (mode != 'i' && mode != 'c')  /* --check: the spec, not its items */
+			rc = expand_foreach(&p, job);
+		rc = rc != EX_OK ? rc : mode == 'p' ? print_plan(&p, job) : mode == 'd' ? print_dot(&p, job) :
 		     mode == 'w' ? print_waves(&p) : mode == 'i' ? print_id(job) : EX_OK;
 		jv_free(job);
 	}

@@ -15,7 +15,8 @@ static const char *const top_keys[] = {"job", "project", "task", "inputs", "prov
 	"concurrency", "pools", "defaults", "steps", "launcher", "workdir", 0};
 static const char *const step_keys[] = {"id", "prompt", "run", "needs", "system",
 	"provider", "retries", "timeout_s", "pool", "priority", "when", "files",
-	"launcher", "resources", 0};
+	"launcher", "resources",
+	"foreach", "key", "gather", "max_items", "prompt_file", "system_file", 0};  /* foreach.c */
 static const char *const provider_keys[] = {"name", "model", "opts", "command", "base_url",
 	"limits", 0};
 static const char *const limit_keys[] = {"rpm", "tpm", 0};
@@ -155,6 +156,17 @@ static int want_name(const node *x, const char *what)
 		return 0;
 	}
 	return 1;
+}
+
+static void want_bool(const node *x, const char *name)
+{
+	if (!x)
+		return;
+	jv v = x->kind == N_SCALAR ? scalar_jv(x) : jv_null();
+	jv_kind k = jv_get_kind(v);
+	jv_free(v);
+	if (k != JV_KIND_TRUE && k != JV_KIND_FALSE)
+		problem(x, "'%s' must be true or false, not %s", name, kind_name(x));
 }
 
 /* files: true, false, or "required" (an answer naming no file fails). */
@@ -305,7 +317,8 @@ void check_step(const node *root, const node *x)
 	if (!want_map(x, "each step"))
 		return;
 	check_keys(x, step_keys, "a step", "provider.");
-	const node *id = get(x, "id"), *prompt = get(x, "prompt"), *run = get(x, "run");
+	const node *id = get(x, "id"), *run = get(x, "run");
+	const node *prompt = get(x, "prompt") ? get(x, "prompt") : get(x, "prompt_file");
 	if (!id)
 		problem(x, "a step has no 'id'");
 	else
@@ -315,8 +328,10 @@ void check_step(const node *root, const node *x)
 	else if (prompt && run)
 		problem(run, "step '%s' has both 'prompt' and 'run': choose one",
 		        sval(id) ? sval(id) : "?");
-	want_string(prompt, "prompt");
+	want_string(get(x, "prompt"), "prompt");
 	want_string(run, "run");
+	check_foreach(x);  /* foreach.c: foreach, key, gather, max_items, *_file */
+	want_bool(get(x, "gather"), "gather");
 	want_string(get(x, "system"), "system");
 	want_string(get(x, "when"), "when");
 	check_provider(get(x, "provider"), "provider");
@@ -386,14 +401,15 @@ void check_templates(const struct plan *p)
 	for (size_t i = 0; i < p->nsteps; i++)
 		for (int f = 0; f < 3; f++) {
 			const node *x = get(p->steps[i].x, fields[f]);
-			if (!sval(x) || (f < 2 && !orch_tmpl_has(sval(x))))
+			const char *t = f < 2 ? step_text(&p->steps[i], f, &x) : sval(x);
+			if (!t || (f < 2 && !orch_tmpl_has(t)))
 				continue;
 			at[n] = x;
 			field[n] = fields[f];
 			if (f == 2)
-				texts[n++] = owned_text[nown++] = orch_fmt("{{ %s }}", sval(x));
+				texts[n++] = owned_text[nown++] = orch_fmt("{{ %s }}", t);
 			else
-				texts[n++] = sval(x);
+				texts[n++] = t;
 		}
 	/* in chunks: one libjq program has a size limit (about 10,000 holes) */
 	char **errs = orch_xmalloc(n * sizeof *errs + 1);

@@ -8,6 +8,7 @@
  *   reads.c    the steps a template or when: reads: only its needs
  *   write.c    the plan lines, --dot, --waves, --id
  *   select.c   what orch run chooses: --input, --target, --until, --runnable
+ *   foreach.c  fan-out: a step's items and keys; prompt_file, system_file
  */
 #ifndef ORCH_PLAN_H
 #define ORCH_PLAN_H
@@ -50,13 +51,17 @@ size_t problem_count(void);
 int report_problems(void);
 
 /* ---- steps.c: a spec read and checked ---- */
+struct fan;
 struct step {
 	const node *x;
 	const char *id;
 	long wave, prio;  /* longest path from a source, to a sink */
+	struct fan *fan;  /* foreach: its instances (foreach.c); NULL if none */
+	char *text[2];    /* prompt_file's, system_file's text (foreach.c) */
 };
 struct plan {
 	node *root;
+	char *dir;          /* the spec's folder: files it names are in it */
 	struct step *steps;
 	size_t nsteps;
 	orch_map *byid;
@@ -91,6 +96,29 @@ int print_plan(const struct plan *p, jv job);
 int print_dot(const struct plan *p, jv job);
 int print_waves(const struct plan *p);
 int print_id(jv job);
+
+/* ---- foreach.c: fan-out (orch-plan(1) FOREACH) ---- */
+struct fan {
+	jv items;          /* the items, in item order (unused when paired) */
+	char **keys;       /* n keys, [A-Za-z0-9._-]{1,64} */
+	char **files;      /* {glob:}: each item's file, read when it starts */
+	size_t n;
+	long pair;         /* foreach: .steps.X, X fanned out: X's index; else -1 */
+	int gather;        /* paired, but each instance needs all of X's */
+};
+void check_foreach(const node *x);         /* the keys' kinds (check_step) */
+void link_foreach(struct plan *p);         /* pairing edges, files read */
+/* Expand every step with foreach: over job: EX_OK, or EX_USAGE (reported). */
+int expand_foreach(struct plan *p, jv job);
+/* Step s's prompt (f 0) or system (f 1): its text and the node it is at. */
+const char *step_text(const struct step *s, int f, const node **at);
+size_t step_count(const struct step *s);  /* its instances, or 1 */
+/* Plan lines: inst is the instance's index, -1 for a step that has none. */
+void put_step_name(orch_jw *w, const struct step *s, long inst);
+void put_need_names(orch_jw *w, const struct step *s, long inst, const struct step *d, size_t j);
+void put_instance_head(orch_jw *w, const struct step *s, long inst);
+void put_instance_item(orch_jw *w, const struct plan *p, const struct step *s, long inst);
+void foreach_free(struct plan *p);
 
 /* ---- select.c: what orch run's command line chooses ---- */
 struct choice {

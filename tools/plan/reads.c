@@ -434,10 +434,11 @@ void check_reads(const struct plan *p)
 	for (size_t i = 0; i < p->nsteps; i++)
 		for (int f = 0; f < 3; f++) {
 			const node *x = get(p->steps[i].x, fields[f]);
+			const char *t = f < 2 ? step_text(&p->steps[i], f, &x) : sval(x);  /* *_file */
 			struct step_read *r;
-			if (!sval(x))
+			if (!t)
 				continue;
-			size_t n = steps_read(sval(x), f < 2, &r);
+			size_t n = steps_read(t, f < 2, &r);
 			if (n > 1)
 				qsort(r, n, sizeof *r, by_name);
 			for (size_t k = 0; k < n; k++)

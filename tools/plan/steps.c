@@ -125,6 +125,8 @@ void plan_read(struct plan *p, char *text, size_t len, const char *path)
 {
 	*p = (struct plan){0};
 	problem_file(strcmp(path, "-") == 0 ? "<stdin>" : path);
+	const char *slash = strrchr(path, '/');
+	p->dir = slash ? orch_fmt("%.*s", (int)(slash - path + (slash == path)), path) : orch_xstrdup(".");
 	p->root = read_yaml(text, len);
 	if (p->root)
 		check_spec(p->root);
@@ -136,6 +138,7 @@ void plan_read(struct plan *p, char *text, size_t len, const char *path)
 	for (uint32_t i = 0; i < st->n; i++)
 		check_step(p->root, st->u.kids[i]);
 	build_graph(p, st);
+	link_foreach(p);  /* fan-out: pairing edges, prompt_file: texts */
 	check_reads(p);
 	p->order = orch_xmalloc(p->nsteps * sizeof *p->order + 1);
 	if (orch_graph_order(p->graph, spec_order, NULL, p->order) < p->nsteps)
@@ -146,6 +149,8 @@ void plan_read(struct plan *p, char *text, size_t len, const char *path)
 
 void plan_free(struct plan *p)
 {
+	foreach_free(p);
+	free(p->dir);
 	orch_graph_free(p->graph);
 	orch_map_free(p->byid);
 	free(p->steps);

@@ -134,6 +134,7 @@ struct writer {
 	orch_map *at;          /* key -> its place, 0 to n - 1 */
 	const node **over;     /* per place: the step's value, while it is written */
 	jv prov;               /* the step's provider, merged with the job's */
+	long inst;             /* the fan-out instance written, else -1 */
 };
 
 static void put_needs(struct writer *wr, size_t i)
@@ -142,7 +143,7 @@ static void put_needs(struct writer *wr, size_t i)
 	const size_t *needs = orch_graph_deps(p->graph, i);
 	orch_jw_open(&wr->w, '[');
 	for (size_t q = 0; q < orch_graph_ndeps(p->graph, i); q++)
-		orch_jw_str(&wr->w, p->steps[needs[q]].id);
+		put_need_names(&wr->w, &p->steps[i], wr->inst, &p->steps[needs[q]], needs[q]);
 	orch_jw_close(&wr->w);
 }
 
@@ -150,6 +151,13 @@ static void put_needs(struct writer *wr, size_t i)
  * merged with the job's, the rest as written. */
 static void put_field(struct writer *wr, size_t i, const char *key, const node *v)
 {
+	const struct step *s = &wr->p->steps[i];
+	int f = strcmp(key, "prompt_file") == 0 ? 0 : strcmp(key, "system_file") == 0 ? 1 : -1;
+	if (f >= 0 && s->text[f]) {  /* the file's text, as if written in the spec */
+		orch_jw_key(&wr->w, f ? "system" : "prompt");
+		orch_jw_str(&wr->w, s->text[f]);
+		return;
+	}
 	orch_jw_key(&wr->w, key);
 	if (strcmp(key, "id") == 0)
 		orch_jw_str(&wr->w, wr->p->steps[i].id);
@@ -198,7 +206,7 @@ static int put_line(struct writer *wr, size_t k, const char *job, size_t njob)
 	orch_jw *w = &wr->w;
 	orch_jw_open(w, '{');
 	orch_jw_key(w, "step");
-	orch_jw_str(w, s->id);
+	put_step_name(w, s, wr->inst);
 	orch_jw_key(w, "needs");
 	put_needs(wr, i);
 	orch_jw_key(w, "wave");
@@ -207,6 +215,8 @@ static int put_line(struct writer *wr, size_t k, const char *job, size_t njob)
 	orch_jw_jv(w, jv_number(priority(s)));
 	orch_jw_key(w, "index");
 	orch_jw_jv(w, jv_number(i));
+	if (wr->inst >= 0)
+		put_instance_head(w, s, wr->inst);
 	/* job before spec: all before it are names and numbers, so the
 	 * first "job":{"job_id":" of a line is the job's (orch(1) reads it
 	 * so, with no JSON parser; a spec's strings could forge one) */
@@ -214,6 +224,8 @@ static int put_line(struct writer *wr, size_t k, const char *job, size_t njob)
 	orch_jw_text(w, job, njob);
 	orch_jw_key(w, "spec");
 	put_spec(wr, i);
+	if (wr->inst >= 0)
+		put_instance_item(w, wr->p, s, wr->inst);
 	orch_jw_close(w);
 	return orch_jw_put(w);  /* a plan is read whole: flush at exit */
 }
@@ -236,9 +248,11 @@ int print_plan(const struct plan *p, jv job)
 	int rc = EX_OK;
 	for (size_t k = 0; k < p->nsteps && rc == EX_OK; k++) {
 		const node *prov = get(p->steps[p->order[k]].x, "provider");
+		const struct fan *fan = p->steps[p->order[k]].fan;
 		wr.prov = prov ? merge_provider(jv_copy(jobprov), provider_jv(prov)) : jv_copy(jobprov);
-		if (put_line(&wr, k, jobtext, njob) < 0)
-			rc = EX_FAIL;
+		for (wr.inst = fan ? 0 : -1; rc == EX_OK && wr.inst < (fan ? (long)fan->n : 0); wr.inst++)
+			if (put_line(&wr, k, jobtext, njob) < 0)
+				rc = EX_FAIL;
 		jv_free(wr.prov);
 	}
 	orch_jw_free(&wr.w);
@@ -275,7 +289,11 @@ int print_dot(const struct plan *p, jv job)
 		printf("\t{ rank=same;");
 		long wave = steps[w[k]].wave;
 		for (; k < n && steps[w[k]].wave == wave; k++)
-			printf(" \"%s\";", steps[w[k]].id);
+			if (steps[w[k]].fan)  /* a fan-out: one node, its count */
+				printf(" \"%s\" [label=\"%s[%zu]\"];", steps[w[k]].id, steps[w[k]].id,
+				       steps[w[k]].fan->n);
+			else
+				printf(" \"%s\";", steps[w[k]].id);
 		printf(" }\n");
 	}
 	for (size_t k = 0; k < n; k++) {
@@ -293,14 +311,16 @@ int print_waves(const struct plan *p)
 {
 	size_t *w = sorted_by_wave(p), width = 4;
 	for (size_t k = 0; k < p->nsteps; k++)
-		if (strlen(p->steps[k].id) > width)
-			width = strlen(p->steps[k].id);
+		if (strlen(p->steps[k].id) + 8 * !!p->steps[k].fan > width)
+			width = strlen(p->steps[k].id) + 8 * !!p->steps[k].fan;
 	printf("%-4s  %-*s  %-8s  %s\n", "wave", (int)width, "step", "priority", "needs");
 	for (size_t k = 0; k < p->nsteps; k++) {
 		const struct step *s = &p->steps[w[k]];
 		const size_t *needs = orch_graph_deps(p->graph, w[k]);
 		size_t n = orch_graph_ndeps(p->graph, w[k]);
-		printf("%-4ld  %-*s  %-8ld  ", s->wave, (int)width, s->id, priority(s));
+		char name[96];
+		snprintf(name, sizeof name, s->fan ? "%s[%zu]" : "%s", s->id, step_count(s));
+		printf("%-4ld  %-*s  %-8ld  ", s->wave, (int)width, name, priority(s));
 		for (size_t q = 0; q < n; q++)
 			printf("%s%s", q ? ", " : "", p->steps[needs[q]].id);
 		printf("%s\n", n ? "" : "-");

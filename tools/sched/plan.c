@@ -96,6 +96,8 @@ static struct step *new_step(const char *name, jv spec, jv needs, jv line)
 	s->needs = needs;
 	s->result = jv_invalid();
 	s->input = jv_invalid();
+	s->inst = group_of_line(line);  /* group.c: a fan-out instance */
+	s->item = jv_invalid();
 	s->pool = s->cond = s->launcher = -1;
 	s->outfd = -1;
 	double d;
@@ -121,7 +123,7 @@ static void keep_step(const char *name, jv spec, jv needs, jv line)
 		else
 			jv_free(j);
 	}
-	struct step *s = new_step(name, spec, needs, line);
+	struct step *s = new_step(name, group_spec_shared(spec, line), needs, line);
 	if (!s->cmd)
 		bad_at("step %s has no run: and no --exec CMD was given", name);
 	else if (!s->cmd[strspn(s->cmd, " \t\n")])
@@ -131,6 +133,7 @@ static void keep_step(const char *name, jv spec, jv needs, jv line)
 		free(s->name);
 		jv_free(s->spec);
 		jv_free(s->needs);
+		jv_free(s->inst);
 		return;
 	}
 	plan.n++;
@@ -144,8 +147,8 @@ static int add_line(jv line, void *ctx)
 	(void)ctx;
 	if (jv_get_kind(line) != JV_KIND_OBJECT || !name)
 		bad_at("not a plan line (no \"step\")");
-	else if (!orch_job_id_valid(name))
-		bad_at("step id \"%s\": use 1 to 64 of [A-Za-z0-9._-]", name);
+	else if (!orch_step_name_valid(name))
+		bad_at("step id \"%s\": use 1 to 64 of [A-Za-z0-9._-], or step[key]", name);
 	else if (!jv_is_valid(spec = line_spec(line)))
 		bad_at("step %s: \"spec\" is not an object", name);
 	else if (!jv_is_valid(needs = line_needs(line, spec)))
@@ -346,7 +349,9 @@ int step_before(int a, int b)
 	const struct step *x = &plan.step[a], *y = &plan.step[b];
 	if (x->prio != y->prio)
 		return x->prio > y->prio;
-	return x->index < y->index;
+	if (x->index != y->index)
+		return x->index < y->index;
+	return a < b;  /* a fan-out's instances: in item order */
 }
 
 void plan_free(void)
@@ -358,6 +363,8 @@ void plan_free(void)
 		jv_free(s->needs);
 		jv_free(s->result);
 		jv_free(s->input);
+		jv_free(s->inst);
+		jv_free(s->item);
 	}
 	free(plan.step);
 	free(plan.order);

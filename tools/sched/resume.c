@@ -42,11 +42,13 @@ static void spec_hash(struct step *s)
 	for (size_t k = 0; k < sizeof scheduling / sizeof *scheduling; k++)
 		spec = jv_object_delete(spec, jv_string(scheduling[k]));
 	jv w = jv_object_set(jv_object(), jv_string("step"), jv_string(s->name));
-	w = jv_object_set(w, jv_string("spec"), spec);
+	w = jv_object_set(w, jv_string("spec"), group_spec(s, spec));
 	w = jv_object_set(w, jv_string("command"), jv_string(s->cmd));
 	w = jv_object_set(w, jv_string("task"), orch_jget(plan.job, "task"));
 	w = jv_object_set(w, jv_string("inputs"), orch_jget(plan.job, "inputs"));
 	w = jv_object_set(w, jv_string("code_version"), jv_string(code_version()));
+	if (jv_is_valid(s->item))  /* a fan-out instance: its item, as loaded */
+		w = jv_object_set(w, jv_string("item"), jv_copy(s->item));
 	char *text = orch_dump(w, 1);
 	orch_sha256_hex(text, strlen(text), s->spec_hash);
 	free(text);
@@ -56,6 +58,7 @@ void fingerprint(struct step *s)
 {
 	crypto_hash_sha256_state st;
 	unsigned char h[crypto_hash_sha256_BYTES];
+	group_load_item(s);  /* a fan-out instance's item is part of what it is asked */
 	spec_hash(s);
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const unsigned char *)s->spec_hash, 64);

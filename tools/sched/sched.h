@@ -19,6 +19,7 @@
  *   orphan.c      steps a killed orch-sched left running: stopped first
  *   sweep.c       temporary files killed writers left: removed at start
  *   launch.c      steps run through a launcher (srun): argv, true status
+ *   group.c       fan-out instances: their items, their group's array
  */
 #ifndef SCHED_H
 #define SCHED_H
@@ -62,6 +63,8 @@ struct step {
 	char spec_hash[65];  /* what it is asked to do (resume.c) */
 	char fp[65];         /* and what its needs gave it: set once ready */
 	char art[65];        /* sha256 of artifacts/<step>.json, once stored */
+	jv inst;             /* a fan-out instance's plan fields (group.c) */
+	jv item;             /* and its item, from ready until its input record */
 };
 
 struct heap { int *a; int n, cap; };
@@ -193,6 +196,14 @@ void sweep_temps(void);              /* what killed writers left: at start */
 /* spec.c */
 void spec_read(const char *file);  /* at start: the spec, or exit 2 */
 void spec_save(void);              /* with the lock: inputs/spec.yaml */
+
+/* group.c */
+jv group_of_line(jv line);           /* line borrowed: its instance fields */
+jv group_spec_shared(jv spec, jv line);  /* an instance's spec: its group's */
+void group_load_item(struct step *s);  /* ready: its item, content read */
+jv group_input(struct step *s, jv in);  /* .item, .key into the record */
+jv group_spec(const struct step *s, jv spec);  /* less foreach: etc (resume.c) */
+jv group_put(jv steps, const struct step *d, jv r);  /* .steps.<group>[] */
 
 /* loop.c */
 void heap_push(struct heap *h, int i);

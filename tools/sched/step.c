@@ -32,9 +32,9 @@ static jv need_results(struct step *s, int want)
 	jv steps = jv_object();
 	for (size_t k = 0; k < s->ndep; k++) {
 		struct step *d = &plan.step[s->dep[k]];
-		if (want)
-			steps = jv_object_set(steps, jv_string(d->name), d->st == ST_OK ||
-			                      d->st == ST_DONE ? jv_copy(d->result) : jv_null());
+		if (want)  /* group.c: an instance's result goes into its group's array */
+			steps = group_put(steps, d, d->st == ST_OK ||
+			                  d->st == ST_DONE ? jv_copy(d->result) : jv_null());
 		if (--d->users == 0) {
 			jv_free(d->result);
 			d->result = jv_invalid();
@@ -58,6 +58,9 @@ jv input_record(struct step *s)
 	in = jv_object_set(in, jv_string("inputs"),
 	                   jv_get_kind(inputs) == JV_KIND_OBJECT ? inputs : (jv_free(inputs), jv_object()));
 	in = jv_object_set(in, jv_string("spec"), jv_copy(s->spec));
+	in = group_input(s, in);  /* a fan-out instance: .item, .key */
+	jv_free(s->item);
+	s->item = jv_invalid();
 	return jv_object_set(in, jv_string("steps"), steps);
 }
 

@@ -1,0 +1,208 @@
+#!/usr/bin/env bats
+# fan-out (CONTRACT §9, orch-plan(1) FOREACH): foreach:, key:, pairing,
+# gather:, max_items:, prompt_file:, confinement, resume of instances
+load helper
+
+# spec NAME LINE...: a job spec NAME.yaml (job NAME) with the steps given
+spec() {
+	local name=$1
+	shift
+	{ printf 'job: %s\ntask: t\ninputs: {urls: [b, a, c]}\nsteps:\n' "$name"; printf '%s\n' "$@"; } > "$name.yaml"
+}
+
+# started JOB: the steps the last run of JOB started, sorted
+started() {
+	jq -rs '(map(.type == "job.started") | rindex(true)) as $i | .[$i:][]
+		| select(.type == "step.started") | .step' "runs/$1/events.jsonl" | sort | paste -sd' '
+}
+
+teardown() {
+	[ -s sched.pid ] && kill -KILL "$(cat sched.pid)" 2>/dev/null
+	return 0
+}
+
+@test "fanout: a jq expression over the job: one instance per item, key the item, its index" {
+	spec j '  - id: s' '    foreach: .inputs.urls' '    run: "jq -r .item"'
+	run orch-plan j.yaml
+	assert_success
+	run jq -c '[.step, .group, .key, .item_index, .item]' <<< "$output"
+	assert_output $'["s[b]","s","b",0,"b"]\n["s[a]","s","a",1,"a"]\n["s[c]","s","c",2,"c"]'
+	run orch run j.yaml
+	assert_success
+	run orch out j 's[a]'
+	assert_output a
+}
+
+@test "fanout: a list in the spec; {lines: FILE}, one JSON value a line, keyed by a hash" {
+	printf '{"n":1}\n\n{"n":2}\n' > items.jsonl
+	spec l '  - id: s' '    foreach: {lines: items.jsonl}' '    run: "jq -c .item"' \
+		'  - id: t' '    foreach: [x, 7]' '    run: "jq -c .item"'
+	run orch-plan l.yaml
+	assert_success
+	run jq -r 'select(.group == "s") | .key | test("^[0-9a-f]{12}$")' <<< "$output"
+	assert_output $'true\ntrue'
+	run orch run l.yaml
+	assert_success
+	run jq -c '.json' runs/l/artifacts/t\[x\].json runs/l/artifacts/t\[7\].json
+	assert_output $'"x"\n7'
+	printf '{"n":1}\nnot json\n' > items.jsonl
+	run orch-plan l.yaml
+	assert_failure 2
+	assert_output --partial 'l.yaml:6:22: items.jsonl:2: not JSON'
+}
+
+@test "fanout: {glob:} items are {path, name, size}; content is read when the instance starts" {
+	mkdir docs
+	printf 'one\n' > docs/a.md
+	printf 'two!\n' > docs/b.md
+	spec g '  - id: s' '    foreach: {glob: "docs/*.md"}' '    key: .name' \
+		'    run: "jq -c \"[.item.path, .item.name, .item.size, .item.content, .key]\""'
+	run orch-plan g.yaml
+	assert_success
+	run jq -c '[.step, .item]' <<< "$output"
+	assert_output $'["s[a.md]",{"path":"docs/a.md","name":"a.md","size":4}]\n["s[b.md]",{"path":"docs/b.md","name":"b.md","size":5}]'
+	run orch run g.yaml
+	assert_success
+	run orch out g 's[b.md]'
+	assert_output '["docs/b.md","b.md",5,"two!\n","b.md"]'
+	# an edited file reruns its instance alone
+	printf 'ONE\n' > docs/a.md
+	run orch run g.yaml --resume
+	assert_success
+	run started g
+	assert_output 's[a.md]'
+	printf 'x\0y' > docs/c.md
+	run orch-plan g.yaml
+	assert_failure 2
+	assert_output --partial 'glob: file docs/c.md is binary'
+}
+
+@test "fanout: keys are stable when the list is reordered; added items alone run on --resume" {
+	printf '"b"\n"a"\n"c"\n' > items
+	spec k '  - id: s' '    foreach: {lines: items}' '    run: "jq -r .item"' \
+		'  - id: t' '    foreach: [b, a, c]' '    run: "jq -r .item"'
+	orch run k.yaml > /dev/null
+	printf '"c"\n"b"\n"a"\n' > items
+	sed -i 's/foreach: \[b, a, c\]/foreach: [c, b, a]/' k.yaml
+	run orch run k.yaml --resume
+	assert_success
+	run started k
+	assert_output ''
+	seq 0 9 | sed 's/.*/"n&"/' >> items
+	run orch run k.yaml --resume
+	assert_success
+	run started k
+	assert_output "$(orch-plan k.yaml | jq -r 'select(.item | tostring | startswith("n")) | .step' | sort | paste -sd' ')"
+	[ "$(started k | wc -w)" -eq 10 ]
+}
+
+@test "fanout: a failed instance with -k lets the others finish; --resume runs it alone" {
+	spec f '  - id: s' '    foreach: [a, b, c, d]' \
+		'    run: "k=$(jq -r .key); [ $k != c ] || [ -e fixed ] || exit 3; echo $k"'
+	run orch run f.yaml -k
+	assert_failure 1
+	run jq -rs 'map(select(.type == "step.succeeded") | .step) | sort | join(" ")' runs/f/events.jsonl
+	assert_output 's[a] s[b] s[d]'
+	touch fixed
+	run orch run f.yaml --resume
+	assert_success
+	run started f
+	assert_output 's[c]'
+}
+
+@test "fanout: dependants see .steps.<step> as the array of results in item order" {
+	spec d '  - id: s' '    foreach: [z, a, m]' '    run: "k=$(jq -r .key); case $k in z) sleep 0.4 ;; m) sleep 0.2 ;; esac; echo $k"' \
+		'  - id: merge' '    needs: [s]' '    run: "jq -c \"[.steps.s[].output]\""'
+	run orch-plan d.yaml
+	run jq -c 'select(.step == "merge") | .needs' <<< "$output"
+	assert_output '["s[z]","s[a]","s[m]"]'
+	run orch run d.yaml
+	assert_success
+	run orch out d merge
+	assert_output '["z\n","a\n","m\n"]'
+}
+
+@test "fanout: foreach: .steps.X pairs instance to instance, with no barrier; gather: true waits" {
+	spec p '  - id: s' '    foreach: [slow, fast]' \
+		'    run: "k=$(jq -r .key); [ $k = fast ] || sleep 1.5; echo $k"' \
+		'  - id: r' '    foreach: .steps.s' '    run: "printf R; jq -r .item.output"' \
+		'  - id: g' '    foreach: .steps.s' '    gather: true' '    run: "jq -r .item.output"'
+	run orch-plan p.yaml
+	run jq -c '[.step, .needs, .item_step]' <<< "$output"
+	assert_output --partial '["r[fast]",["s[fast]"],"s[fast]"]'
+	assert_output --partial '["g[fast]",["s[slow]","s[fast]"],"s[fast]"]'
+	run orch run p.yaml -j 4
+	assert_success
+	run orch out p 'r[slow]'
+	assert_output 'Rslow'
+	# r[fast] started before s[slow] ended; g[fast] after
+	t() { jq -r --arg s "$1" --arg t "$2" 'select(.step == $s and .type == $t) | .ts' runs/p/events.jsonl; }
+	[[ $(t 'r[fast]' step.started) < $(t 's[slow]' step.succeeded) ]]
+	[[ $(t 'g[fast]' step.started) > $(t 's[slow]' step.succeeded) ]]
+}
+
+@test "fanout: max_items refuses a runaway expansion at the foreach's place" {
+	spec m '  - id: s' '    foreach: "[range(5)]"' '    max_items: 4' '    run: "true"'
+	run orch-plan m.yaml
+	assert_failure 2
+	assert_output 'orch-plan: m.yaml:6:14: foreach gives 5 items, more than max_items (4)'
+	run orch run m.yaml
+	assert_failure 2
+	[ ! -e runs/m ]
+	spec m '  - id: s' '    foreach: .inputs' '    run: "true"'
+	run orch-plan m.yaml
+	assert_failure 2
+	assert_output --partial 'gives object, not an array'
+}
+
+@test "fanout: glob and prompt_file are confined to the spec's folder: ../ and symlinks out refused" {
+	mkdir -p in out
+	echo secret > out/s.txt
+	ln -s ../out/s.txt in/link.txt
+	printf 'Hi {{ .item }}\n' > in/p.txt
+	cd in
+	spec c '  - id: s' '    foreach: [a]' '    provider: echo' '    prompt_file: p.txt'
+	run orch run c.yaml
+	assert_success
+	run orch out c 's[a]'
+	assert_output 'Hi a'
+	for bad in '../out/s.txt' 'link.txt' '/etc/passwd'; do
+		spec c '  - id: s' '    provider: echo' "    prompt_file: \"$bad\""
+		run orch-plan c.yaml
+		assert_failure 2
+		assert_output --regexp 'outside the spec|relative to the spec'
+	done
+	for bad in '../out/*.txt' '*.txt'; do
+		spec c '  - id: s' "    foreach: {glob: \"$bad\"}" '    run: "true"'
+		run orch-plan c.yaml
+		assert_failure 2
+		assert_output --partial 'is outside the spec'
+	done
+}
+
+@test "fanout: kill -9 during a 500-item fan-out; --resume ends with the same outputs, none twice" {
+	spec big '  - id: s' '    foreach: "[range(500)]"' '    run: "k=$(jq -r .key); sleep 0.0$((k % 5 + 5)); echo \"[$k,\\\"$k\\\"]\""' \
+		'  - id: all' '    needs: [s]' '    run: "jq -c \"[.steps.s[].output] | length\""'
+	orch-plan big.yaml > plan
+	orch-sched --run runs/big -j 8 -q < plan > /dev/null &
+	echo $! > sched.pid
+	# a random moment once some have succeeded (a loaded machine is slow)
+	for _ in $(seq 300); do
+		[ "$(grep -c '"step.succeeded"' runs/big/events.jsonl 2>/dev/null)" -ge 10 ] && break
+		sleep 0.1
+	done
+	sleep "0.$((RANDOM % 9))"
+	kill -KILL "$(cat sched.pid)"
+	wait "$(cat sched.pid)" || true
+	n=$(jq -rs 'map(select(.type == "step.succeeded")) | length' runs/big/events.jsonl)
+	[ "$n" -gt 0 ] && [ "$n" -lt 500 ]  # killed part way
+	run orch run big.yaml --resume -j 8
+	assert_success
+	run orch out big all
+	assert_output 500
+	run jq -rs 'map(select(.type == "step.succeeded") | .step) | group_by(.) | map(select(length > 1)) | length' \
+		runs/big/events.jsonl
+	assert_output 0
+	run sh -c 'for i in 0 7 499; do jq -c .json "runs/big/artifacts/s[$(jq -nr --argjson i $i "\$i | tostring")].json"; done'
+	assert_output $'[0,"0"]\n[7,"7"]\n[499,"499"]'
+}
