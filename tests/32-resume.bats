@@ -139,7 +139,10 @@ ran() { jq -rs '(map(.type == "job.started") | rindex(true)) as $i | .[$i:][]
 	{ step a 'echo A'
 	  step b 'echo $ORCH_ATTEMPT >> attempts; [ "$ORCH_ATTEMPT" -gt 1 ] || { echo $$ > b.pid; exec sleep 30; }' '["a"]'; } > plan
 	orch-sched -q < plan > /dev/null 3>&- &
-	for i in $(seq 250); do [ -s b.pid ] && break; sleep 0.02; done
+	for i in $(seq 250); do  # its pid may come a moment before step.started
+		[ -s b.pid ] && grep -q '"step.started","step":"b"' runs/j/events.jsonl 2>/dev/null && break
+		sleep 0.02
+	done
 	kill -9 $!; wait $! || true
 	run orch-sched -q --resume < plan
 	kill "$(cat b.pid)" 2>/dev/null || true
@@ -167,7 +170,11 @@ ran() { jq -rs '(map(.type == "job.started") | rindex(true)) as $i | .[$i:][]
 		echo $$ > s.pid; while :; do sleep 0.05; done
 	  else cat ended > seen 2>/dev/null; echo none >> seen; fi'; } > plan
 	orch-sched -q < plan > /dev/null 3>&- &
-	for i in $(seq 250); do [ -s s.pid ] && break; sleep 0.02; done
+	# the step may write its pid a moment before step.started is appended
+	for i in $(seq 250); do
+		[ -s s.pid ] && grep -q '"type":"step.started"' runs/j/events.jsonl 2>/dev/null && break
+		sleep 0.02
+	done
 	kill -9 $!; wait $! || true
 	run ev -c 'select(.type == "step.started") | [.data.pgid == ('"$(cat s.pid)"'), (.data.pid_start > 0)]'
 	assert_output '[true,true]'
