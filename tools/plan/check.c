@@ -14,7 +14,8 @@
 static const char *const top_keys[] = {"job", "project", "task", "inputs", "provider",
 	"concurrency", "pools", "defaults", "steps", 0};
 static const char *const step_keys[] = {"id", "prompt", "run", "needs", "system",
-	"provider", "retries", "timeout_s", "pool", "priority", "when", "files", 0};
+	"provider", "retries", "timeout_s", "pool", "priority", "when", "files", "schema",
+	"repair", 0};
 static const char *const provider_keys[] = {"name", "model", "opts", "command", "base_url", 0};
 static const char *const provider_names[] = {"ollama", "openai", "anthropic", "exec", "echo", 0};
 static const char *const default_keys[] = {"retries", "timeout_s", "pool", 0};
@@ -224,6 +225,8 @@ void check_step(const node *root, const node *x)
 	want_number(get(x, "timeout_s"), "timeout_s", 0.001, 1e9, 0);
 	want_number(get(x, "priority"), "priority", -1e9, 1e9, 1);
 	want_bool(get(x, "files"), "files");
+	want_number(get(x, "repair"), "repair", 0, 10, 1);
+	check_schema(x);
 	if (get(x, "pool"))
 		valid_pool(root, get(x, "pool"));
 	const node *needs = get(x, "needs");

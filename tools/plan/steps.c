@@ -125,6 +125,7 @@ void plan_read(struct plan *p, char *text, size_t len, const char *path)
 {
 	*p = (struct plan){0};
 	problem_file(strcmp(path, "-") == 0 ? "<stdin>" : path);
+	schema_begin(path);
 	p->root = read_yaml(text, len);
 	if (p->root)
 		check_spec(p->root);
@@ -149,6 +150,7 @@ void plan_free(struct plan *p)
 	orch_map_free(p->byid);
 	free(p->steps);
 	free(p->order);
+	schema_end();
 	tree_free();
 	*p = (struct plan){0};
 }
