@@ -12,6 +12,15 @@ sreq() {
 	req "$1" "$2" "list defects" | jq -c --argjson s "$3" --argjson r "${4:-1}" '.schema=$s | .repair=$r'
 }
 
+# answers JSON ARGS...: orch-call ARGS succeeds, and its answer's .json is JSON.
+answers() {
+	local want=$1
+	shift
+	run orch-call "$@"
+	assert_success
+	assert_equal "$(jq -c .json <<< "$output")" "$want"
+}
+
 # ---- orch-plan ----
 
 @test "plan: an inline schema and a file's are in spec.schema; repair is kept" {
@@ -82,12 +91,8 @@ sreq() {
 	fake_start
 	sreq openai m "$DEFECTS" > strict.json
 	sreq openai m "$LOOSE" > loose.json
-	run orch-call --stream strict.json
-	assert_success
-	assert_equal "$(jq -c .json <<< "$output")" '{"defects":[{"file":"x","line":1}]}'
-	run orch-call loose.json
-	assert_success
-	assert_equal "$(jq -c .json <<< "$output")" '{"title":"x","n":1}'
+	answers '{"defects":[{"file":"x","line":1}]}' --stream strict.json
+	answers '{"title":"x","n":1}' loose.json
 	run jq -c '.body.response_format | [.type, .json_schema.name, .json_schema.strict, .json_schema.schema == $s]' \
 		--argjson s "$DEFECTS" reqs.jsonl
 	assert_line --index 0 '["json_schema","s1",true,true]'
@@ -97,9 +102,7 @@ sreq() {
 @test "ollama: the schema is format; the answer's json comes back" {
 	fake_start
 	sreq ollama m "$LOOSE" > r.json
-	run orch-call --stream r.json
-	assert_success
-	assert_equal "$(jq -c .json <<< "$output")" '{"title":"x","n":1}'
+	answers '{"title":"x","n":1}' --stream r.json
 	run jq -c '.body.format == $s' --argjson s "$LOOSE" reqs.jsonl
 	assert_output true
 }
@@ -110,9 +113,7 @@ sreq() {
 	run orch-call --stream r.json
 	assert_success
 	assert_equal "$(jq -c '[.json, .content]' <<< "$output")" '[{"defects":[{"file":"x","line":1}]},"{\"defects\": [{\"file\": \"x\", \"line\": 1}]}"]'
-	run orch-call r.json
-	assert_success
-	assert_equal "$(jq -c .json <<< "$output")" '{"defects":[{"file":"x","line":1}]}'
+	answers '{"defects":[{"file":"x","line":1}]}' r.json
 	run jq -c '.body | [.tools[0].name, .tools[0].input_schema == $s, .tool_choice, (.tools | length)]' \
 		--argjson s "$DEFECTS" reqs.jsonl
 	assert_line --index 0 '["s1",true,{"type":"tool","name":"s1"},1]'

@@ -38,33 +38,43 @@ static jv name_of(const char *step)
 	return jv_string(b);
 }
 
+/* Is rep (borrowed) a repair count: absent, or a whole number 0 to 10? */
+static int repair_ok(jv rep)
+{
+	double n = is_kind(rep, JV_KIND_NUMBER) ? jv_number_value(rep) : 0;
+	return is_kind(rep, JV_KIND_NULL) || (is_kind(rep, JV_KIND_NUMBER) && n >= 0 &&
+	                                      n <= 10 && n == (int)n);
+}
+
 jv schema_finalize(jv out, jv req, const char *sp)
 {
-	jv s = orch_jget(req, "schema"), name = orch_jget(req, "schema_name");
-	jv rep = orch_jget(req, "repair");
-	char *err = NULL;
-	double n = is_kind(rep, JV_KIND_NUMBER) ? jv_number_value(rep) : 1;
+	jv s = orch_jget(req, "schema");
 	if (is_kind(s, JV_KIND_NULL))
-		jv_free(name);
-	else if (!is_kind(rep, JV_KIND_NULL) && (!is_kind(rep, JV_KIND_NUMBER) || n < 0 ||
-	                                         n > 10 || n != (int)n)) {
+		return (jv_free(s), out);
+	jv name = orch_jget(req, "schema_name"), rep = orch_jget(req, "repair");
+	char *err = NULL;
+	if (!repair_ok(rep))
 		orch_err("step %s: repair must be a whole number from 0 to 10", sp);
-		jv_free(out);
-		out = jv_invalid();
-		jv_free(name);
-	} else if (orch_schema_free(orch_schema_new(jv_copy(s), &err)), err) {
+	else
+		orch_schema_free(orch_schema_new(jv_copy(s), &err));
+	if (err)
 		orch_err("step %s: schema: %s", sp, err);
+	if (err || !repair_ok(rep)) {
 		jv_free(out);
 		out = jv_invalid();
+		jv_free(s);
 		jv_free(name);
 	} else {
-		out = jv_object_set(out, jv_string("schema"), jv_copy(s));
-		out = jv_object_set(out, jv_string("schema_name"), is_kind(name, JV_KIND_STRING)
-		                    ? name : (jv_free(name), name_of(orch_jstr(out, "step"))));
-		out = jv_object_set(out, jv_string("repair"), jv_number(n));
+		if (!is_kind(name, JV_KIND_STRING)) {
+			jv_free(name);
+			name = name_of(orch_jstr(out, "step"));
+		}
+		out = jv_object_set(out, jv_string("schema"), s);
+		out = jv_object_set(out, jv_string("schema_name"), name);
+		out = jv_object_set(out, jv_string("repair"),
+		                    is_kind(rep, JV_KIND_NUMBER) ? jv_copy(rep) : jv_number(1));
 	}
 	free(err);
-	jv_free(s);
 	jv_free(rep);
 	return out;
 }
