@@ -73,20 +73,20 @@ printf '  same, no {{ }} in it   %s   (no libjq compile)\n' "$(ms 10 orch run pl
 orch-plan "$spec" | jq -c --arg run "$R" --slurpfile a "$R/artifacts/architect.json" \
 	'select(.step == "builder") | {job_id: .job.job_id, step, attempt: 1, run_dir: $run,
 	  task: .job.task, inputs: .job.inputs, spec, steps: {architect: $a[0]}}' > in.json
-export ORCH_RUN_DIR="$R" ORCH_STEP=builder ORCH_JOB_ID=todo-app ORCH_EXTRACT=" builder docs "
+export ORCH_RUN_DIR="$R" ORCH_STEP=builder ORCH_JOB_ID=todo-app
 orch-call --render < in.json > req.json
 orch-cache -- orch-call < req.json > resp.json
 bare() {
 	orch-call --render < in.json > r1 &&
 		orch-cache -- orch-call --stream < r1 > r2 &&
-		orch-write --extract --result < r2
+		orch-write --input in.json --result < r2
 }
 n=20
 echo "one prompt step (builder, a cache hit), $n runs: median wall, mean CPU (user+sys):"
 for what in "orch step:in.json:orch step" "the 3 tools bare:/dev/null:bare" \
 	"  orch-call --render:in.json:orch-call --render" \
 	"  orch-cache hit:req.json:orch-cache -- orch-call --stream" \
-	"  orch-write --extract:resp.json:orch-write --extract --result"; do
+	"  orch-write --input:resp.json:orch-write --input in.json --result"; do
 	label=${what%%:*} rest=${what#*:}
 	in=${rest%%:*} cmd=${rest#*:}
 	# shellcheck disable=SC2086
@@ -98,8 +98,8 @@ for what in "orch step:in.json:orch step" "the 3 tools bare:/dev/null:bare" \
 	esac
 done
 awk -v a="$sw" -v b="$tw" -v c="$sc" -v d="$tc" 'BEGIN {
-	printf "  driver overhead/step   %6.1f ms wall %6.1f ms CPU (sh, cat, 3 command substitutions)\n", a - b, c - d }'
-unset ORCH_RUN_DIR ORCH_STEP ORCH_JOB_ID ORCH_EXTRACT
+	printf "  driver overhead/step   %6.1f ms wall %6.1f ms CPU (sh, cat, 3 command substitutions, a here-document)\n", a - b, c - d }'
+unset ORCH_RUN_DIR ORCH_STEP ORCH_JOB_ID
 
 # a run of 20 run: steps in a chain: the driver's cost per run
 {

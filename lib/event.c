@@ -163,3 +163,61 @@ jv orch_events_completed(const char *path)
 	orch_events_read(path, add_completed, &set);
 	return set;
 }
+
+/* orch_events_steps: one small fold per event type, as lib/manifest.c.
+ * Each step's value: "done" (a step.succeeded), its "fingerprint" and
+ * "spec_hash" (when that event carried them), and "open": the data of a
+ * step.started that no step.succeeded or step.failed has followed. */
+static jv step_entry(jv all, const char *step)
+{
+	jv s = jv_object_get(jv_copy(all), jv_string(step));
+	return jv_get_kind(s) == JV_KIND_OBJECT ? s : (jv_free(s), jv_object());
+}
+
+static jv fold_succeeded(jv s, jv data)
+{
+	s = jv_object_set(s, jv_string("done"), jv_true());
+	s = jv_object_set(s, jv_string("fingerprint"), orch_jget(data, "fingerprint"));
+	s = jv_object_set(s, jv_string("spec_hash"), orch_jget(data, "spec_hash"));
+	return jv_object_delete(s, jv_string("open"));
+}
+
+static jv fold_step_event(jv s, const char *type, jv data)
+{
+	if (strcmp(type, "step.succeeded") == 0)
+		return fold_succeeded(s, data);
+	if (strcmp(type, "step.started") == 0)
+		return jv_object_set(s, jv_string("open"), jv_copy(data));
+	if (strcmp(type, "step.failed") == 0)
+		return jv_object_delete(s, jv_string("open"));
+	return s;
+}
+
+static int add_step_state(jv e, void *ctx)
+{
+	jv *all = ctx;
+	const char *type = orch_jstr(e, "type"), *step = orch_jstr(e, "step");
+	jv data = orch_jget(e, "data");
+	if (jv_get_kind(data) != JV_KIND_OBJECT) {
+		jv_free(data);
+		data = jv_object();
+	}
+	if (type && strcmp(type, "job.started") == 0 && !orch_jbool(data, "resume", 0)) {
+		jv_free(*all);  /* a fresh run starts again */
+		*all = jv_object();
+	} else if (type && step && strncmp(type, "step.", 5) == 0) {
+		jv s = step_entry(*all, step);
+		*all = jv_object_set(*all, jv_string(step), jv_null());  /* s unshared */
+		*all = jv_object_set(*all, jv_string(step), fold_step_event(s, type, data));
+	}
+	jv_free(data);
+	jv_free(e);
+	return 0;
+}
+
+jv orch_events_steps(const char *path)
+{
+	jv all = jv_object();
+	orch_events_read(path, add_step_state, &all);
+	return all;
+}

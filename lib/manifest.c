@@ -4,7 +4,9 @@
  * rebuilt from the events. The fold keeps the byte offset of the last whole
  * line it read, so each update costs only what was appended since. A fresh
  * job.started (data.resume not true) starts the state again; a resumed one
- * keeps the steps that finished before. */
+ * keeps the steps that finished before. steps_total is the plan's count of
+ * steps (job.started data.steps): steps holds only those that have begun
+ * or been skipped, so pending ones are steps_total less those. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +25,7 @@ static jv fresh(const char *job_id)
 	m = jv_object_set(m, jv_string("job_id"), jv_string(job_id));
 	m = jv_object_set(m, jv_string("status"), jv_string("pending"));
 	static const char *later[] = {"project", "task", "provider", "started", "ended",
-	                              "duration_s", "error"};
+	                              "duration_s", "error", "steps_total"};
 	for (size_t i = 0; i < sizeof later / sizeof *later; i++)  /* key order */
 		m = jv_object_set(m, jv_string(later[i]), jv_null());
 	m = jv_object_set(m, jv_string("steps"), jv_object());
@@ -145,6 +147,7 @@ static jv fold_job(jv m, jv e, const char *type, const char *ts)
 		m = copy_data(m, e, "project", "project", NULL);
 		m = copy_data(m, e, "task", "task", NULL);
 		m = copy_data(m, e, "provider", "provider", NULL);
+		m = copy_data(m, e, "steps", "steps_total", NULL);
 	} else if (strcmp(type, "job.succeeded") == 0 || strcmp(type, "job.failed") == 0 ||
 	           strcmp(type, "job.cancelled") == 0) {
 		m = set_in(m, "status", NULL, NULL, jv_string(type + 4));
@@ -176,6 +179,7 @@ static jv fold_step(jv m, jv e, const char *type, const char *step, const char *
 		           jv_get_kind(att) == JV_KIND_NUMBER ? att :
 		           (jv_free(att), jv_number(num_in(s, "attempts", 0, 0) + 1)));
 		s = jv_object_delete(s, jv_string("error"));
+		s = jv_object_delete(s, jv_string("reason"));  /* of a skip before */
 	} else if (strcmp(what, "succeeded") == 0 || strcmp(what, "failed") == 0 ||
 	           strcmp(what, "skipped") == 0) {
 		jv retry = get_data(e, "will_retry");

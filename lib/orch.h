@@ -174,6 +174,12 @@ int orch_events_read(const char *path, orch_record_fn fn, void *ctx);
 /* The steps with a step.succeeded event since the last job.started whose
  * data.resume is not true: an object {step: true}. */
 jv orch_events_completed(const char *path);
+/* Each step's state in the same events (what --resume needs): an object
+ * {step: {"done": true if it has a step.succeeded, "fingerprint" and
+ * "spec_hash" of the last one (null if it had none), "open": the data of
+ * a step.started that no step.succeeded or step.failed followed, if any:
+ * an attempt cut off when its scheduler was killed}}. */
+jv orch_events_steps(const char *path);
 
 /* manifest.c: manifest.json, derived from the events (orch-run(5)).
  * The fold is incremental: each update reads only the whole lines appended

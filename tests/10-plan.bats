@@ -376,3 +376,13 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	assert_failure 2
 	assert_output --partial "bad.yaml:4:"
 }
+
+@test "plan: --id leaves the templates' jq to the plan's own check (the driver plans right after)" {
+	printf 'job: j1\ntask: t\nsteps:\n  - {id: a, prompt: "{{ .x | }}"}\n' > s.yaml
+	run orch-plan --id s.yaml
+	assert_success
+	assert_output j1
+	run orch-plan --check s.yaml
+	assert_failure 2
+	assert_output --partial "s.yaml:4:"
+}

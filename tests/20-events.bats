@@ -331,3 +331,28 @@ fill() {
 	run jq -r .type "$ORCH_RUN_DIR/events.jsonl"
 	assert_output $'a.one\na.three'
 }
+
+@test "events: the manifest and status count every step of the plan, pending ones included; skips keep their reason" {
+	orch-events emit job.started --data '{"project":"demo","resume":false,"steps":4}'
+	orch-events emit step.started --step a --data '{"needs":[],"attempt":1}'
+	orch-events emit step.succeeded --step a --data '{"duration_s":0.1}'
+	orch-events emit step.started --step b --data '{"needs":["a"],"attempt":1}'
+	run orch-events status
+	assert_output --regexp $'^running\t[0-9]+\t1\t4$'
+	run orch-events manifest
+	run jq -c '[.steps_total, (.steps | length)]' "$ORCH_RUN_DIR/manifest.json"
+	assert_output '[4,2]'
+	orch-events emit step.failed --step b --data '{"kind":"exit","message":"exited with 1","will_retry":false}'
+	orch-events emit step.skipped --step c --data '{"reason":"upstream_failed","failed":"b"}'
+	orch-events emit step.skipped --step d --data '{"reason":"condition"}'
+	orch-events emit job.failed --data '{"error":"step b failed"}'
+	# resumed: a is completed, c runs this time
+	orch-events emit job.started --data '{"resume":true,"steps":4}'
+	orch-events emit step.skipped --step a --data '{"reason":"completed"}'
+	orch-events emit step.started --step c --data '{"needs":["b"],"attempt":1}'
+	orch-events manifest
+	run jq -c '.steps | map_values([.status, .reason])' "$ORCH_RUN_DIR/manifest.json"
+	assert_output '{"a":["skipped","completed"],"b":["failed",null],"c":["running",null],"d":["skipped","condition"]}'
+	run orch-events status
+	assert_output --regexp $'^running\t[0-9]+\t2\t4$'
+}

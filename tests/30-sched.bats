@@ -25,13 +25,13 @@ gone() {
 }
 
 @test "sched: a chain runs in order; stdout is one result per step; artifacts and logs are kept" {
-	{ step a 'echo hello'; step b 'jq -c "{step, output: (.steps.a.output | ascii_upcase)}"' '["a"]'
+	{ step a 'echo hello'; step b 'jq -j ".steps.a.output | ascii_upcase"' '["a"]'
 	  step c 'echo oops >&2' '["b"]'; } > plan
 	run orch-sched < plan
 	assert_success
-	assert_output $'{"step":"a","output":"hello\\n","exit_code":0}\n{"step":"b","output":"HELLO\\n"}\n{"step":"c","output":"","exit_code":0}'
+	assert_output $'{"step":"a","output":"hello\\n","exit_code":0}\n{"step":"b","output":"HELLO\\n","exit_code":0}\n{"step":"c","output":"","exit_code":0}'
 	run cat runs/j/artifacts/b.json
-	assert_output '{"step":"b","output":"HELLO\n"}'
+	assert_output '{"step":"b","output":"HELLO\n","exit_code":0}'
 	run cat runs/j/logs/c.log
 	assert_output oops
 	run ev -s 'map(.type + ":" + (.step // "")) | join(" ")'
@@ -46,22 +46,35 @@ gone() {
 	  step e 'echo $ORCH_RUN_DIR $ORCH_JOB_ID $ORCH_STEP $ORCH_ATTEMPT; ps -o pgid= -p $$; echo $$'; } > plan
 	run orch-sched -q < plan
 	assert_success
-	run jq -c '[.job_id, .step, .attempt, .run_dir, .task, .inputs, .spec, .steps]' runs/j/artifacts/b.json
-	assert_output "[\"j\",\"b\",1,\"$PWD/runs/j\",\"T\",{\"n\":1},{\"id\":\"b\",\"run\":\"cat\"},{\"a\":{\"step\":\"a\",\"output\":\"1\\n\",\"exit_code\":0}}]"
+	run jq -c '.json | [.job_id, .step, .attempt, .run_dir, .task, .inputs, .spec, .steps]' runs/j/artifacts/b.json
+	assert_output "[\"j\",\"b\",1,\"$PWD/runs/j\",\"T\",{\"n\":1},{\"id\":\"b\",\"run\":\"cat\"},{\"a\":{\"step\":\"a\",\"output\":\"1\\n\",\"exit_code\":0,\"json\":1}}]"
 	run jq -r .output runs/j/artifacts/e.json
 	assert_line --index 0 "$PWD/runs/j j e 1"
 	[ "${lines[1]// /}" = "${lines[2]}" ]  # its own process group
 }
 
-@test "sched: stdout that is not one JSON object is wrapped; an object is stored as is" {
+@test "sched: a run: step's stdout is always its .output; one JSON value is also its .json" {
 	{ step txt 'printf "not json"'; step two 'printf "{}{}"'; step arr 'echo [1]'
-	  step obj 'printf "{\"x\": 1}"'; } > plan
+	  step obj 'printf "{\"x\": 1}"'; step cat 'cat data.json'; step use 'jq -j .steps.cat.output' '["cat"]'; } > plan
+	echo '{"k": "v"}' > data.json
 	run orch-sched < plan
 	assert_success
-	run jq -c . runs/j/artifacts/txt.json runs/j/artifacts/two.json runs/j/artifacts/arr.json
-	assert_output $'{"step":"txt","output":"not json","exit_code":0}\n{"step":"two","output":"{}{}","exit_code":0}\n{"step":"arr","output":"[1]\\n","exit_code":0}'
-	run cat runs/j/artifacts/obj.json
-	assert_output '{"x": 1}'
+	run jq -c . runs/j/artifacts/txt.json runs/j/artifacts/two.json runs/j/artifacts/arr.json runs/j/artifacts/obj.json
+	assert_output $'{"step":"txt","output":"not json","exit_code":0}\n{"step":"two","output":"{}{}","exit_code":0}\n{"step":"arr","output":"[1]\\n","exit_code":0,"json":[1]}\n{"step":"obj","output":"{\\"x\\": 1}","exit_code":0,"json":{"x":1}}'
+	# `run: cat data.json` keeps its text for the next step's template
+	run jq -r .output runs/j/artifacts/use.json
+	assert_output '{"k": "v"}'
+	run jq -c .json.k runs/j/artifacts/cat.json
+	assert_output '"v"'
+}
+
+@test "sched: a prompt step's result record (one JSON object from --exec) is stored as it is" {
+	{ jq -nc '{step: "p", spec: {prompt: "hi"}, job: {job_id: "j"}}'
+	  jq -nc '{step: "q", spec: {prompt: "hi"}, job: {job_id: "j"}}'; } > plan
+	run orch-sched --exec 'jq -c "if .step == \"p\" then {step, output: .spec.prompt} else \"text\" end"' < plan
+	assert_success
+	run cat runs/j/artifacts/p.json runs/j/artifacts/q.json
+	assert_output $'{"step":"p","output":"hi"}\n{"step":"q","output":"\\"text\\"\\n","exit_code":0}'
 }
 
 @test "sched: bad plans are refused with exit 2 before anything runs" {
@@ -210,7 +223,7 @@ gone() {
 	run --separate-stderr orch-sched -j 1 < plan
 	assert_failure 1
 	assert_output ''
-	[ "$stderr" = "orch-sched: j: 1 of 4 steps failed" ]
+	[ "$stderr" = "orch-sched: j: 1 of 4 steps failed: bad: exited with 1" ]
 	run ev -c 'select(.type == "step.skipped") | [.step, .data.reason]'
 	assert_output $'["dep","upstream_failed"]\n["dep2","upstream_failed"]'
 	run ev -c 'select(.type == "step.started") | .step'
@@ -225,9 +238,42 @@ gone() {
 	assert_output $'["dep","upstream_failed"]\n["dep2","upstream_failed"]'
 }
 
+@test "sched: a failure says the attempt's last stderr line and its log, in the event and the summary" {
+	{ step read_a 'cat a.txt'
+	  step twice 'if [ "$ORCH_ATTEMPT" = 1 ]; then echo first try >&2; fi; exit 75' '[]' '{"retries": 1}'
+	  step cached 'echo the real problem >&2; echo "orch-cache: orch-call exited 1; nothing stored" >&2; exit 1'; } > plan
+	run --separate-stderr orch-sched -k --backoff-base 0 < plan
+	assert_failure 1
+	run ev -rs 'map(select(.type == "step.failed") | .step + ": " + .data.message) | sort[]'
+	assert_output - <<-'OUT'
+	cached: exited with 1: the real problem (logs/cached.log)
+	read_a: exited with 1: cat: a.txt: No such file or directory (logs/read_a.log)
+	twice: exited with 75 (temporary failure)
+	twice: exited with 75 (temporary failure): first try (logs/twice.log)
+	OUT
+	run jq -r .steps.read_a.error runs/j/manifest.json
+	assert_output 'exited with 1: cat: a.txt: No such file or directory (logs/read_a.log)'
+	step read_a 'cat a.txt' > plan1
+	run --separate-stderr orch-sched < plan1
+	[ "$stderr" = "orch-sched: j: 1 of 1 steps failed: read_a: exited with 1: cat: a.txt: No such file or directory (logs/read_a.log)" ]
+}
+
+@test "sched: while a job runs, orch-events status counts its pending steps too" {
+	{ step a true; step b 'while [ ! -e go ]; do sleep 0.02; done' '["a"]'; step c true '["b"]'
+	  step d true '["c"]'; } > plan
+	orch-sched -q < plan > /dev/null 3>&- &
+	for i in $(seq 250); do grep -q '"step.started","step":"b"' runs/j/events.jsonl 2>/dev/null && break; sleep 0.02; done
+	run orch-events --run runs/j status
+	touch go
+	wait $!
+	assert_output --regexp $'^running\t[0-9]+\t1\t4$'
+	run jq -c '[.status, .steps_total]' runs/j/manifest.json
+	assert_output '["succeeded",4]'
+}
+
 @test "sched: when: false skips a step; its dependants run and see null" {
 	{ step a 'echo a' '[]' '{"when": ".inputs.n == 1"}'; step b 'echo b' '[]' '{"when": ".inputs.n == 2"}'
-	  step c 'jq -c "{step, output: (.steps | tojson)}"' '["a","b"]'; } > plan
+	  step c 'jq -j ".steps | tojson"' '["a","b"]'; } > plan
 	run orch-sched < plan
 	assert_success
 	run ev -c 'select(.type == "step.skipped") | [.step, .data.reason]'
@@ -418,7 +464,7 @@ gone() {
 	cp "$F"/hello.plan .
 	run sh -c "$(man_example orch-sched.1 1)"
 	assert_success
-	assert_output $'{"step":"greet","output":"hello\\n","exit_code":0}\n{"step":"shout","output":"HELLO\\n"}'
+	assert_output $'{"step":"greet","output":"hello\\n","exit_code":0}\n{"step":"shout","output":"HELLO\\n","exit_code":0}'
 	run sh -c "$(man_example orch-sched.1 2)"
 	assert_success
 	assert_output ''

@@ -317,6 +317,78 @@ time.sleep(60)' 3>&- &
 	assert_output failed
 }
 
+# a job whose one step stops cleanly on SIGTERM: it waits 0.5 s, then
+# writes outputs/stopped; a SIGKILL (a second stop) leaves no such file
+stop_spec() {
+	printf '%s\n' 'job: st' 'steps:' \
+		"  - {id: a, run: \"trap 'sleep 0.5; echo clean > \$ORCH_RUN_DIR/outputs/stopped; exit 1' TERM; sleep 30 & wait\"}" \
+		'  - {id: b, needs: [a], run: "true"}' > st.yaml
+}
+
+@test "orch run: SIGTERM or SIGINT to the driver's pid stops the job cleanly (143, 130)" {
+	stop_spec
+	for sig in TERM INT; do
+		rm -f "$ORCH_RUNS/st/outputs/stopped"
+		# a driver started from a script ignores SIGINT (POSIX): give it back
+		env --default-signal=INT orch run st.yaml > out 2> err &
+		pid=$!
+		wait_for grep -q '"type":"step.started"' "$ORCH_RUNS/st/events.jsonl"
+		kill -"$sig" "$pid"
+		status=0
+		wait "$pid" || status=$?
+		if [ "$sig" = TERM ]; then [ "$status" -eq 143 ]; else [ "$status" -eq 130 ]; fi
+		[ "$(cat "$ORCH_RUNS/st/outputs/stopped")" = clean ]
+		run jq -r 'select(.type == "job.failed") | .data.error' "$ORCH_RUNS/st/events.jsonl"
+		assert_line interrupted
+		rm "$ORCH_RUNS/st/events.jsonl"
+	done
+	# a signal before orch-sched starts: nothing is run
+	orch run st.yaml > out 2> err &
+	kill "$!"
+	wait "$!" || [ $? -eq 143 ]
+	! grep -q '"type":"step.started"' "$ORCH_RUNS/st/events.jsonl" 2>/dev/null
+}
+
+@test "orch run: a ^C to the whole process group is one clean stop, not two" {
+	stop_spec
+	for sig in INT TERM; do
+		rm -f "$ORCH_RUNS/st/outputs/stopped"
+		bg "$sig" env --default-signal=INT orch run st.yaml
+		wait_for grep -q '"type":"step.started"' "$ORCH_RUNS/st/events.jsonl"
+		kill -"$sig" -- "-$(cat "sid.$sig")"
+		status=0
+		wait "$(cat "pid.$sig")" || status=$?
+		if [ "$sig" = TERM ]; then [ "$status" -eq 143 ]; else [ "$status" -eq 130 ]; fi
+		# a second stop would have sent SIGKILL before the step's 0.5 s
+		[ "$(cat "$ORCH_RUNS/st/outputs/stopped")" = clean ]
+		rm "$ORCH_RUNS/st/events.jsonl"
+	done
+}
+
+@test "orch run --wait leaves the running job's spec alone until it holds the lock" {
+	kt_spec
+	SLOW=0.5 bg one orch run kt.yaml
+	wait_for grep -q '"type":"step.started"' "$ORCH_RUNS/kt/events.jsonl"
+	{ echo '# the same job, edited'; cat kt.yaml; } > other.yaml
+	SLOW=0 bg two orch run other.yaml --wait
+	sleep 0.3
+	cmp kt.yaml "$ORCH_RUNS/kt/inputs/spec.yaml"
+	run grep -c '"type":"job.started"' "$ORCH_RUNS/kt/events.jsonl"
+	assert_output 1
+	wait "$(cat pid.one)"
+	wait "$(cat pid.two)"
+	cmp other.yaml "$ORCH_RUNS/kt/inputs/spec.yaml"
+	# and orch-sched --spec writes nothing when it is refused (exit 75)
+	# (a cache of its own, so that its first step misses and takes 30 s)
+	ORCH_CACHE_DIR=$PWD/c3 SLOW=30 bg three orch run kt.yaml
+	third() { [ "$(grep -c '"type":"job.started"' "$ORCH_RUNS/kt/events.jsonl")" -eq 3 ]; }
+	wait_for third
+	run orch-plan kt.yaml
+	run orch-sched --spec other.yaml --exec 'orch step' <<<"$output"
+	[ "$status" -eq 75 ]
+	cmp kt.yaml "$ORCH_RUNS/kt/inputs/spec.yaml"
+}
+
 @test "orch run --wait waits for the running job; -k runs what does not need a failure" {
 	kt_spec
 	SLOW=0.3 bg one orch run kt.yaml

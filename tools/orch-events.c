@@ -2,12 +2,13 @@
  *
  *   emit TYPE [--step S] [--level L] [--data JSON]   append one event
  *   emit -                                            one event per stdin record
- *   tail [-f] [--type GLOB] [--step S] [--level L] [--since WHEN] [--jq EXPR] [--text]
+ *   tail [-f [--forever]] [--type GLOB] [--step S] [--level L] [--since WHEN] [--jq EXPR] [--text]
  *   stats [--json]                                    job, steps, LLM, cache, files
  *   status                                            one line: status, age, steps done
  *   failed                                            the failed steps and their errors
  *   completed                                         steps that succeeded
  *   manifest                                          derive manifest.json
+ *   out STEP [--json]                                 a step's output text, or its result
  *
  * Assumptions: events.jsonl is written only by orch_emit (one line per
  * event, one write(2) under flock), so a reader sees whole lines, except
@@ -31,12 +32,15 @@ static const char usage[] =
 	"usage: orch-events [--run DIR] COMMAND [OPTIONS]\n"
 	"  emit TYPE [--step S] [--level INFO|WARN|ERROR] [--data JSON]\n"
 	"  emit -             append one event per {\"type\",\"step\",\"level\",\"data\"} line on stdin\n"
-	"  tail [-f] [--type GLOB] [--step S] [--level L] [--since WHEN] [--jq EXPR] [--text]\n"
+	"  tail [-f [--forever]] [--type GLOB] [--step S] [--level L] [--since WHEN] [--jq EXPR] [--text]\n"
+	"                     -f follows the log until the job ends; --forever, for good\n"
 	"  stats [--json]     job and step status, LLM calls, tokens, cache, files\n"
 	"  status             STATUS<TAB>AGE<TAB>DONE<TAB>STEPS, one line (orch ls)\n"
 	"  failed             STEP<TAB>ERROR per failed step (orch run)\n"
 	"  completed          the steps that succeeded (what --resume skips)\n"
 	"  manifest           write manifest.json, derived from the events\n"
+	"  out STEP [--json]  the step's output text (artifacts/STEP.json's .output),\n"
+	"                     or with --json its whole result record\n"
 	"  The run folder is --run DIR, else $ORCH_RUN_DIR.\n";
 
 static const char *run;
@@ -132,6 +136,7 @@ struct filter {
 	const char *type, *step, *level;
 	char since[32];
 	int glob, text;
+	int ended;  /* -f: 0 while the job runs; 1 + quiet polls since it ended */
 	jq_state *jq;
 	long lineno;
 	const char *path;
@@ -260,6 +265,20 @@ static int tail_line(struct filter *f, char *line, size_t n)
 	return ok;
 }
 
+/* -f stops when the job ends: a job.succeeded, job.failed or
+ * job.cancelled line not followed by a job.started (a resume). */
+static void note_job_end(struct filter *f, const char *line)
+{
+	char type[32];
+	if (strncmp(line, "{\"ts\":\"", 7) != 0 || !quick(line, "type", type, sizeof type))
+		return;
+	if (strcmp(type, "job.started") == 0)
+		f->ended = 0;
+	else if (strcmp(type, "job.succeeded") == 0 || strcmp(type, "job.failed") == 0 ||
+	         strcmp(type, "job.cancelled") == 0)
+		f->ended = 1;
+}
+
 /* Read whole lines from f until EOF; a last line without its newline is
  * kept for later (it may still be being written) unless final. */
 static void tail_stream(struct filter *f, FILE *in, char **buf, size_t *cap, int follow)
@@ -273,6 +292,7 @@ static void tail_stream(struct filter *f, FILE *in, char **buf, size_t *cap, int
 			}
 		} else
 			(*buf)[--n] = 0;
+		note_job_end(f, *buf);
 		tail_line(f, *buf, n);
 	}
 	clearerr(in);
@@ -294,7 +314,11 @@ static int parse_since(const char *s, char out[32])
 	return 0;
 }
 
-static int cmd_tail(struct filter *f, int follow)
+/* tail: the events that match f; with follow, new ones as they come,
+ * until the job has ended and the log has stayed quiet for 0.3 s (so
+ * orch cancel's job.cancelled, just after job.failed, is seen), or for
+ * good with forever. */
+static int cmd_tail(struct filter *f, int follow, int forever)
 {
 	char *path = events_path();
 	f->path = path;
@@ -309,7 +333,7 @@ static int cmd_tail(struct filter *f, int follow)
 			if (fflush(stdout) != 0)
 				break;
 		}
-		if (!follow)
+		if (!follow || (!forever && f->ended && ++f->ended > 3))
 			break;
 		nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
 	}
@@ -405,7 +429,8 @@ static int cmd_stats(int json)
 
 /* status: one line for orch ls, "STATUS<TAB>AGE<TAB>DONE<TAB>STEPS": the
  * job's status, whole seconds since it started ("-" before), the steps
- * that succeeded or were skipped, all steps. */
+ * that succeeded or were skipped, all steps (the plan's, pending included,
+ * when job.started says how many). */
 static int cmd_status(void)
 {
 	jv m = fold(), steps = orch_jget(m, "steps");
@@ -421,6 +446,9 @@ static int cmd_status(void)
 		jv_free(k);
 		jv_free(st);
 	}
+	double total;  /* the plan's count: pending steps have no entry yet */
+	if (orch_jnum(m, "steps_total", &total) && total > all)
+		all = (int)total;
 	printf("%s\t%s\t%d\t%d\n", str_or(m, "status", "unknown"), age, done, all);
 	jv_free(steps);
 	jv_free(m);
@@ -465,6 +493,45 @@ static int cmd_completed(void)
 	return EX_OK;
 }
 
+/* out STEP: artifacts/STEP.json's output text as it is (a line end added
+ * if it has none), or with json the whole record; exit 1 if the step has
+ * no result, or (without json) no output text. */
+static int cmd_out(int argc, char **argv, int json)
+{
+	if (argc != 1)
+		orch_usage(usage);
+	const char *step = argv[0];
+	if (!*step || strchr(step, '/') || *step == '.')
+		orch_die(EX_USAGE, "invalid step name '%s'", step);
+	free(events_path());
+	char *rel = orch_fmt("artifacts/%s.json", step), *path = orch_path(run, rel);
+	size_t len;
+	char *text = orch_slurp(path, &len);
+	jv r = text ? orch_parse_line(text, len) : jv_invalid();
+	int rc = EX_FAIL;
+	if (!text)
+		orch_err("%s: no result for step %s (not run, or not succeeded)", run, step);
+	else if (jv_get_kind(r) != JV_KIND_OBJECT)
+		orch_err("%s: not a result record", path);
+	else if (json)
+		rc = orch_put(jv_copy(r)) < 0 ? EX_FAIL : EX_OK;
+	else if (!orch_jstr(r, "output"))
+		orch_err("step %s has no output text (--json shows its record)", step);
+	else {
+		const char *o = orch_jstr(r, "output");
+		size_t n = strlen(o);
+		fwrite(o, 1, n, stdout);
+		if (n && o[n - 1] != '\n')
+			putchar('\n');
+		rc = EX_OK;
+	}
+	jv_free(r);
+	free(text);
+	free(path);
+	free(rel);
+	return rc;
+}
+
 static int cmd_manifest(void)
 {
 	free(events_path());
@@ -486,12 +553,13 @@ int main(int argc, char **argv)
 		{"follow", no_argument, 0, 'f'},
 		{"json", no_argument, 0, 'j'},
 		{"text", no_argument, 0, 'T'},
+		{"forever", no_argument, 0, 'F'},
 		ORCH_COMMON_LONGOPTS,
 		{0, 0, 0, 0},
 	};
 	struct filter f = {0};
 	const char *level = NULL, *data = NULL, *jqexpr = NULL, *since = NULL;
-	int c, follow = 0, json = 0;
+	int c, follow = 0, json = 0, forever = 0;
 	orch_init(argc, argv);
 	/* GNU getopt moves the command word and TYPE after the options */
 	while ((c = getopt_long(argc, argv, "hf", longopts, NULL)) != -1) {
@@ -505,6 +573,7 @@ int main(int argc, char **argv)
 		case 'f': follow = 1; break;
 		case 'j': json = 1; break;
 		case 'T': f.text = 1; break;
+		case 'F': forever = 1; break;
 		default: orch_common(c, optarg, usage);
 		}
 	}
@@ -516,6 +585,8 @@ int main(int argc, char **argv)
 	int rc;
 	if (strcmp(cmd, "emit") == 0)
 		rc = cmd_emit(argc, argv, f.step, level ? level : "INFO", data);
+	else if (strcmp(cmd, "out") == 0)
+		rc = cmd_out(argc, argv, json);
 	else if (argc > 0)
 		orch_usage(usage);
 	else if (strcmp(cmd, "tail") == 0) {
@@ -529,7 +600,7 @@ int main(int argc, char **argv)
 			free(err);
 			orch_exit(EX_USAGE);
 		}
-		rc = cmd_tail(&f, follow);
+		rc = cmd_tail(&f, follow, forever);
 	} else if (strcmp(cmd, "stats") == 0)
 		rc = cmd_stats(json);
 	else if (strcmp(cmd, "status") == 0)

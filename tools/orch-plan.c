@@ -27,30 +27,58 @@
 #include "plan/plan.h"
 
 static const char usage[] =
-	"usage: orch-plan [--check | --dot | --waves | --id] [SPEC | -]\n"
+	"usage: orch-plan [--check | --dot | --waves | --id] [--input K=V]... [--target STEP]...\n"
+	"                 [--until STEP] [--runnable] [--provider P] [--model M] [SPEC | -]\n"
 	"  Validate a job spec and print its plan, one JSON line per step.\n"
-	"  --check   validate only, print nothing\n"
-	"  --dot     print a Graphviz digraph, one rank per wave\n"
-	"  --waves   print a readable table of waves\n"
-	"  --id      print the job id alone (job=$(orch-plan --id SPEC))\n"
+	"  --check           validate only, print nothing\n"
+	"  --dot             print a Graphviz digraph, one rank per wave\n"
+	"  --waves           print a readable table of waves\n"
+	"  --id              print the job id alone (job=$(orch-plan --id SPEC));\n"
+	"                    the templates' jq is left to the plan's own check\n"
+	"  --input K=V       set inputs.K to the string V (K:=JSON: to a JSON value)\n"
+	"  --target STEP     plan only STEP and what it needs (repeatable)\n"
+	"  --until STEP      plan every step up to and including STEP's wave\n"
+	"  --runnable        check that every prompt step can be called: a known\n"
+	"                    provider, and a model where it needs one\n"
+	"  --provider P, --model M  the override orch-call will get (implies --runnable)\n"
 	"  --help, --version, --run DIR (accepted, unused)\n";
 
 /* Check text (the spec named path) and print it as mode asks: 'p' the plan,
- * 'd' dot, 'w' waves, 'i' the job id, 'c' nothing. Leaves no state behind. */
-static int plan(char *text, size_t len, const char *path, int mode)
+ * 'd' dot, 'w' waves, 'i' the job id, 'c' nothing; the steps and inputs
+ * as c chooses (select.c). Leaves no state behind. */
+static int plan(char *text, size_t len, const char *path, int mode, const struct choice *c)
 {
 	struct plan p;
 	plan_read(&p, text, len, path);
-	check_templates(&p);
+	if (mode != 'i')  /* --id leaves jq to the plan that follows: ~20 ms */
+		check_templates(&p);
 	int rc = report_problems();
+	if (rc == EX_OK)
+		rc = select_steps(&p, c);
+	if (rc == EX_OK && c->runnable)
+		rc = check_runnable(&p, c);
 	if (rc == EX_OK) {
-		jv job = job_jv(p.root, path);
+		jv job = apply_inputs(job_jv(p.root, path), c);
 		rc = mode == 'p' ? print_plan(&p, job) : mode == 'd' ? print_dot(&p, job) :
 		     mode == 'w' ? print_waves(&p) : mode == 'i' ? print_id(job) : EX_OK;
 		jv_free(job);
 	}
 	plan_free(&p);
 	return rc;
+}
+
+/* An option of what to choose (select.c), else a common one. */
+static void choose(struct choice *ch, int c, const char *arg)
+{
+	switch (c) {
+	case 'I': choose_input(ch, arg); break;
+	case 'T': ch->targets[ch->ntargets++] = arg; break;
+	case 'U': ch->until = arg; break;
+	case 'R': ch->runnable = 1; break;
+	case 'P': ch->provider = arg; ch->runnable = 1; break;
+	case 'M': ch->model = arg; ch->runnable = 1; break;
+	default: orch_common(c, arg, usage);
+	}
 }
 
 int main(int argc, char **argv)
@@ -60,16 +88,24 @@ int main(int argc, char **argv)
 		{"dot", no_argument, 0, 'd'},
 		{"id", no_argument, 0, 'i'},
 		{"waves", no_argument, 0, 'w'},
+		{"input", required_argument, 0, 'I'},
+		{"target", required_argument, 0, 'T'},
+		{"until", required_argument, 0, 'U'},
+		{"runnable", no_argument, 0, 'R'},
+		{"provider", required_argument, 0, 'P'},
+		{"model", required_argument, 0, 'M'},
 		ORCH_COMMON_LONGOPTS,
 		{0, 0, 0, 0},
 	};
 	int c, mode = 'p';
+	struct choice ch = {.inputs = jv_invalid()};
 	orch_init(argc, argv);
+	ch.targets = orch_xmalloc(argc * sizeof *ch.targets);
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
 		if (c == 'c' || c == 'd' || c == 'w' || c == 'i')
 			mode = c;
 		else
-			orch_common(c, optarg, usage);
+			choose(&ch, c, optarg);
 	if (argc - optind > 1)
 		orch_usage(usage);
 	const char *path = optind < argc ? argv[optind] : "-";
@@ -78,7 +114,9 @@ int main(int argc, char **argv)
 	if (!text)
 		orch_die_sys(EX_USAGE, "cannot read %s",
 		             strcmp(path, "-") == 0 ? "<stdin>" : path);
-	int rc = plan(text, len, path, mode);
+	int rc = plan(text, len, path, mode, &ch);
 	free(text);
+	free(ch.targets);
+	jv_free(ch.inputs);
 	orch_exit(rc);
 }

@@ -41,19 +41,27 @@
 #include "sched/sched.h"
 
 static const char usage[] =
-	"usage: orch-sched [-kq] [-j N] [--resume] [--exec CMD] [--wait] [--run DIR]\n"
-	"                  [--grace S] [--backoff-base S] [--backoff-max S] [PLAN...]\n"
+	"usage: orch-sched [-knq] [-j N] [--resume] [--exec CMD] [--wait] [--run DIR]\n"
+	"                  [--grace S] [--backoff-base S] [--backoff-max S]\n"
+	"                  [--spec FILE] [--forwarded] [PLAN...]\n"
 	"Run a plan's steps (plan lines on stdin or in PLAN files) as processes.\n"
 	"  -j, --jobs N         run at most N steps at once (default: the job's\n"
 	"                       concurrency, else 4)\n"
 	"  -k, --keep-going     after a failure, run everything that does not need it\n"
-	"      --resume         skip the steps that already succeeded in this run\n"
+	"      --resume         skip the steps that already succeeded in this run,\n"
+	"                       unless they or their needs' results changed since\n"
+	"  -n, --dry-run        print what each step would do, and why; run nothing\n"
 	"      --exec CMD       the command of steps with no run: (prompt steps)\n"
 	"      --wait           wait for the run's lock instead of refusing\n"
 	"      --grace S        seconds between SIGTERM and SIGKILL (default 5)\n"
 	"      --backoff-base S first retry delay bound (default 1)\n"
 	"      --backoff-max S  retry delay cap (default 60)\n"
 	"  -q, --quiet          no progress line on a terminal\n"
+	"      --spec FILE      keep FILE as the run's inputs/spec.yaml, written\n"
+	"                       once the run's lock is held\n"
+	"      --forwarded      the parent forwards its stop signals (orch run):\n"
+	"                       SIGINT counts only from it, and a TERM or HUP that\n"
+	"                       reached both counts once\n"
 	"      --run DIR        the run folder (default $ORCH_RUN_DIR, else\n"
 	"                       $ORCH_RUNS/<job_id>)\n"
 	"      --help, --version\n";
@@ -80,26 +88,32 @@ static void parse_opts(int argc, char **argv)
 		{"keep-going", no_argument, 0, 'k'},
 		{"quiet", no_argument, 0, 'q'},
 		{"resume", no_argument, 0, 'R'},
+		{"dry-run", no_argument, 0, 'n'},
 		{"exec", required_argument, 0, 'x'},
 		{"wait", no_argument, 0, 'W'},
 		{"grace", required_argument, 0, 'g'},
 		{"backoff-base", required_argument, 0, 'b'},
 		{"backoff-max", required_argument, 0, 'B'},
+		{"spec", required_argument, 0, 'S'},
+		{"forwarded", no_argument, 0, 'F'},
 		ORCH_COMMON_LONGOPTS,
 		{0, 0, 0, 0}};
 	int c;
 	double d;
-	while ((c = getopt_long(argc, argv, "j:kqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "j:knqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j': d = number("-j", optarg, 1); opt.jobs = d > 100000 ? 100000 : (int)d; break;
 		case 'k': opt.keep_going = 1; break;
 		case 'q': opt.quiet = 1; break;
 		case 'R': opt.resume = 1; break;
+		case 'n': opt.dry_run = 1; break;
 		case 'x': opt.exec_cmd = optarg; break;
 		case 'W': opt.wait_lock = 1; break;
 		case 'g': opt.grace = number("--grace", optarg, 0); break;
 		case 'b': opt.backoff_base = number("--backoff-base", optarg, 0); break;
 		case 'B': opt.backoff_max = number("--backoff-max", optarg, 0); break;
+		case 'S': spec_read(optarg); break;
+		case 'F': opt.forwarded = 1; break;
 		default:
 			if (!orch_common(c, optarg, usage))
 				orch_usage(usage);
@@ -138,8 +152,8 @@ static void lock_run(void)
 }
 
 /* run.dir (absolute) and run.job_id: --run, $ORCH_RUN_DIR, else the
- * plan's job id under $ORCH_RUNS; the folder is created. */
-static void find_run(void)
+ * plan's job id under $ORCH_RUNS; the folder is created if create. */
+static void find_run(int create)
 {
 	const char *jid = orch_jstr(plan.job, "job_id");
 	const char *dir = orch_run_dir();
@@ -149,9 +163,11 @@ static void find_run(void)
 			orch_die(EX_USAGE, "the plan has no valid job.job_id: give --run DIR");
 		dir = made = orch_run_dir_for(jid);
 	}
-	if (orch_run_create(dir) < 0)
+	if (create && orch_run_create(dir) < 0)
 		orch_exit(EX_FAIL);
 	run.dir = realpath(dir, NULL);
+	if (!run.dir && !create && errno == ENOENT)
+		run.dir = orch_xstrdup(dir);  /* nothing there yet */
 	if (!run.dir)
 		orch_die_sys(EX_FAIL, "%s", dir);
 	free(made);
@@ -167,7 +183,9 @@ static int open_dir(const char *sub)
 }
 
 /* Signals: waited for (sigtimedwait), never handled asynchronously. A stop
- * signal ignored at startup (nohup) stays ignored. */
+ * signal ignored at startup (nohup) stays ignored, except SIGINT with
+ * --forwarded: sh starts a background job with it ignored, and the parent
+ * forwards the ^C it gets (loop.c takes SIGINT only from it then). */
 static void block_signals(void)
 {
 	static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
@@ -178,15 +196,20 @@ static void block_signals(void)
 		if (sigaction(stops[k], NULL, &sa) == 0 && sa.sa_handler != SIG_IGN)
 			sigaddset(&run.waited, stops[k]);
 	}
+	if (opt.forwarded)
+		sigaddset(&run.waited, SIGINT);
 	sigprocmask(SIG_BLOCK, &run.waited, NULL);
+	if (opt.forwarded)
+		signal(SIGINT, SIG_DFL);  /* blocked: delivered to sigtimedwait */
 	signal(SIGPIPE, SIG_IGN);
 }
 
 /* The run folder, locked, with what every step is given. */
 static void open_run(void)
 {
-	find_run();
+	find_run(1);
 	lock_run();
+	spec_save();
 	setenv("ORCH_RUN_DIR", run.dir, 1);
 	setenv("ORCH_JOB_ID", run.job_id, 1);
 	unsetenv("ORCH_STEP");
@@ -242,16 +265,20 @@ static void start_job(void)
 	tally.t_start = now();
 	tally.progress = !opt.quiet && isatty(2);
 	tally.failed_names = jv_array();
+	resume_read();
+	stop_orphans();
+	sweep_temps();
 	emit_started();
+	if (opt.resume)
+		record_lost();
 	run.manifest = orch_manifest_new(run.dir);
 	for (int i = 0; i < plan.n; i++)
 		plan.step[i].pending = plan.step[i].ndep;
 	queue.active = orch_xmalloc(((opt.jobs < plan.n ? opt.jobs : plan.n) + 1) * sizeof *queue.active);
-	if (opt.resume)
-		take_completed();
 	for (int i = 0; i < plan.n; i++)
 		if (plan.step[i].pending == 0)
 			ready_step(i);
+	settle();
 }
 
 /* The job's last event and the manifest; returns the exit status. */
@@ -278,7 +305,8 @@ static int end_job(void)
 	emit(code ? "ERROR" : "INFO", code ? "job.failed" : "job.succeeded", NULL, data);
 	manifest_write(1);
 	if (code == EX_FAIL)
-		orch_err("%s: %d of %d steps failed", run.job_id, tally.nfailed, plan.n);
+		orch_err("%s: %d of %d steps failed: %s", run.job_id, tally.nfailed, plan.n,
+		         tally.first_failure);
 	else if (tally.stop_sig)
 		orch_err("%s: interrupted (%s)", run.job_id, sigabbrev_np(tally.stop_sig));
 	return code;
@@ -289,6 +317,8 @@ static void free_all(void)
 	plan_free();
 	spawn_free();
 	loop_free();
+	step_free();
+	resume_free();
 	orch_manifest_free(run.manifest);
 	jv_free(tally.failed_names);
 	free(run.job_id);
@@ -300,7 +330,10 @@ int main(int argc, char **argv)
 	orch_init(argc, argv);
 	parse_opts(argc, argv);
 	int rc = read_plan(argv + optind, argc - optind);
-	if (rc == EX_OK) {
+	if (rc == EX_OK && opt.dry_run) {
+		find_run(0);  /* read without the lock: nothing is written */
+		rc = dry_run();
+	} else if (rc == EX_OK) {
 		open_run();
 		start_job();
 		run_loop();

@@ -7,6 +7,7 @@
  *   schema.c   a step's JSON Schema (schema:), inline or from a file
  *   steps.c    the steps, their graph, order, waves and priorities
  *   write.c    the plan lines, --dot, --waves, --id
+ *   select.c   what orch run chooses: --input, --target, --until, --runnable
  */
 #ifndef ORCH_PLAN_H
 #define ORCH_PLAN_H
@@ -88,5 +89,21 @@ int print_plan(const struct plan *p, jv job);
 int print_dot(const struct plan *p, jv job);
 int print_waves(const struct plan *p);
 int print_id(jv job);
+
+/* ---- select.c: what orch run's command line chooses ---- */
+struct choice {
+	jv inputs;                /* --input: an object, or invalid for none */
+	const char **targets;     /* --target, ntargets of them */
+	size_t ntargets;
+	const char *until;        /* --until */
+	const char *provider, *model;
+	int runnable;             /* --runnable, --provider or --model */
+};
+void choose_input(struct choice *c, const char *arg);  /* exit 2 if bad */
+jv apply_inputs(jv job, const struct choice *c);
+/* Shorten p->order to the chosen steps: EX_OK, or EX_USAGE (reported). */
+int select_steps(struct plan *p, const struct choice *c);
+/* Every prompt step in p->order can be called: EX_OK, or EX_USAGE. */
+int check_runnable(const struct plan *p, const struct choice *c);
 
 #endif

@@ -220,6 +220,23 @@ static void interrupt(int sig)
 	}
 }
 
+/* Whether stop signal sig counts. With --forwarded, orch run forwards
+ * every stop signal it gets, and a ^C or a TERM to the whole group
+ * reaches us too: SIGINT counts only from our parent (sh started us with
+ * it ignored), and each TERM or HUP from the parent pairs with one from
+ * elsewhere, so one stop counts once and a second is still a second. */
+static int stop_counts(int sig, const siginfo_t *si)
+{
+	static int parent[NSIG], other[NSIG];
+	if (!opt.forwarded)
+		return 1;
+	int from_parent = si->si_code == SI_USER && si->si_pid == getppid();
+	if (sig == SIGINT)
+		return from_parent;
+	int *mine = from_parent ? parent : other, *theirs = from_parent ? other : parent;
+	return mine[sig]++ >= theirs[sig];
+}
+
 /* Wait until next (a monotonic time, or INFINITY) for a child or a signal. */
 static void wait_for(double next)
 {
@@ -232,8 +249,9 @@ static void wait_for(double next)
 		ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
 		tp = &ts;
 	}
-	int sig = sigtimedwait(&run.waited, NULL, tp);
-	if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
+	siginfo_t si;
+	int sig = sigtimedwait(&run.waited, &si, tp);
+	if ((sig == SIGINT || sig == SIGTERM || sig == SIGHUP) && stop_counts(sig, &si))
 		interrupt(sig);
 }
 

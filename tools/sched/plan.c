@@ -245,9 +245,8 @@ static const char *step_name(size_t i, void *ctx)
 /* Kahn's order leaves out what lies on or behind a cycle: print one. */
 static int check_cycles(void)
 {
-	size_t *order = orch_xmalloc((plan.n + 1) * sizeof *order);
-	size_t n = orch_graph_order(plan.graph, before, NULL, order);
-	free(order);
+	plan.order = orch_xmalloc((plan.n + 1) * sizeof *plan.order);
+	size_t n = orch_graph_order(plan.graph, before, NULL, plan.order);
 	if (n == (size_t)plan.n)
 		return 0;
 	char *text = orch_graph_cycle(plan.graph, step_name, NULL);
@@ -330,6 +329,7 @@ void plan_free(void)
 		jv_free(s->input);
 	}
 	free(plan.step);
+	free(plan.order);
 	orch_graph_free(plan.graph);
 	for (int i = 0; i < plan.npools; i++) {
 		free(plan.pool[i].name);

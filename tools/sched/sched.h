@@ -13,6 +13,11 @@
  *   spawn.c       a step's process: input memfd, output file, env, spawn
  *   step.c        a step's life: attempts, retries, results, skips
  *   loop.c        the ready queue, timers, reaping, interrupts, progress
+ *   spec.c        --spec: the job spec kept in inputs/, once the lock is held
+ *   resume.c      fingerprints, and what the run's events say of each step
+ *   dryrun.c      -n: what each step would do, and why
+ *   orphan.c      steps a killed orch-sched left running: stopped first
+ *   sweep.c       temporary files killed writers left: removed at start
  */
 #ifndef SCHED_H
 #define SCHED_H
@@ -43,17 +48,21 @@ struct step {
 	int attempt;
 	pid_t pid;
 	int outfd;
+	off_t log_at;        /* where this attempt's stderr begins in its log */
 	double t0, deadline, kill_at, wake;
 	int timed_out, stopped;
 	jv result;           /* stored result, while users > 0 */
 	jv input;            /* input record without attempt, while active */
+	char spec_hash[65];  /* what it is asked to do (resume.c) */
+	char fp[65];         /* and what its needs gave it: set once ready */
+	char art[65];        /* sha256 of artifacts/<step>.json, once stored */
 };
 
 struct heap { int *a; int n, cap; };
 struct pool { char *name; int limit, used; struct heap wait; };
 
 struct opts {
-	int jobs, keep_going, resume, wait_lock, quiet;
+	int jobs, keep_going, resume, wait_lock, quiet, forwarded, dry_run;
 	const char *exec_cmd;
 	double grace, backoff_base, backoff_max;
 };
@@ -63,6 +72,7 @@ struct plan {
 	int n, cap;
 	orch_map *byname;
 	orch_graph *graph;   /* needs and dependants (lib/graph.c) */
+	size_t *order;       /* the steps in an order the graph allows */
 	jv job;              /* the job object of the plan */
 	struct pool *pool;
 	int npools;
@@ -89,6 +99,7 @@ struct tally {
 	int progress;        /* a live progress line on stderr */
 	double t_start, progress_at;
 	jv failed_names;
+	char *first_failure; /* "<step>: <why>", for the summary line */
 };
 
 struct queue {
@@ -119,17 +130,46 @@ void setup_env(void);
 int spawn(struct step *s);           /* 0, or errno (nothing runs) */
 int store_output(struct step *s, jv *result);  /* 0, or errno */
 void end_output(struct step *s);   /* close stdout; remove it unless stored */
+char *last_stderr(struct step *s);   /* "line (logs/<step>.log)", or NULL */
 void spawn_free(void);
 
 /* step.c */
+jv input_record(struct step *s);
+int cond_holds(struct step *s, char **err);
 void ready_step(int i);
 void release(int i);
 void start_step(int i);
 void start_attempt(int i);
+void emit_failed(struct step *s, const char *kind, const char *msg, int will_retry,
+                 const char *extra, int val);
 void attempt_failed(int i, const char *kind, const char *msg, int retryable,
                     const char *extra, int val);
 void reaped(int i, int status);
-void take_completed(void);
+void settle(void);
+void step_free(void);
+
+/* resume.c */
+void resume_read(void);              /* the events, before job.started */
+void record_lost(void);              /* attempts cut off: step.failed lost */
+jv open_attempts(void);              /* their step.started data, with step */
+void fingerprint(struct step *s);    /* spec_hash and fp; needs done */
+int still_done(struct step *s);      /* --resume may skip it: result, art */
+int why_not_done(struct step *s, const char **why);  /* still_done, or why not */
+void resume_free(void);
+
+/* dryrun.c */
+int dry_run(void);                   /* what would run, and why: -n */
+
+/* orphan.c */
+unsigned long long proc_start(pid_t pid);  /* /proc/PID/stat's starttime; 0: gone */
+void stop_orphans(void);             /* groups a killed orch-sched left running */
+
+/* sweep.c */
+void sweep_temps(void);              /* what killed writers left: at start */
+
+/* spec.c */
+void spec_read(const char *file);  /* at start: the spec, or exit 2 */
+void spec_save(void);              /* with the lock: inputs/spec.yaml */
 
 /* loop.c */
 void heap_push(struct heap *h, int i);

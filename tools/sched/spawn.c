@@ -174,6 +174,7 @@ static int open_fds(struct step *s, int fd[3])
 	fd[2] = fd[1] < 0 ? -1 : openat(run.log_fd, lname, O_WRONLY | O_CREAT | O_APPEND |
 	                                O_CLOEXEC | (s->attempt == 1 ? O_TRUNC : 0), 0644);
 	int err = fd[2] < 0 ? errno : 0;
+	s->log_at = err ? 0 : lseek(fd[2], 0, SEEK_END);
 	free(lname);
 	if (err) {
 		if (fd[0] >= 0)
@@ -240,16 +241,14 @@ int spawn(struct step *s)
 	return 0;
 }
 
-/* The step's result: its stdout if that is one JSON object, else stdout
- * wrapped as a run: step's result (*wrapped set). */
-static jv read_output(struct step *s, int *err, int *wrapped)
+/* The whole of the step's stdout, NUL-terminated; NULL and *err. */
+static char *read_stdout(struct step *s, size_t *len, int *err)
 {
 	struct stat st;
 	*err = errno = 0;
-	*wrapped = 0;
 	if (fstat(s->outfd, &st) < 0) {
 		*err = errno;
-		return jv_invalid();
+		return NULL;
 	}
 	char *buf = orch_xmalloc((size_t)st.st_size + 1);
 	size_t n = 0;
@@ -265,31 +264,49 @@ static jv read_output(struct step *s, int *err, int *wrapped)
 		n += (size_t)r;
 	}
 	buf[n] = 0;
+	*len = n;
+	return buf;
+}
+
+/* The result of a step from its stdout (orch-run(5)): a run: step's is
+ * always {"step","output","exit_code"}, plus "json" when its stdout is
+ * one JSON value; a prompt step's command prints its result record, one
+ * JSON object, stored as it is (*wrapped 0); any other stdout is wrapped
+ * as a run: step's would be. */
+static jv step_result(struct step *s, const char *buf, size_t n, int *wrapped)
+{
 	jv v = n > 0 && n < (size_t)INT32_MAX ? jv_parse_sized(buf, (int)n) : jv_invalid();
-	if (jv_get_kind(v) != JV_KIND_OBJECT) {
-		jv_free(v);
-		*wrapped = 1;
-		v = jv_object_set(jv_object(), jv_string("step"), jv_string(s->name));
-		v = jv_object_set(v, jv_string("output"), jv_string_sized(buf, n > INT32_MAX ? INT32_MAX : (int)n));
-		v = jv_object_set(v, jv_string("exit_code"), jv_number(0));  /* it succeeded */
-	}
-	free(buf);
-	return v;
+	int is_run = orch_jstr(s->spec, "run") != NULL;
+	*wrapped = is_run || jv_get_kind(v) != JV_KIND_OBJECT;
+	if (!*wrapped)
+		return v;
+	jv r = jv_object_set(jv_object(), jv_string("step"), jv_string(s->name));
+	r = jv_object_set(r, jv_string("output"), jv_string_sized(buf, n > INT32_MAX ? INT32_MAX : (int)n));
+	r = jv_object_set(r, jv_string("exit_code"), jv_number(0));  /* it succeeded */
+	if (is_run && jv_is_valid(v))
+		return jv_object_set(r, jv_string("json"), v);
+	jv_free(v);
+	return r;
 }
 
 /* Store a succeeded step's result as artifacts/<step>.json (no fsync:
- * see orch-sched.c). 0 and *result, or errno. */
+ * see orch-sched.c), and its sha256 in s->art. 0 and *result, or errno. */
 int store_output(struct step *s, jv *result)
 {
-	int err, wrapped;
-	jv r = read_output(s, &err, &wrapped);
+	int err, wrapped = 0;
+	size_t n = 0;
+	char *buf = read_stdout(s, &n, &err);
+	jv r = buf ? step_result(s, buf, n, &wrapped) : jv_invalid();
+	if (buf && !wrapped)
+		orch_sha256_hex(buf, n, s->art);
+	free(buf);
 	char *out = out_name(s), *name = orch_fmt("%s.json", s->name);
 	if (!err && wrapped) {  /* the wrapped record replaces what it wraps */
-		size_t n;
 		char *txt = orch_json_text(jv_copy(r), &n);
 		txt[n++] = '\n';
 		if (ftruncate(s->outfd, 0) < 0 || pwrite(s->outfd, txt, n, 0) != (ssize_t)n)
 			err = errno ? errno : EIO;
+		orch_sha256_hex(txt, n, s->art);
 		free(txt);
 	}
 	if (!err && renameat(run.art_fd, out, run.art_fd, name) < 0)
@@ -299,9 +316,65 @@ int store_output(struct step *s, jv *result)
 	if (err) {
 		jv_free(r);
 		r = jv_invalid();
+		*s->art = 0;
 	}
 	*result = r;
 	return err;
+}
+
+/* orch-cache's "CMD exited N; nothing stored": the step's own line is
+ * the one before. */
+static int noise(const char *line, size_t n)
+{
+	static const char tail[] = "; nothing stored";
+	size_t t = sizeof tail - 1;
+	return n > 12 + t && strncmp(line, "orch-cache: ", 12) == 0 &&
+	       memcmp(line + n - t, tail, t) == 0 &&
+	       (memmem(line, n, " exited ", 8) || memmem(line, n, " killed by signal ", 18));
+}
+
+/* The last line of buf[0..n) with text that is not noise: *len, or NULL. */
+static const char *last_line(const char *buf, size_t n, size_t *len)
+{
+	while (n > 0) {
+		size_t end = n;
+		while (end > 0 && strchr("\n\r \t", buf[end - 1]))
+			end--;
+		size_t start = end;
+		while (start > 0 && buf[start - 1] != '\n')
+			start--;
+		if (end > start && !noise(buf + start, end - start)) {
+			*len = end - start;
+			return buf + start;
+		}
+		n = start;
+	}
+	return NULL;
+}
+
+/* The last line the attempt wrote on stderr (at most its last 4 KB are
+ * read; the line cut to 300 bytes), with the log's path. */
+char *last_stderr(struct step *s)
+{
+	char *lname = orch_fmt("%s.log", s->name), *msg = NULL;
+	int fd = openat(run.log_fd, lname, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > s->log_at) {
+		off_t from = st.st_size - s->log_at > 4096 ? st.st_size - 4096 : s->log_at;
+		char buf[4096];
+		ssize_t n = pread(fd, buf, (size_t)(st.st_size - from), from);
+		size_t len = 0;
+		const char *line = n > 0 ? last_line(buf, (size_t)n, &len) : NULL;
+		if (len > 300)  /* cut short, not in the middle of a character */
+			for (len = 300; len > 0 && (line[len] & 0xC0) == 0x80; len--)
+				;
+		if (line)
+			msg = orch_fmt("%.*s (logs/%s)", (int)len, line, lname);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(lname);
+	return msg;
 }
 
 /* The attempt has ended: its stdout is closed, and removed unless stored. */

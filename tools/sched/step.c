@@ -19,19 +19,28 @@
 
 struct tally tally;
 
-/* The input record: taken once per step, before its first attempt. */
-static jv input_record(struct step *s)
+/* The results of s's needs, as .steps of its input record, if it wants
+ * them; each need's result is let go once its last dependant took it. */
+static jv need_results(struct step *s, int want)
 {
 	jv steps = jv_object();
 	for (size_t k = 0; k < s->ndep; k++) {
 		struct step *d = &plan.step[s->dep[k]];
-		jv r = d->st == ST_OK || d->st == ST_DONE ? jv_copy(d->result) : jv_null();
-		steps = jv_object_set(steps, jv_string(d->name), r);
+		if (want)
+			steps = jv_object_set(steps, jv_string(d->name), d->st == ST_OK ||
+			                      d->st == ST_DONE ? jv_copy(d->result) : jv_null());
 		if (--d->users == 0) {
 			jv_free(d->result);
 			d->result = jv_invalid();
 		}
 	}
+	return steps;
+}
+
+/* The input record: taken once per step, before its first attempt. */
+jv input_record(struct step *s)
+{
+	jv steps = need_results(s, 1);
 	jv in = jv_object();
 	in = jv_object_set(in, jv_string("job_id"), jv_string(run.job_id));
 	in = jv_object_set(in, jv_string("step"), jv_string(s->name));
@@ -46,27 +55,68 @@ static jv input_record(struct step *s)
 	return jv_object_set(in, jv_string("steps"), steps);
 }
 
+/* Steps done whose dependants are yet to be told (release, settle). */
+static struct { int *a; int n, cap; } told;
+
+static void to_release(int i)
+{
+	if (told.n == told.cap)
+		told.a = orch_xrealloc(told.a, (told.cap = told.cap ? 2 * told.cap : 64) * sizeof *told.a);
+	told.a[told.n++] = i;
+}
+
+/* --resume: i succeeded before, as it is now: skip it, keep its result. */
+static void skip_completed(int i)
+{
+	struct step *s = &plan.step[i];
+	s->st = ST_DONE;
+	tally.ndone++;
+	tally.nstored++;
+	jv_free(need_results(s, 0));
+	emit("INFO", "step.skipped", s->name,
+	     jv_object_set(jv_object(), jv_string("reason"), jv_string("completed")));
+	run.manifest_dirty = 1;
+	to_release(i);
+}
+
+/* i's needs are done: it is skipped (--resume), or queued. */
 void ready_step(int i)
 {
-	if (plan.step[i].st != ST_WAIT)
+	struct step *s = &plan.step[i];
+	if (s->st != ST_WAIT)
 		return;
-	plan.step[i].st = ST_READY;
+	fingerprint(s);
+	if (opt.resume && still_done(s)) {
+		skip_completed(i);
+		return;
+	}
+	s->st = ST_READY;
 	heap_push(&queue.ready, i);
+}
+
+/* Tell the dependants of the steps done: those whose needs are all done
+ * become ready, or are skipped in turn (no recursion: plans are deep). */
+void settle(void)
+{
+	while (told.n > 0) {
+		struct step *s = &plan.step[told.a[--told.n]];
+		for (size_t k = 0; k < s->nrdep; k++) {
+			size_t d = s->rdep[k];
+			if (--plan.step[d].pending == 0)
+				ready_step((int)d);
+		}
+		if (s->users == 0) {
+			jv_free(s->result);
+			s->result = jv_invalid();
+		}
+	}
 }
 
 /* i is done and dependants may take its result. */
 void release(int i)
 {
-	struct step *s = &plan.step[i];
-	for (size_t k = 0; k < s->nrdep; k++) {
-		size_t d = s->rdep[k];
-		if (--plan.step[d].pending == 0)
-			ready_step((int)d);
-	}
-	if (s->users == 0) {
-		jv_free(s->result);
-		s->result = jv_invalid();
-	}
+	to_release(i);
+	settle();
 }
 
 /* Every step that needs i, directly or not, will not run. */
@@ -91,8 +141,10 @@ static void skip_dependants(int i)
 	free(stack);
 }
 
-static void final_failure(int i)
+static void final_failure(int i, const char *msg)
 {
+	if (!tally.first_failure)
+		tally.first_failure = orch_fmt("%s: %s", plan.step[i].name, msg);
 	plan.step[i].st = ST_FAIL;
 	tally.nfailed++;
 	tally.failed_names = jv_array_append(tally.failed_names, jv_string(plan.step[i].name));
@@ -101,8 +153,8 @@ static void final_failure(int i)
 		tally.stop_starting = 1;
 }
 
-static void emit_failed(struct step *s, const char *kind, const char *msg, int will_retry,
-                        const char *extra, int val)
+void emit_failed(struct step *s, const char *kind, const char *msg, int will_retry,
+                 const char *extra, int val)
 {
 	jv data = jv_object();
 	data = jv_object_set(data, jv_string("kind"), jv_string(kind));
@@ -142,29 +194,34 @@ void attempt_failed(int i, const char *kind, const char *msg, int retryable,
 		return;
 	}
 	drop_active(i);
-	final_failure(i);
+	final_failure(i, msg);
 }
 
+/* An attempt begins: its process first, so that step.started can name
+ * its process group (pgid, and the leader's start time: orphan.c). */
 void start_attempt(int i)
 {
 	struct step *s = &plan.step[i];
 	s->attempt++;
 	s->timed_out = s->stopped = 0;
 	s->kill_at = 0;
-	jv data = jv_object_set(jv_object(), jv_string("needs"), jv_copy(s->needs));
-	data = jv_object_set(data, jv_string("attempt"), jv_number(s->attempt));
-	emit("INFO", "step.started", s->name, data);
-	run.manifest_dirty = 1;
 	s->t0 = now();
 	int err = spawn(s);
+	jv data = jv_object_set(jv_object(), jv_string("needs"), jv_copy(s->needs));
+	data = jv_object_set(data, jv_string("attempt"), jv_number(s->attempt));
+	if (!err) {
+		data = jv_object_set(data, jv_string("pgid"), jv_number(s->pid));
+		data = jv_object_set(data, jv_string("pid_start"), jv_number((double)proc_start(s->pid)));
+	}
+	emit("INFO", "step.started", s->name, data);
+	run.manifest_dirty = 1;
+	s->st = ST_RUN;
 	if (err) {
 		char *msg = orch_fmt("cannot run %s: %s", s->cmd, strerror(err));
-		s->st = ST_RUN;
 		attempt_failed(i, "spawn", msg, 0, "exit_code", 127);
 		free(msg);
 		return;
 	}
-	s->st = ST_RUN;
 	tally.nrun++;
 	s->deadline = s->timeout > 0 ? s->t0 + s->timeout : 0;
 }
@@ -199,6 +256,15 @@ static void condition_failed(int i, const char *err)
 	free(msg);
 }
 
+/* Does s's when: hold for its input record? 1, 0, or -1 and *err. */
+int cond_holds(struct step *s, char **err)
+{
+	char *r = orch_tmpl_render(plan.conds, s->cond, s->input, err);
+	int holds = r ? strcmp(r, "1") == 0 : -1;
+	free(r);
+	return holds;
+}
+
 /* A step taken from the ready queue, within -j and its pool: its input
  * record, its when: condition, its first attempt. */
 void start_step(int i)
@@ -206,15 +272,14 @@ void start_step(int i)
 	struct step *s = &plan.step[i];
 	s->input = input_record(s);
 	if (s->cond >= 0) {
-		char *err = NULL, *r = orch_tmpl_render(plan.conds, s->cond, s->input, &err);
-		int holds = r && strcmp(r, "1") == 0;
-		if (r && !holds)
+		char *err = NULL;
+		int holds = cond_holds(s, &err);
+		if (holds == 0)
 			skip_by_condition(i);
-		else if (!r)
+		else if (holds < 0)
 			condition_failed(i, err);
-		free(r);
 		free(err);
-		if (!holds)
+		if (holds != 1)
 			return;
 	}
 	add_active(i);
@@ -245,6 +310,8 @@ static void succeeded(int i)
 	jv data = jv_object_set(jv_object(), jv_string("duration_s"), secs(now() - s->t0));
 	data = jv_object_set(data, jv_string("provider_calls"), jv_number(provider_calls(r)));
 	data = jv_object_set(data, jv_string("attempt"), jv_number(s->attempt));
+	data = jv_object_set(data, jv_string("fingerprint"), jv_string(s->fp));
+	data = jv_object_set(data, jv_string("spec_hash"), jv_string(s->spec_hash));
 	emit("INFO", "step.succeeded", s->name, data);
 	run.manifest_dirty = 1;
 	orch_put(jv_copy(r));
@@ -256,72 +323,52 @@ static void succeeded(int i)
 	release(i);
 }
 
+/* Why the attempt failed, from its status: in msg (of size n). */
+static void failure_text(struct step *s, int status, char *msg, size_t n)
+{
+	if (s->timed_out)
+		snprintf(msg, n, "timed out after %gs", s->timeout);
+	else if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		snprintf(msg, n, "killed by signal %d (SIG%s)", sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+	} else {
+		int code = WEXITSTATUS(status);
+		snprintf(msg, n, "exited with %d%s", code,
+		         code == EX_TEMP ? " (temporary failure)" : code == EX_USAGE ? " (bad input)" : "");
+	}
+	char *line = last_stderr(s);
+	if (line) {
+		size_t k = strlen(msg);
+		snprintf(msg + k, n - k, ": %s", line);
+		free(line);
+	}
+}
+
 /* The attempt's process has ended with status. */
 void reaped(int i, int status)
 {
 	struct step *s = &plan.step[i];
 	tally.nrun--;
 	s->pid = 0;
-	char msg[256];
-	if (s->stopped) {
-		snprintf(msg, sizeof msg, "interrupted");
-		attempt_failed(i, "interrupted", msg, 0, NULL, 0);
-	} else if (s->timed_out) {
-		snprintf(msg, sizeof msg, "timed out after %gs", s->timeout);
-		attempt_failed(i, "timeout", msg, 1, NULL, 0);
-	} else if (WIFSIGNALED(status)) {
-		int sig = WTERMSIG(status);
-		snprintf(msg, sizeof msg, "killed by signal %d (SIG%s)", sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
-		attempt_failed(i, "signal", msg, 1, "signal", sig);
-	} else if (WEXITSTATUS(status) != 0) {
-		int code = WEXITSTATUS(status);
-		snprintf(msg, sizeof msg, "exited with %d%s", code,
-		         code == EX_TEMP ? " (temporary failure)" : code == EX_USAGE ? " (bad input)" : "");
-		attempt_failed(i, "exit", msg, code == EX_TEMP, "exit_code", code);
+	char msg[512];
+	if (s->stopped)
+		attempt_failed(i, "interrupted", "interrupted", 0, NULL, 0);
+	else if (s->timed_out || WIFSIGNALED(status) || WEXITSTATUS(status) != 0) {
+		failure_text(s, status, msg, sizeof msg);
+		if (s->timed_out)
+			attempt_failed(i, "timeout", msg, 1, NULL, 0);
+		else if (WIFSIGNALED(status))
+			attempt_failed(i, "signal", msg, 1, "signal", WTERMSIG(status));
+		else
+			attempt_failed(i, "exit", msg, WEXITSTATUS(status) == EX_TEMP, "exit_code",
+			               WEXITSTATUS(status));
 	} else
 		succeeded(i);
 	end_output(s);
 }
 
-/* The stored result of a step that succeeded before, or invalid. */
-static jv stored_result(const char *name)
+void step_free(void)
 {
-	char *path = orch_fmt("%s/artifacts/%s.json", run.dir, name);
-	char *text = orch_slurp(path, NULL);
-	free(path);
-	jv r = text ? jv_parse(text) : jv_invalid();
-	free(text);
-	if (jv_get_kind(r) != JV_KIND_OBJECT) {
-		jv_free(r);
-		return jv_invalid();
-	}
-	return r;
-}
-
-/* --resume: steps that succeeded before are skipped, their stored results
- * kept for their dependants. One with no usable artifact runs again. */
-void take_completed(void)
-{
-	char *ev = orch_path(run.dir, "events.jsonl");
-	jv done = orch_events_completed(ev);
-	free(ev);
-	for (int i = 0; i < plan.n; i++) {
-		struct step *s = &plan.step[i];
-		jv has = jv_object_get(jv_copy(done), jv_string(s->name));
-		int yes = jv_get_kind(has) == JV_KIND_TRUE;
-		jv_free(has);
-		jv r = yes ? stored_result(s->name) : jv_invalid();
-		if (!jv_is_valid(r))
-			continue;
-		s->st = ST_DONE;
-		s->result = r;
-		tally.ndone++;
-		tally.nstored++;
-		emit("INFO", "step.skipped", s->name,
-		     jv_object_set(jv_object(), jv_string("reason"), jv_string("completed")));
-	}
-	jv_free(done);
-	for (int i = 0; i < plan.n; i++)
-		if (plan.step[i].st == ST_DONE)
-			release(i);
+	free(told.a);
+	free(tally.first_failure);
 }
