@@ -178,7 +178,7 @@ jv schema_body(const struct job *j, jv body, const char *p)
 	/* anthropic: one tool, forced; its input is the answer */
 	jv tool = jv_object_set(jv_object(), jv_string("name"), jv_copy(name));
 	tool = jv_object_set(tool, jv_string("description"),
-	                     jv_string("Give the answer: its input is the answer, as the schema says."));
+	                     jv_string("Answer through this tool: its input is your answer."));
 	tool = jv_object_set(tool, jv_string("input_schema"), s);
 	jv choice = jv_object_set(jv_object(), jv_string("type"), jv_string("tool"));
 	body = jv_object_set(body, jv_string("tools"), jv_array_append(jv_array(), tool));
