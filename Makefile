@@ -50,6 +50,7 @@ fuzz:
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(TOOLS) $(O)/bin/orch $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(PREFIX)/share/orch && install -m 644 share/orch/prices.tsv $(DESTDIR)$(PREFIX)/share/orch
 	for s in 1 5 7; do for m in man/*.$$s; do [ -e "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(MANDIR)/man$$s; done; done; true
 	install -Dm 644 completions/orch.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/orch
 	install -Dm 644 completions/_orch $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_orch

@@ -234,9 +234,49 @@ int orch_parse_iso(const char *s, double *epoch);
  * fractions allowed; -1 if malformed or negative. */
 double orch_parse_age(const char *s);
 
+/* price.c: what tokens cost, from share/orch/prices.tsv (rows of
+ * $ORCH_PRICES first; see that file). The table is read on first use.
+ * Usage objects are the response's ({prompt_tokens, completion_tokens,
+ * cache_read_tokens}) or an llm.response event's tokens ({prompt,
+ * completion, cache_read}); prompt counts cached tokens too. */
+/* The one call orch-call needs: the cost in USD of one call (usage
+ * consumed), a number, or null when the model has no price or usage is
+ * no object. Cache writes are priced as input. */
+jv orch_price_cost(const char *provider, const char *model, jv usage);
+/* The row that prices a model: {provider, model (its glob), input,
+ * cached_input, output (USD per million tokens), date}, or null. */
+jv orch_price_lookup(const char *provider, const char *model);
+/* Read the tables now: 0, or -1 if one could not be read or has a bad row
+ * (reported as file:line: and skipped). */
+int orch_price_load(void);
+/* The token counts of a usage object (not consumed), 0 where absent;
+ * cached is at most prompt. */
+void orch_price_tokens(jv usage, double *prompt, double *cached, double *completion);
+
 /* hash.c: libsodium. */
 void orch_sha256_hex(const void *buf, size_t len, char out[65]);
 void orch_random_hex(char *out, size_t nbytes);  /* 2*nbytes hex + NUL */
+
+/* ratelimit.c: requests and tokens per minute shared by every process
+ * calling one account (a provider, its URL, a hash of its key: never the
+ * key), one small file per account under dir, updated under flock
+ * (orch-run(5) FILES, orch-call(1) RATE LIMITS). Times are epoch seconds;
+ * a limit of 0 is none. */
+/* $ORCH_CACHE_DIR/ratelimit, else RUN/.cache/ratelimit, else
+ * $XDG_CACHE_HOME/orch/ratelimit, else ~/.cache/orch/ratelimit; malloc'd,
+ * NULL when there is none of these. */
+char *orch_rate_dir(void);
+char *orch_rate_file(const char *dir, const char *account);  /* malloc'd */
+/* Take one request and `tokens` from the account's shares at now: 0 when
+ * taken; else the seconds to wait before asking again (nothing taken); -1
+ * when the account is blocked until *retry_at. */
+double orch_rate_take(const char *dir, const char *account, double rpm, double tpm,
+                      double tokens, double now, double *retry_at);
+/* The answer counted `tokens` more than were taken (fewer: negative). */
+void orch_rate_correct(const char *dir, const char *account, double tpm, double tokens);
+/* No request on the account before retry_at (a daily quota ran out). */
+void orch_rate_block(const char *dir, const char *account, double retry_at);
+void orch_rate_iso(double t, char buf[32]);  /* 2025-10-22T10:00:00.123Z */
 
 /* tmpl.c: {{ jq }} templates, compiled once per process (libjq 1.6 spends
  * ~20 ms per jq_compile, so every expression of a set goes into one). */

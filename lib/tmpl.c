@@ -189,7 +189,8 @@ static void on_jq_error(void *data, jv msg)
 		const char *m = jv_string_value(msg);
 		if (strncmp(m, "jq: error: ", 11) == 0)
 			m += 11;
-		const char *at = strstr(m, " at <top-level>");
+		const char *at = strstr(m, " (Unix shell quoting issues?)");  /* not ours */
+		at = at ? at : strstr(m, " at <top-level>");
 		eb->msg = at ? orch_fmt("%.*s", (int)(at - m), m) : orch_xstrdup(m);
 		size_t l = strlen(eb->msg);
 		while (l && (eb->msg[l - 1] == '\n' || eb->msg[l - 1] == ':'))

@@ -188,6 +188,98 @@ F=$BATS_TEST_DIRNAME/fixtures/plan
 	assert_equal "${#lines[@]}" 2
 }
 
+@test "plan: a template or when: reading a step it does not need is refused, naming what to add" {
+	cat > r.yaml <<-'EOF'
+	job: r
+	steps:
+	  - {id: builder, prompt: build}
+	  - {id: docs, prompt: write}
+	  - id: qa
+	    needs: [docs]
+	    prompt: "Review {{ .steps.builder.files | map(.path) | join(\", \") }} and {{ .steps.docs.output }}"
+	    system: "{{ .steps.buider.output }}"
+	  - id: check
+	    run: "true"
+	    when: '.steps["qa"].output != "" and .steps.check.output == null'
+	EOF
+	run --separate-stderr orch-plan r.yaml
+	assert_failure 2
+	assert_equal "$output" ""
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line "orch-plan: r.yaml:7:13: step qa reads .steps.builder but does not need it: add builder to needs"
+	assert_line "orch-plan: r.yaml:8:13: step qa reads .steps.buider, which is not a step (did you mean builder?)"
+	assert_line "orch-plan: r.yaml:11:11: step check reads .steps.check, its own result: a step reads only what it needs"
+	assert_line "orch-plan: r.yaml:11:11: step check reads .steps.qa but does not need it: add qa to needs"
+	assert_equal "${#lines[@]}" 4
+}
+
+@test "plan: .steps reads are found in every static form; dynamic ones and other inputs are allowed" {
+	for e in '.steps.a.output' '.steps["a"].output' '.steps."a"' '.steps?.a' '."steps".a' \
+		'.["steps"]["a"]' '.steps | .a.output' '[.x, (.steps.a | length)]' '{k: .x | .y, v: .steps.a}' \
+		'"\(.steps.a.output)"' 'if .x then .steps.a else "" end' '. as $r | .steps.a' \
+		'any(.steps.a.files[]; .path == "x")' 'select(.steps.a) | 1' '.x[.steps.a.output]'; do
+		printf 'job: d\nsteps:\n  - {id: a, prompt: hi}\n  - {id: b, prompt: "{{ %s }}"}\n' "$(sed 's/[\\"]/\\&/g' <<<"$e")" > d.yaml
+		run orch-plan --check d.yaml
+		assert_failure 2
+		assert_output "orch-plan: d.yaml:4:21: step b reads .steps.a but does not need it: add a to needs"
+	done
+	for e in '.steps[.inputs.k]' '.steps[]' '.steps | keys' '.inputs.k as $k | .steps | .[$k]' \
+		'.inputs | .steps.a' '. as $r | .x | $r.steps.a' 'map(.steps.a)' 'any(.steps.a)' \
+		'def f: .steps.a; 1' '.x |= .steps.a' '.inputs.steps.a' '$__loc__' '"{{ .steps.a }}"'; do
+		printf 'job: d\nsteps:\n  - {id: a, prompt: hi}\n  - {id: b, prompt: "{{ %s }}"}\n' "$(sed 's/[\\"]/\\&/g' <<<"$e")" > d.yaml
+		run orch-plan --check d.yaml
+		assert_success
+	done
+	for f in "$ORCH_SRC"/examples/*.yaml "$F"/todo.yaml; do
+		orch-plan --check "$f"
+	done
+}
+
+@test "plan: a NUL, control or invalid UTF-8 byte is reported at its own line and column" {
+	printf 'job: t\nsteps:\n  - id: a\n    prompt: "x\377 y"\n' > u.yaml
+	printf 'job: t\r\nsteps:\r\n  - id: a\r\n    prompt: \303\251x\0 y\r\n' > n.yaml
+	run orch-plan u.yaml
+	assert_failure 2
+	assert_output "orch-plan: u.yaml:4:15: invalid leading UTF-8 octet (byte 0xff)"
+	run orch-plan n.yaml
+	assert_failure 2
+	assert_output "orch-plan: n.yaml:4:15: control characters are not allowed (byte 0x00)"
+}
+
+@test "plan: a provider's option or key written on a step or the job says where it belongs" {
+	cat > o.yaml <<-'EOF'
+	job: o
+	model: llama3
+	steps:
+	  - id: a
+	    prompt: hi
+	    temperature: 0.2
+	    tempreture: 0.2
+	    seed: 7
+	    neeeds: []
+	    provider: {name: ollama, top_p: 0.5}
+	EOF
+	run orch-plan o.yaml
+	assert_failure 2
+	assert_line "orch-plan: o.yaml:2:1: unknown key 'model' in the job (did you mean provider.model?)"
+	assert_line "orch-plan: o.yaml:6:5: unknown key 'temperature' in a step (did you mean provider.opts.temperature?)"
+	assert_line "orch-plan: o.yaml:7:5: unknown key 'tempreture' in a step (did you mean provider.opts.temperature?)"
+	assert_line "orch-plan: o.yaml:8:5: unknown key 'seed' in a step (did you mean provider.opts.seed?)"
+	assert_line "orch-plan: o.yaml:9:5: unknown key 'neeeds' in a step (did you mean 'needs'?)"
+	assert_line "orch-plan: o.yaml:10:30: unknown key 'top_p' in provider (did you mean opts.top_p?)"
+	assert_equal "${#lines[@]}" 6
+}
+
+@test "plan: a template's jq syntax error comes without jq's shell-quoting hint" {
+	printf 'job: q\nsteps:\n  - {id: a, prompt: "{{ .x | }}", when: ".y +"}\n' > q.yaml
+	run orch-plan q.yaml
+	assert_failure 2
+	assert_line "orch-plan: q.yaml:3:21: prompt: syntax error, unexpected \$end"
+	assert_line "orch-plan: q.yaml:3:41: when: syntax error, unexpected \$end"
+	refute_output --partial "quoting"
+	assert_equal "${#lines[@]}" 2
+}
+
 @test "plan: --check, --waves and --dot" {
 	run orch-plan --check "$F/todo.yaml"
 	assert_success

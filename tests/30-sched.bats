@@ -475,3 +475,13 @@ gone() {
 	assert_success
 	assert_output 'HELLO'
 }
+
+@test "sched: several failed steps are each named on stderr, after the count" {
+	printf '%s\n' '{"step":"read_a","spec":{"run":"cat a.txt"}}' \
+		'{"step":"read_b","spec":{"run":"cat b.txt"}}' '{"step":"c","needs":["read_a"],"spec":{"run":"true"}}' > p
+	run --separate-stderr orch-sched -k --run r p
+	[ "$status" -eq 1 ]
+	[ "${stderr_lines[0]}" = "orch-sched: r: 2 of 3 steps failed:" ]
+	[ "${stderr_lines[1]}" = "orch-sched:   read_a: exited with 1: cat: a.txt: No such file or directory (logs/read_a.log)" ]
+	[ "${stderr_lines[2]}" = "orch-sched:   read_b: exited with 1: cat: b.txt: No such file or directory (logs/read_b.log)" ]
+}

@@ -249,8 +249,8 @@ time.sleep(60)' 3>&- &
 	sed -i '/^  - id: architect/a\    provider: {name: echo}' ol.yaml
 	run --separate-stderr orch run ol.yaml
 	[ "$status" -eq 1 ]
-	run grep '^orch: step' <<<"$stderr"
-	assert_line --regexp '^orch: step (builder|docs) failed: orch-call: .*ollama.*'
+	run grep '^orch-sched:   ' <<<"$stderr"
+	assert_line --regexp '^orch-sched:   (builder|docs): exited with 75 \(temporary failure\): orch-call: step (builder|docs): ollama: .* \(logs/(builder|docs)\.log\)$'
 	run jq -r '.steps.architect.status' "$ORCH_RUNS/todo-app/manifest.json"
 	assert_output succeeded
 	# the server is back
@@ -406,7 +406,7 @@ stop_spec() {
 		'  - {id: after, needs: [bad], run: "true"}' '  - {id: other, run: "echo ok"}' > kk.yaml
 	run --separate-stderr orch run kk.yaml -j 1
 	[ "$status" -eq 1 ]
-	[[ "$stderr" == *"orch: step bad failed: exited with 3"* ]]
+	[[ "$stderr" == *"orch-sched: kk: 1 of 3 steps failed: bad: exited with 3"* ]]
 	run jq -r '.steps.other.status // "not run"' "$ORCH_RUNS/kk/manifest.json"
 	assert_output 'not run'
 	run orch run kk.yaml -j 1 -k
@@ -526,7 +526,7 @@ stop_spec() {
 	# a failing job: the log's tail is printed (cron mails it)
 	printf 'job: todo-app\nsteps:\n  - {id: x, run: "exit 3"}\n' > todo-app.yaml
 	run sh -c "$cmd"
-	assert_output --partial 'step x failed'
+	assert_output --partial 'orch-sched: todo-app: 1 of 1 steps failed: x: exited with 3'
 }
 
 # ---- the man pages' examples ----

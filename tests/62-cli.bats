@@ -176,3 +176,21 @@ readme_recipes() {
 		[[ "$output" != *null* ]]
 	done
 }
+
+@test "orch run -n: what each step would do and why, and nothing changes" {
+	printf '%s\n' 'job: dr' 'task: t' 'steps:' '  - {id: a, run: "echo a"}' '  - {id: b, needs: [a], run: "echo b"}' > dr.yaml
+	run orch run dr.yaml -n
+	assert_success
+	assert_line --regexp '^a	run'
+	assert_line --regexp '^b	run'
+	[ ! -e "$ORCH_RUNS/dr/events.jsonl" ]
+	run orch run dr.yaml
+	assert_success
+	sed -i 's/echo b/echo B/' dr.yaml
+	run orch run dr.yaml --resume -n
+	assert_success
+	assert_line --regexp '^a	skip \(completed\)'
+	assert_line --regexp '^b	run \(spec changed\)'
+	run grep -c '"type":"job.started"' "$ORCH_RUNS/dr/events.jsonl"
+	assert_output 1
+}

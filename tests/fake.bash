@@ -1,4 +1,5 @@
-# tests/fake.bash: loaded by the orch-call tests (50-call, 51-providers):
+# tests/fake.bash: loaded by the tests that talk to a provider (50-call,
+# 51-providers, 25-report...):
 # the fake provider (tests/fakeprovider) on a free port, every provider
 # variable pointing at it, and request records to send it.
 KEY_OPENAI="sk-test-0penai-SECRET-7f3a9c"
@@ -8,6 +9,7 @@ setup() {
 	orch_setup
 	export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 	unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
+	unset ORCH_PRICES  # prices from the shipped table only
 }
 
 teardown() {

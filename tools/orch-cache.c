@@ -190,24 +190,14 @@ static void sum_hex(const char *p, size_t n, char out[65])
 	sodium_bin2hex(out, 65, h, sizeof h);
 }
 
-/* Read and check the entry for key: line 1 of the body (the response) or
- * line 2 (its hit form) as which says. Returns the malloc'd entry (free
- * it) with the line at *line, *len bytes without its newline; or NULL on
- * a miss (a bad entry is also reported). */
-static char *entry_read(const char *key, int which, char **line, size_t *len)
+/* Check the entry text buf (n bytes) for key and find line 1 of its body
+ * (the response) or line 2 (its hit form) as which says: NULL with the
+ * line at *line, *len bytes without its newline; or why it is no entry.
+ * No I/O: tests/fuzz/cache.c feeds it arbitrary bytes. */
+static const char *entry_check(char *buf, size_t n, const char *key, int which, char **line, size_t *len)
 {
-	char *path = orch_fmt("%s/%s.json", cache_dir(), key);
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	free(path);
-	if (fd < 0) {
-		if (errno != ENOENT)
-			warn_corrupt(key, strerror(errno));
-		return NULL;
-	}
-	size_t n = 0;
-	char *buf = orch_read_fd(fd, &n);
 	const char *why = NULL;
-	char *nl = buf ? memchr(buf, '\n', n) : NULL;
+	char *nl = memchr(buf, '\n', n);
 	jv h = nl ? jv_parse_sized(buf, (int)(nl - buf)) : jv_invalid();
 	double ver = 0, size = -1;
 	const char *hk = orch_jstr(h, "key");
@@ -215,9 +205,7 @@ static char *entry_read(const char *key, int which, char **line, size_t *len)
 	jv want = jv_get_kind(sums) == JV_KIND_ARRAY ? jv_array_get(jv_copy(sums), which) : jv_invalid();
 	char *body = nl ? nl + 1 : NULL, *mid = NULL, *p = NULL;
 	size_t plen = 0;
-	if (!buf)
-		why = "unreadable";
-	else if (!nl || jv_get_kind(h) != JV_KIND_OBJECT)
+	if (!nl || jv_get_kind(h) != JV_KIND_OBJECT)
 		why = "no valid header";
 	else if (!orch_jnum(h, "orch_cache", &ver) || ver != 2 || jv_get_kind(want) != JV_KIND_STRING ||
 	         !orch_jnum(h, "size_bytes", &size))
@@ -238,15 +226,33 @@ static char *entry_read(const char *key, int which, char **line, size_t *len)
 	jv_free(want);
 	jv_free(sums);
 	jv_free(h);
+	*line = p;
+	*len = plen;
+	return why;
+}
+
+/* Read and check the entry for key (entry_check). Returns the malloc'd
+ * entry (free it) with the line at *line, *len bytes; or NULL on a miss
+ * (a bad entry is also reported). */
+static char *entry_read(const char *key, int which, char **line, size_t *len)
+{
+	char *path = orch_fmt("%s/%s.json", cache_dir(), key);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	free(path);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			warn_corrupt(key, strerror(errno));
+		return NULL;
+	}
+	size_t n = 0;
+	char *buf = orch_read_fd(fd, &n);
+	const char *why = buf ? entry_check(buf, n, key, which, line, len) : "unreadable";
 	if (why) {
 		warn_corrupt(key, why);
 		free(buf);
 		buf = NULL;
-	} else {
+	} else
 		futimens(fd, NULL);  /* least recently used goes first on prune */
-		*line = p;
-		*len = plen;
-	}
 	close(fd);
 	return buf;
 }
@@ -258,13 +264,12 @@ static jv mark(jv v, const char *how)
 	return v;
 }
 
-/* Store v (consumed) under key; 0, or -1 (reported). The entry holds the
- * response and, made by jv at store time, the response as a hit prints
- * it: a hit then costs no JSON parsing or printing (dumping 100 KB with
- * libjq 1.6 takes ~1.6 ms). */
-static int entry_write(const char *key, jv v)
+/* The entry for v (consumed) under key, as text. It holds the response
+ * and, made by jv at store time, the response as a hit prints it: a hit
+ * then costs no JSON parsing or printing (dumping 100 KB with libjq 1.6
+ * takes ~1.6 ms). */
+static jv entry_text(const char *key, jv v)
 {
-	const char *dir = cache_dir();
 	if (jv_get_kind(v) == JV_KIND_OBJECT)
 		v = jv_object_delete(v, jv_string("cache"));
 	jv resp = jv_dump_string(jv_copy(v), 0), hit = jv_dump_string(mark(v, "hit"), 0);
@@ -281,7 +286,14 @@ static int entry_write(const char *key, jv v)
 	h = jv_object_set(h, jv_string("blake2b"),
 	                  jv_array_append(jv_array_append(jv_array(), jv_string(s1)), jv_string(s2)));
 	jv text = jv_string_append_str(jv_dump_string(h, 0), "\n");
-	text = jv_string_concat(text, body);
+	return jv_string_concat(text, body);
+}
+
+/* Store v (consumed) under key; 0, or -1 (reported). */
+static int entry_write(const char *key, jv v)
+{
+	const char *dir = cache_dir();
+	jv text = entry_text(key, v);
 	char *name = orch_fmt("%s.json", key);
 	int rc = -1, dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 && errno == ENOENT && orch_mkdir_p(dir, 0700) == 0)

@@ -25,9 +25,12 @@
  * whole call; if only transient faults exhausted the retries the exit
  * status is 75 (try again later), else 1. A request with fallback
  * providers then tries the next (at once when out of quota or
- * overloaded), which has retries and --timeout of its own. API keys travel only in request
- * headers; --verbose shows them redacted, and every provider message is
- * scrubbed of them before it is printed or logged.
+ * overloaded), which has retries and --timeout of its own. A provider
+ * with limits (rpm, tpm) shares them with every process calling its
+ * account: an attempt waits, queued, for its share (call/limit.c). API
+ * keys travel only in request headers; --verbose shows them redacted,
+ * and every provider message is scrubbed of them before it is printed
+ * or logged.
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -44,7 +47,8 @@
 static const char usage[] =
 	"usage: orch-call [--render] [--stream] [-j N] [--provider NAME] [--model MODEL]\n"
 	"                 [--command CMD] [--retries N] [--timeout S] [--connect-timeout S]\n"
-	"                 [--idle-timeout S] [--backoff S] [--verbose] [--run DIR] [FILE...]\n"
+	"                 [--idle-timeout S] [--backoff S] [--rpm N] [--tpm N] [--verbose]\n"
+	"                 [--run DIR] [FILE...]\n"
 	"Call an LLM provider for each request or step input record (on stdin or\n"
 	"in FILEs); print one response record per request, in input order.\n"
 	"      --render            print the requests instead of calling (a dry run)\n"
@@ -63,6 +67,9 @@ static const char usage[] =
 	"      --idle-timeout S    seconds with no byte from the server before the\n"
 	"                          attempt is cut and retried (default 60; 0: never)\n"
 	"      --backoff S         the first backoff ceiling (default 1)\n"
+	"      --rpm N, --tpm N    requests, tokens per minute for each provider\n"
+	"                          account, shared with every run on it (over\n"
+	"                          the request's limits)\n"
 	"  -v, --verbose           show each request (URL, headers) and response\n"
 	"                          (status, headers) on stderr, keys redacted\n"
 	"      --run DIR           the run folder, for events and logs (default\n"
@@ -226,6 +233,8 @@ static void emit_response(struct job *j, double dur, int will_retry, double dela
 	d = jv_object_set(d, jv_string("provider"), jv_string(j->name));
 	d = jv_object_set(d, jv_string("model"), jv_string(j->model));
 	d = jv_object_set(d, jv_string("duration_s"), jv_number(ms3(dur)));
+	if (ok)  /* null when the model has no price: never a guess */
+		d = jv_object_set(d, jv_string("cost_usd"), orch_price_cost(j->name, j->model, jv_copy(tok)));
 	d = jv_object_set(d, jv_string("tokens"), tok);
 	d = jv_object_set(d, jv_string("success"), jv_bool(ok));
 	d = jv_object_set(d, jv_string("attempt"), jv_number(j->attempt));
@@ -378,6 +387,7 @@ static void fall_back(struct job *j, double now)
 	free(f);
 	emit_fallback(j, next);
 	req = jv_object_delete(req, jv_string("command"));
+	req = jv_object_delete(req, jv_string("limits"));
 	jv_object_foreach(next, k, v)
 		req = jv_object_set(req, k, v);
 	jv_free(next);
@@ -533,7 +543,8 @@ static void flush_ready(void)
 }
 
 /* A job's part in a turn of the loop: when to look at it again (-1: no
- * time of its own); a retry that is due starts. */
+ * time of its own); a retry that is due starts (or waits on: its share
+ * of a rate limit may not be there yet). */
 static double due(struct job *j, double now)
 {
 	if (j->state == J_EXEC)
@@ -543,7 +554,7 @@ static double due(struct job *j, double now)
 	if (j->wake > now)
 		return j->wake;
 	j->p->start(j);
-	return -1;
+	return j->state == J_WAIT ? j->wake : -1;
 }
 
 /* One turn: settle what is over, start the retries that are due, print
@@ -701,6 +712,8 @@ static int options(int argc, char **argv)
 		{"connect-timeout", required_argument, 0, 'C'},
 		{"idle-timeout", required_argument, 0, 'I'},
 		{"backoff", required_argument, 0, 'B'},
+		{"rpm", required_argument, 0, 'Q'},
+		{"tpm", required_argument, 0, 'T'},
 		{"verbose", no_argument, 0, 'v'},
 		ORCH_COMMON_LONGOPTS,
 		{0, 0, 0, 0},
@@ -719,6 +732,8 @@ static int options(int argc, char **argv)
 		case 'C': opt.connect_timeout = num_arg(optarg, "--connect-timeout", 0.001); break;
 		case 'I': opt.idle_timeout = num_arg(optarg, "--idle-timeout", 0); break;
 		case 'B': opt.backoff = num_arg(optarg, "--backoff", 0); break;
+		case 'Q': opt.rpm = num_arg(optarg, "--rpm", 0); break;
+		case 'T': opt.tpm = num_arg(optarg, "--tpm", 0); break;
 		case 'v': opt.verbose = 1; break;
 		default: orch_common(c, optarg, usage);
 		}

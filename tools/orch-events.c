@@ -9,6 +9,7 @@
  *   completed                                         steps that succeeded
  *   manifest                                          derive manifest.json
  *   out STEP [--json]                                 a step's output text, or its result
+ *   cost, metrics, timeline                           reports: tools/events/
  *
  * Assumptions: events.jsonl is written only by orch_emit (one line per
  * event, one write(2) under flock), so a reader sees whole lines, except
@@ -27,6 +28,7 @@
 #include <jq.h>
 #include <math.h>
 #include "orch.h"
+#include "events/events.h"
 
 static const char usage[] =
 	"usage: orch-events [--run DIR] COMMAND [OPTIONS]\n"
@@ -41,7 +43,10 @@ static const char usage[] =
 	"  manifest           write manifest.json, derived from the events\n"
 	"  out STEP [--json]  the step's output text (artifacts/STEP.json's .output),\n"
 	"                     or with --json its whole result record\n"
-	"  The run folder is --run DIR, else $ORCH_RUN_DIR.\n";
+	"  cost [--by step|model|provider|day|job] [--json] [RUN...]   tokens and USD\n"
+	"  metrics [RUN...]   Prometheus text format, for node_exporter's textfile collector\n"
+	"  timeline [--svg] [RUN]   every attempt of every step, as text or an SVG picture\n"
+	"  The run folder is --run DIR, else $ORCH_RUN_DIR (or the RUN operands).\n";
 
 static const char *run;
 
@@ -418,10 +423,14 @@ static jv fold(void)
 static int cmd_stats(int json)
 {
 	jv s = fold();
+	s = jv_object_set(s, jv_string("cost"), cost_of_latest(run));
 	if (json)
 		orch_put(s);
 	else {
 		print_stats(s);
+		jv cost = orch_jget(s, "cost");
+		cost_print(cost);
+		jv_free(cost);
 		jv_free(s);
 	}
 	return EX_OK;
@@ -561,6 +570,9 @@ int main(int argc, char **argv)
 	const char *level = NULL, *data = NULL, *jqexpr = NULL, *since = NULL;
 	int c, follow = 0, json = 0, forever = 0;
 	orch_init(argc, argv);
+	int report = events_report(argc, argv, usage);
+	if (report >= 0)
+		orch_exit(report);
 	/* GNU getopt moves the command word and TYPE after the options */
 	while ((c = getopt_long(argc, argv, "hf", longopts, NULL)) != -1) {
 		switch (c) {

@@ -265,6 +265,7 @@ static void start_job(void)
 	tally.t_start = now();
 	tally.progress = !opt.quiet && isatty(2);
 	tally.failed_names = jv_array();
+	tally.failures = jv_array();
 	resume_read();
 	stop_orphans();
 	sweep_temps();
@@ -282,6 +283,26 @@ static void start_job(void)
 }
 
 /* The job's last event and the manifest; returns the exit status. */
+/* Why the job failed, on stderr: one line, or a count then a line per
+ * failed step (what make -k prints as it goes, said once at the end). */
+static void say_failures(void)
+{
+	int n = jv_array_length(jv_copy(tally.failures));
+	jv first = jv_array_get(jv_copy(tally.failures), 0);
+	if (n == 1)
+		orch_err("%s: %d of %d steps failed: %s", run.job_id, tally.nfailed, plan.n,
+		         jv_string_value(first));
+	else {
+		orch_err("%s: %d of %d steps failed:", run.job_id, tally.nfailed, plan.n);
+		jv_array_foreach(tally.failures, k, why) {
+			orch_err("  %s", jv_string_value(why));
+			jv_free(why);
+			(void)k;
+		}
+	}
+	jv_free(first);
+}
+
 static int end_job(void)
 {
 	jv data = jv_object();
@@ -305,8 +326,7 @@ static int end_job(void)
 	emit(code ? "ERROR" : "INFO", code ? "job.failed" : "job.succeeded", NULL, data);
 	manifest_write(1);
 	if (code == EX_FAIL)
-		orch_err("%s: %d of %d steps failed: %s", run.job_id, tally.nfailed, plan.n,
-		         tally.first_failure);
+		say_failures();
 	else if (tally.stop_sig)
 		orch_err("%s: interrupted (%s)", run.job_id, sigabbrev_np(tally.stop_sig));
 	return code;
@@ -321,6 +341,7 @@ static void free_all(void)
 	resume_free();
 	orch_manifest_free(run.manifest);
 	jv_free(tally.failed_names);
+	jv_free(tally.failures);
 	free(run.job_id);
 	free(run.dir);
 }

@@ -8,6 +8,7 @@
  *   http.c        libcurl (loaded on first use), one multi handle
  *   exec.c        the exec and echo providers
  *   schema.c      structured output: the schema sent, the answer checked
+ *   limit.c       rate limits shared across runs (lib/ratelimit.c)
  *
  * A job is one request, from its record to its printed answer. Every part
  * runs in the one thread of the queue's loop; nothing here is locked.
@@ -28,6 +29,7 @@ struct call_opts {
 	int render, stream, verbose, jobs, retries;
 	const char *provider, *model, *command;
 	double timeout, connect_timeout, idle_timeout, backoff, backoff_cap;
+	double rpm, tpm;  /* --rpm, --tpm: 0 when not given */
 };
 extern struct call_opts opt;
 
@@ -160,5 +162,13 @@ void exec_start(struct job *j);
 double exec_watch(struct job *j, double now, struct pollset *ps);
 void exec_io(struct job *j, const struct pollset *ps);  /* after the poll */
 void exec_free(struct job *j);
+
+/* limit.c: the shared rate limits of an HTTP request's account. */
+/* Before an attempt: 1 when the job waits for its share (J_WAIT) or its
+ * account is blocked (then it has failed); 0 to go. */
+int limit_wait(struct job *j, const struct http_req *r);
+/* After an attempt, before it settles: the tokens corrected; a spent
+ * daily quota made permanent, and recorded. */
+void limit_after(struct job *j, const struct http_req *r);
 
 #endif

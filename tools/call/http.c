@@ -327,6 +327,8 @@ void http_start(struct job *j)
 		j->http->req.hdrs = curl_slist_append(j->http->req.hdrs, "Expect:");
 		j->p->prepare(j, &j->http->req);
 	}
+	if (!j->http->req.refuse && limit_wait(j, &j->http->req))
+		return;
 	job_begin_attempt(j);
 	if (j->http->req.refuse) {  /* no key for the provider's own host */
 		job_fail(j, 0, "%s is not set", j->http->req.nokey);
@@ -495,6 +497,7 @@ static void finish_attempt(struct job *j, CURLcode rc)
 		whole_answer(j);
 	else if (!j->ended)
 		job_fail(j, 1, "the stream ended before its end marker");
+	limit_after(j, &x->req);
 	job_settle(j);
 }
 

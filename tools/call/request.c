@@ -3,13 +3,14 @@
  * evaluated against the record. A request record (it has "messages") is
  * taken as it is. Either is then finalized: the flags, the environment
  * and the provider's defaults applied, the messages checked, into the
- * canonical {"provider","model","messages","opts","step"[,"command"]
- * [,"fallback"][,"schema","schema_name","repair"]} (schema.c checks a
- * schema). A provider may be a list (an array, or names joined by
- * ',', each "name" or "name:model"): the first is the request's, the
- * others go, resolved the same way, in "fallback" as
- * [{"provider","model","opts"[,"command"]}...], tried in turn when the
- * one before fails (orch-call.c).
+ * canonical {"provider","model","messages","opts"[,"limits"],"step"
+ * [,"command"][,"fallback"][,"schema","schema_name","repair"]} (schema.c
+ * checks a schema). A provider may be a list (an array, or
+ * names joined by ',', each "name" or "name:model"): the first is the
+ * request's, the others go, resolved the same way, in "fallback" as
+ * [{"provider","model","opts"[,"limits"][,"command"]}...], tried in turn
+ * when the one before fails (orch-call.c). "limits" ({rpm, tpm}) are
+ * the provider's rates shared across runs (limit.c).
  *
  * What is refused is reported ("step S: ...") and comes back invalid;
  * the caller counts it as bad input. */
@@ -81,11 +82,12 @@ static jv message(const char *role, const char *content)
 }
 
 /* The request's provider fields from spec.provider: a name alone, an
- * object with name, model, command, opts, or a list of those. */
+ * object with name, model, command, opts, limits, or a list of those. */
 static jv provider_fields(jv spec)
 {
 	static const char *f[][2] = {{"name", "provider"}, {"model", "model"},
-	                             {"command", "command"}, {"opts", "opts"}};
+	                             {"command", "command"}, {"opts", "opts"},
+	                             {"limits", "limits"}};
 	jv prov = orch_jget(spec, "provider"), out = jv_object();
 	if (is_kind(prov, JV_KIND_ARRAY))  /* a list: finalize reads it */
 		return jv_object_set(out, jv_string("provider"), prov);
@@ -151,9 +153,9 @@ static jv messages_of(jv req, const char *sp)
 	return jv_invalid();
 }
 
-/* One provider of a list as {name[, model, command, opts]}: a string
- * "name" or "name:model" (a model may hold ':' too), or an object with
- * name (or provider), model, command, opts. */
+/* One provider of a list as {name[, model, command, opts, limits]}: a
+ * string "name" or "name:model" (a model may hold ':' too), or an object
+ * with name (or provider), model, command, opts, limits. */
 static jv entry_of(jv v)
 {
 	if (is_kind(v, JV_KIND_STRING)) {
@@ -198,7 +200,7 @@ static jv entries_of(jv prov)
 /* e with the keys of from that it lacks (both objects; e consumed). */
 static jv fill(jv e, jv from)
 {
-	static const char *keys[] = {"model", "command", "opts"};
+	static const char *keys[] = {"model", "command", "opts", "limits"};
 	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
 		jv v = orch_jget(from, keys[i]), have = orch_jget(e, keys[i]);
 		if (is_kind(have, JV_KIND_NULL) && !is_kind(v, JV_KIND_NULL))
@@ -237,8 +239,28 @@ static jv providers_of(jv req)
 	return out;
 }
 
-/* One provider entry resolved: {provider, model, opts[, command]}, the
- * flags applied (--model to the first only); invalid (reported). */
+/* e.limits, if there, is {rpm, tpm}: numbers >= 0 (none of them: no limit). */
+static int limits_ok(jv e)
+{
+	jv lim = orch_jget(e, "limits");
+	if (is_kind(lim, JV_KIND_NULL))
+		return 1;
+	int ok = is_kind(lim, JV_KIND_OBJECT);
+	if (ok)
+		jv_object_foreach(lim, k, v) {
+			const char *s = jv_string_value(k);
+			ok = ok && (strcmp(s, "rpm") == 0 || strcmp(s, "tpm") == 0) &&
+			     is_kind(v, JV_KIND_NUMBER) && jv_number_value(v) >= 0;
+			jv_free(k);
+			jv_free(v);
+		}
+	jv_free(lim);
+	return ok;
+}
+
+/* One provider entry resolved: {provider, model, opts[, limits][,
+ * command]}, the flags applied (--model to the first only); invalid
+ * (reported). */
 static jv resolve(jv e, int first, const char *sp)
 {
 	const char *name = orch_jstr(e, "name");
@@ -254,12 +276,19 @@ static jv resolve(jv e, int first, const char *sp)
 		orch_err("step %s: provider %s needs a command (provider.command or --command)", sp, name);
 	else if (!(model = model ? model : p->command ? command : p->model))
 		orch_err("step %s: provider %s needs a model (provider.model, --model or ORCH_MODEL)", sp, name);
+	else if (!limits_ok(e))
+		orch_err("step %s: provider %s: limits must be {rpm: N, tpm: N}, numbers >= 0", sp, name);
 	else {
 		jv opts = orch_jget(e, "opts");
 		out = jv_object_set(jv_object(), jv_string("provider"), jv_string(name));
 		out = jv_object_set(out, jv_string("model"), jv_string(model));
 		out = jv_object_set(out, jv_string("opts"),
 		                    is_kind(opts, JV_KIND_OBJECT) ? opts : (jv_free(opts), jv_object()));
+		jv lim = orch_jget(e, "limits");
+		if (is_kind(lim, JV_KIND_OBJECT))
+			out = jv_object_set(out, jv_string("limits"), lim);
+		else
+			jv_free(lim);
 		if (p->command)
 			out = jv_object_set(out, jv_string("command"), jv_string(command));
 	}
@@ -294,6 +323,8 @@ static jv finalize(jv req)
 		out = jv_object_set(out, jv_string("model"), orch_jget(r, "model"));
 		out = jv_object_set(out, jv_string("messages"), msgs);
 		out = jv_object_set(out, jv_string("opts"), orch_jget(r, "opts"));
+		if (jv_object_has(jv_copy(r), jv_string("limits")))
+			out = jv_object_set(out, jv_string("limits"), orch_jget(r, "limits"));
 		if (step)
 			out = jv_object_set(out, jv_string("step"), jv_string(step));
 		if (orch_jstr(r, "command"))

@@ -16,7 +16,9 @@ static const char *const top_keys[] = {"job", "project", "task", "inputs", "prov
 static const char *const step_keys[] = {"id", "prompt", "run", "needs", "system",
 	"provider", "retries", "timeout_s", "pool", "priority", "when", "files", "schema",
 	"repair", 0};
-static const char *const provider_keys[] = {"name", "model", "opts", "command", "base_url", 0};
+static const char *const provider_keys[] = {"name", "model", "opts", "command", "base_url",
+	"limits", 0};
+static const char *const limit_keys[] = {"rpm", "tpm", 0};
 static const char *const provider_names[] = {"ollama", "openai", "anthropic", "exec", "echo", 0};
 static const char *const default_keys[] = {"retries", "timeout_s", "pool", 0};
 
@@ -55,19 +57,48 @@ const char *nearest(const char *s, const char *const *cands, size_t ncands)
 	return best;
 }
 
+/* Options a provider takes (in its opts:), for keys written one level
+ * too high: "temperature:" on a step. Not a list of what is allowed. */
+static const char *const provider_opts[] = {"temperature", "top_p", "top_k", "min_p",
+	"max_tokens", "max_completion_tokens", "num_predict", "num_ctx", "seed", "stop",
+	"presence_penalty", "frequency_penalty", "repeat_penalty", "response_format",
+	"reasoning_effort", "format", "keep_alive", "think", "tools", 0};
+
+/* Where an unknown key k belongs when it is a provider's: provider at
+ * "provider." from a job or a step, "" inside a provider. NULL if not. */
+static char *provider_home(const char *k, const char *provider)
+{
+	if (!provider)
+		return NULL;
+	if (*provider && one_of(k, provider_keys) && strcmp(k, "name") != 0)
+		return orch_fmt("%s%s", provider, k);
+	if (one_of(k, provider_opts))
+		return orch_fmt("%sopts.%s", provider, k);
+	return NULL;
+}
+
 /* Keys starting "x-" are the user's own (a home for YAML anchors), as in
- * docker-compose; every other key must be known. */
-static void check_keys(const node *m, const char *const *allowed, const char *where)
+ * docker-compose; every other key must be known. An unknown one is named
+ * with the known key it is near, or where it belongs if a provider's. */
+static void check_keys(const node *m, const char *const *allowed, const char *where,
+                       const char *provider)
 {
 	for (uint32_t i = 0; i + 1 < m->n; i += 2) {
 		const char *k = m->u.kids[i]->u.str;
 		if (one_of(k, allowed) || strncmp(k, "x-", 2) == 0)
 			continue;
-		const char *near = nearest(k, allowed, SIZE_MAX);
-		if (near)
+		char *home = provider_home(k, provider);
+		const char *near = home ? NULL : nearest(k, allowed, SIZE_MAX);
+		const char *opt = home || near || !provider ? NULL : nearest(k, provider_opts, SIZE_MAX);
+		if (opt)
+			home = orch_fmt("%sopts.%s", provider, opt);
+		if (home)
+			problem(m->u.kids[i], "unknown key '%s' in %s (did you mean %s?)", k, where, home);
+		else if (near)
 			problem(m->u.kids[i], "unknown key '%s' in %s (did you mean '%s'?)", k, where, near);
 		else
 			problem(m->u.kids[i], "unknown key '%s' in %s", k, where);
+		free(home);
 	}
 }
 
@@ -159,11 +190,17 @@ static void check_provider(const node *p, const char *where)
 	}
 	if (!want_map(p, where))
 		return;
-	check_keys(p, provider_keys, where);
+	check_keys(p, provider_keys, where, "");
 	want_string(get(p, "model"), "model");
 	want_map(get(p, "opts"), "opts");
 	want_string(get(p, "command"), "command");
 	want_string(get(p, "base_url"), "base_url");
+	const node *lim = get(p, "limits");
+	if (want_map(lim, "limits")) {  /* requests and tokens per minute */
+		check_keys(lim, limit_keys, "limits", "");
+		want_number(get(lim, "rpm"), "rpm", 0, 1e9, 0);
+		want_number(get(lim, "tpm"), "tpm", 0, 1e12, 0);
+	}
 	const node *name = get(p, "name");
 	if (name && want_string(name, "name"))
 		check_provider_name(name);
@@ -205,7 +242,7 @@ void check_step(const node *root, const node *x)
 {
 	if (!want_map(x, "each step"))
 		return;
-	check_keys(x, step_keys, "a step");
+	check_keys(x, step_keys, "a step", "provider.");
 	const node *id = get(x, "id"), *prompt = get(x, "prompt"), *run = get(x, "run");
 	if (!id)
 		problem(x, "a step has no 'id'");
@@ -243,7 +280,7 @@ void check_spec(const node *root)
 		problem(root, "a job spec is a mapping (job:, task:, steps: ...)");
 		return;
 	}
-	check_keys(root, top_keys, "the job");
+	check_keys(root, top_keys, "the job", "provider.");
 	const node *job = get(root, "job");
 	if (!job)
 		problem(root, "missing 'job' (the job id)");
@@ -257,7 +294,7 @@ void check_spec(const node *root)
 	check_pools(get(root, "pools"));
 	const node *d = get(root, "defaults");
 	if (want_map(d, "defaults")) {
-		check_keys(d, default_keys, "defaults");
+		check_keys(d, default_keys, "defaults", "provider.");
 		want_number(get(d, "retries"), "retries", 0, 100, 1);
 		want_number(get(d, "timeout_s"), "timeout_s", 0.001, 1e9, 0);
 		if (get(d, "pool"))

@@ -6,6 +6,7 @@
  *   check.c    the schema: keys, kinds, ranges, names, templates
  *   schema.c   a step's JSON Schema (schema:), inline or from a file
  *   steps.c    the steps, their graph, order, waves and priorities
+ *   reads.c    the steps a template or when: reads: only its needs
  *   write.c    the plan lines, --dot, --waves, --id
  *   select.c   what orch run chooses: --input, --target, --until, --runnable
  */
@@ -80,6 +81,14 @@ void schema_begin(const char *spec_path);  /* files are beside the spec */
 void check_schema(const node *step);
 jv schema_inline(const node *x);  /* the schema: value, a file's read */
 void schema_end(void);
+
+/* ---- reads.c: the steps a template or when: reads (.steps.X) ---- */
+struct step_read { const char *name; size_t n; };  /* into the text */
+/* The reads found in text (a template, or a when: condition if not
+ * template), in order, as a malloc'd array (free it); how many. */
+size_t steps_read(const char *text, int template, struct step_read **reads);
+/* A problem for each step read that is not a step this step needs. */
+void check_reads(const struct plan *p);
 
 /* ---- write.c ---- */
 jv job_jv(const node *root, const char *spec_file);

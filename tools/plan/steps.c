@@ -137,6 +137,7 @@ void plan_read(struct plan *p, char *text, size_t len, const char *path)
 	for (uint32_t i = 0; i < st->n; i++)
 		check_step(p->root, st->u.kids[i]);
 	build_graph(p, st);
+	check_reads(p);
 	p->order = orch_xmalloc(p->nsteps * sizeof *p->order + 1);
 	if (orch_graph_order(p->graph, spec_order, NULL, p->order) < p->nsteps)
 		report_cycles(p);

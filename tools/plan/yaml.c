@@ -282,10 +282,31 @@ static node at_mark(yaml_mark_t m)
 	return at;
 }
 
-static void yaml_problem(yaml_parser_t *y)
+/* libyaml's reader (a NUL, a control character, invalid UTF-8) gives a
+ * byte offset, not a mark: its line and column, counted as libyaml counts
+ * marks (lines end at \n, \r\n or \r; columns are characters). */
+static node at_offset(const char *text, size_t len, size_t off)
+{
+	node at = {0};
+	at.line = at.col = 1;
+	for (size_t i = 0; i < off && i < len; i++)
+		if (text[i] == '\n' || (text[i] == '\r' && (i + 1 == len || text[i + 1] != '\n')))
+			at.line++, at.col = 1;
+		else if (((unsigned char)text[i] & 0xC0) != 0x80 && text[i] != '\r')
+			at.col++;
+	return at;
+}
+
+static void yaml_problem(yaml_parser_t *y, const char *text, size_t len)
 {
 	node at = at_mark(y->problem_mark);
-	if (y->context)
+	if (y->error == YAML_READER_ERROR) {
+		at = at_offset(text, len, y->problem_offset);
+		if (y->problem_value >= 0)
+			problem(&at, "%s (byte 0x%02x)", y->problem, (unsigned)y->problem_value & 0xFF);
+		else
+			problem(&at, "%s", y->problem);
+	} else if (y->context)
 		problem(&at, "%s %s", y->problem, y->context);
 	else
 		problem(&at, "%s", y->problem ? y->problem : "invalid YAML");
@@ -390,7 +411,7 @@ node *read_yaml(char *text, size_t len)
 	yaml_parser_set_input_string(&y, (const unsigned char *)text, len);
 	while (!done && !bad) {
 		if (!yaml_parser_parse(&y, &ev)) {
-			yaml_problem(&y);
+			yaml_problem(&y, text, len);
 			bad = 1;
 			break;
 		}

@@ -99,7 +99,7 @@ struct tally {
 	int progress;        /* a live progress line on stderr */
 	double t_start, progress_at;
 	jv failed_names;
-	char *first_failure; /* "<step>: <why>", for the summary line */
+	jv failures;         /* "<step>: <why>" of each failed step, for stderr */
 };
 
 struct queue {

@@ -323,11 +323,14 @@ int store_output(struct step *s, jv *result)
 }
 
 /* orch-cache's "CMD exited N; nothing stored": the step's own line is
- * the one before. */
+ * the one before; and orch-call's "[orch-call: ...]" notes in the stream
+ * it logs, which repeat what it said on stderr. */
 static int noise(const char *line, size_t n)
 {
 	static const char tail[] = "; nothing stored";
 	size_t t = sizeof tail - 1;
+	if (n > 7 && strncmp(line, "[orch-", 6) == 0 && line[n - 1] == ']')
+		return 1;
 	return n > 12 + t && strncmp(line, "orch-cache: ", 12) == 0 &&
 	       memcmp(line + n - t, tail, t) == 0 &&
 	       (memmem(line, n, " exited ", 8) || memmem(line, n, " killed by signal ", 18));

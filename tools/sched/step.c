@@ -143,8 +143,7 @@ static void skip_dependants(int i)
 
 static void final_failure(int i, const char *msg)
 {
-	if (!tally.first_failure)
-		tally.first_failure = orch_fmt("%s: %s", plan.step[i].name, msg);
+	tally.failures = jv_array_append(tally.failures, jv_string_fmt("%s: %s", plan.step[i].name, msg));
 	plan.step[i].st = ST_FAIL;
 	tally.nfailed++;
 	tally.failed_names = jv_array_append(tally.failed_names, jv_string(plan.step[i].name));
@@ -370,5 +369,4 @@ void reaped(int i, int status)
 void step_free(void)
 {
 	free(told.a);
-	free(tally.first_failure);
 }
