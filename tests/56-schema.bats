@@ -231,6 +231,7 @@ answers() {
 	sed -i 's/"Hello"/7/' s.yaml
 	run --separate-stderr orch run s.yaml
 	[ "$status" -eq 1 ]
-	assert_equal "$(echo "$stderr" | tail -n 1)" \
-		'orch: step extract failed: orch-call: step extract: echo: the answer is invalid after 1 try; schema: /title: must be string, not number'
+	[[ "$stderr" == *'extract: exited with 1: orch-call: step extract: echo: the answer is invalid after 1 try; schema: /title: must be string, not number'* ]]
+	run jq -r 'select(.type == "step.failed") | .data.message' "$R/events.jsonl"
+	assert_output --partial 'schema: /title: must be string, not number'
 }
