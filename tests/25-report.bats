@@ -216,7 +216,7 @@ promcheck() {
 	assert_output - <<-'EOF'
 	orch_job_succeeded{job="priced"} 1
 	orch_job_succeeded{job="todo-app"} 1
-	orch_steps{job="todo-app",status="succeeded"} 4
+	orch_steps{job="todo-app",status="succeeded"} 5
 	orch_llm_calls_total{job="priced",step="plan",provider="openai"} 1
 	orch_llm_tokens_total{job="priced",step="plan",provider="openai",kind="prompt"} 11
 	orch_llm_tokens_total{job="priced",step="plan",provider="openai",kind="cached"} 0
@@ -226,7 +226,7 @@ promcheck() {
 	run grep -c '^orch_step_duration_seconds_bucket{job="todo-app",le=' m.prom
 	assert_output 14
 	run grep '^orch_step_duration_seconds_count' m.prom
-	assert_output $'orch_step_duration_seconds_count{job="priced"} 3\norch_step_duration_seconds_count{job="todo-app"} 4'
+	assert_output $'orch_step_duration_seconds_count{job="priced"} 3\norch_step_duration_seconds_count{job="todo-app"} 5'
 }
 
 @test "metrics: retries, a failed step, cache hits of the latest run only; label values escaped" {

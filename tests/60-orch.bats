@@ -123,7 +123,7 @@ kt_spec() {
 	[ -s "$R/outputs/todo.py" ] && [ -s "$R/outputs/test_todo.py" ] && [ -s "$R/outputs/README.md" ]
 	# the spec as given, a log and an artifact per step
 	cmp "$EX/todo-app.yaml" "$R/inputs/spec.yaml"
-	for s in architect builder docs qa; do
+	for s in architect builder docs qa triage; do
 		[ -f "$R/logs/$s.log" ] && [ -s "$R/artifacts/$s.json" ]
 	done
 	run jq -r '.status' "$R/manifest.json"
@@ -133,12 +133,17 @@ kt_spec() {
 	run jq -r 'select(.type == "job.succeeded") | .job_id' "$R/events.jsonl"
 	assert_output todo-app
 	run jq -sc '[.[] | select(.type == "step.succeeded") | .step] | sort' "$R/events.jsonl"
-	assert_output '["architect","builder","docs","qa"]'
+	assert_output '["architect","builder","docs","qa","triage"]'
 	run jq -sc '[.[] | select(.type == "file.written") | .data.path] | sort' "$R/events.jsonl"
 	assert_output '["README.md","test_todo.py","todo.py"]'
 	# qa saw what builder and docs wrote
 	run jq -r '.output' "$R/artifacts/qa.json"
 	assert_output --partial 'todo.py, test_todo.py, README.md'
+	# its report, checked against its schema, and triage's count of it
+	run jq -c '.json.defects | map([.file, .line, .severity])' "$R/artifacts/qa.json"
+	assert_output '[["todo.py",34,"minor"],["README.md",4,"minor"]]'
+	run jq -r '.output' "$R/artifacts/triage.json"
+	assert_output 'minor: 2'
 	# and the generated program works
 	cd "$R/outputs"
 	run env PYTHONDONTWRITEBYTECODE=1 python3 -m unittest -q test_todo
@@ -160,7 +165,7 @@ kt_spec() {
 	assert_output '[false]'
 	[ "$(stat -c '%n %Y' "$R"/outputs/*)" = "$before" ]
 	run jq -sc '[.[] | select(.type == "step.succeeded") | .step] | length' ev
-	assert_output 4
+	assert_output 5
 }
 
 @test "orch run --provider/--model override the spec's provider for every step" {
@@ -261,8 +266,8 @@ time.sleep(60)' 3>&- &
 	run sh -c "jq -r 'select(.type == \"step.succeeded\") | .step' '$ORCH_RUNS/todo-app/events.jsonl' | sort | uniq -c | awk '{print \$1}' | sort -u"
 	assert_output 1
 	[ -s "$ORCH_RUNS/todo-app/outputs/todo.py" ] && [ -s "$ORCH_RUNS/todo-app/outputs/README.md" ]
-	run jq -r '.output' "$ORCH_RUNS/todo-app/artifacts/qa.json"
-	assert_output --partial 'fake: '
+	run jq -c '.json' "$ORCH_RUNS/todo-app/artifacts/qa.json"
+	assert_output '{"defects":[{"file":"x","line":1,"severity":"critical","text":"x"}]}'
 }
 
 @test "orch run: a second run of a running job refuses; orch cancel stops it cleanly" {
@@ -424,14 +429,14 @@ stop_spec() {
 	assert_output succeeded
 	run orch tail todo-app --type 'step.succeeded'
 	assert_success
-	[ "${#lines[@]}" -eq 4 ]
+	[ "${#lines[@]}" -eq 5 ]
 	assert_line --regexp 'step.succeeded +qa'
 	run orch tail todo-app --json --type job.succeeded
 	run jq -r '.type' <<<"$output"
 	assert_output job.succeeded
 	run orch ls
 	assert_success
-	assert_line --regexp '^todo-app +succeeded +[0-9]+s +4/4$'
+	assert_line --regexp '^todo-app +succeeded +[0-9]+s +5/5$'
 	run orch show nope
 	[ "$status" -eq 1 ]
 	run orch show '../x'

@@ -84,7 +84,7 @@ two_jobs() {
 	mkdir -p runs/planned/inputs
 	cp "$ORCH_SRC/examples/todo-app.yaml" runs/planned/inputs/spec.yaml
 	run complete_bash orch tail planned --step ""
-	assert_output "architect builder docs qa"
+	assert_output "architect builder docs qa triage"
 	run complete_bash orch tail "$ORCH_RUNS/planned" --step b
 	assert_output "builder"
 	# the tools beside the orch being completed, when not on PATH
@@ -101,7 +101,7 @@ two_jobs() {
 	two_jobs
 	rm runs/todo-app/inputs/spec.yaml
 	run complete_bash orch tail todo-app --step ""
-	assert_output "architect builder docs qa"
+	assert_output "architect builder docs qa triage"
 	run complete_bash orch tail nosuchjob --step ""
 	assert_output ""
 }

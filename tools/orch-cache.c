@@ -13,6 +13,8 @@
  * The key (CONTRACT §6) is the sha256 of the canonical JSON (keys sorted at
  * every depth, compact: what `jq -S -c` prints, from the same libjq) of
  *   {"provider":{"name","model","opts"},"step","inputs":<messages>,"code_version"}
+ * plus, for a request with a structured answer (orch-call(1)), its
+ * "schema" and "schema_name" (a request without keeps the key it had),
  * and nothing else: no base URL, no credential, no "command" except through
  * "model" (orch-call sets model to the command for provider exec; when a
  * request has a command and no model, the command is the model here too).
@@ -119,6 +121,12 @@ static jv key_object(jv req)
 	jv k = jv_object();
 	k = jv_object_set(k, jv_string("provider"), p);
 	k = jv_object_set(k, jv_string("step"), orch_jget(req, "step"));
+	jv schema = orch_jget(req, "schema");
+	if (jv_get_kind(schema) != JV_KIND_NULL) {  /* only then: other keys stay as they were */
+		k = jv_object_set(k, jv_string("schema"), schema);
+		k = jv_object_set(k, jv_string("schema_name"), orch_jget(req, "schema_name"));
+	} else
+		jv_free(schema);
 	jv_free(req);
 	k = jv_object_set(k, jv_string("inputs"), msgs);
 	k = jv_object_set(k, jv_string("code_version"), jv_string(cv && *cv ? cv : ORCH_VERSION));

@@ -208,11 +208,24 @@ static double prompt_tokens(const struct job *j)
 	return (j->has_ptok ? j->ptok : j->prompt_est) + j->cache_read + j->cache_write;
 }
 
+/* d (consumed) with what the check of a structured answer found: valid,
+ * else the errors and whether it is asked again. */
+static jv schema_data(const struct job *j, jv d, int again)
+{
+	d = jv_object_set(d, jv_string("valid"), jv_bool(jv_is_valid(j->json)));
+	if (j->repairs)
+		d = jv_object_set(d, jv_string("repair"), jv_number(j->repairs));
+	if (jv_is_valid(j->json))
+		return d;
+	d = jv_object_set(d, jv_string("errors"), jv_copy(j->errors));
+	return jv_object_set(d, jv_string("will_retry"), jv_bool(again));
+}
+
 /* INFO, or WARN for a failure to be retried (or to fall back from),
  * ERROR for the last one. */
 static void emit_response(struct job *j, double dur, int will_retry, double delay, int last)
 {
-	int ok = !j->err;
+	int ok = !j->err, valid = !j->schema || jv_is_valid(j->json);
 	jv tok = jv_object();
 	tok = jv_object_set(tok, jv_string("prompt"), jv_number(ok ? prompt_tokens(j) : 0));
 	tok = jv_object_set(tok, jv_string("completion"), jv_number(ok ? j->ctok : 0));
@@ -229,6 +242,8 @@ static void emit_response(struct job *j, double dur, int will_retry, double dela
 	d = jv_object_set(d, jv_string("tokens"), tok);
 	d = jv_object_set(d, jv_string("success"), jv_bool(ok));
 	d = jv_object_set(d, jv_string("attempt"), jv_number(j->attempt));
+	if (ok && j->schema)
+		d = schema_data(j, d, will_retry);
 	if (!ok) {
 		if (j->status)
 			d = jv_object_set(d, jv_string("status"), jv_number(j->status));
@@ -237,7 +252,8 @@ static void emit_response(struct job *j, double dur, int will_retry, double dela
 		if (will_retry)
 			d = jv_object_set(d, jv_string("retry_in_s"), jv_number(ms3(delay)));
 	}
-	orch_emit(orch_run_dir(), ok ? "INFO" : last ? "ERROR" : "WARN", "llm.response", j->step, d);
+	orch_emit(orch_run_dir(), ok && valid ? "INFO" : last ? "ERROR" : "WARN", "llm.response",
+	          j->step, d);
 }
 
 /* ---- an attempt, and how it settles ---- */
@@ -296,6 +312,8 @@ static void succeed(struct job *j, double now)
 	r = jv_object_set(r, jv_string("usage"), u);
 	if (jv_string_length_bytes(jv_copy(j->reasoning)) > 0)
 		r = jv_object_set(r, jv_string("reasoning"), jv_copy(j->reasoning));
+	if (j->schema)
+		r = jv_object_set(r, jv_string("json"), jv_copy(j->json));
 	r = jv_object_set(r, jv_string("duration_s"), jv_number(ms3(now - j->t0)));
 	j->out = r;
 	finished(j);
@@ -396,6 +414,62 @@ static void fall_back(struct job *j, double now)
 	j->state = J_WAIT;
 }
 
+/* ---- structured output: the answer checked, asked again ---- */
+
+/* Tries ran out: each error on a line, the first again last, as the one
+ * line that says why the step failed. */
+static void give_up_invalid(struct job *j)
+{
+	const char *sp = j->step ? j->step : "-";
+	jv first = jv_null();
+	jv_array_foreach(j->errors, i, e) {
+		jv line = schema_error_line(e);
+		orch_err("step %s: %s", sp, jv_string_value(line));
+		log_note(j, "\n[orch-call: schema: %s]\n", jv_string_value(line));
+		if (i == 0)
+			first = jv_copy(line);
+		jv_free(line);
+		jv_free(e);
+	}
+	orch_err("step %s: %s: the answer is invalid after %d tr%s; schema: %s", sp, j->name,
+	         j->repairs + 1, j->repairs ? "ies" : "y", jv_string_value(first));
+	jv_free(first);
+	j->rc = EX_FAIL;
+	finished(j);
+}
+
+/* Is the answer JSON valid against the schema? If not, it is asked again
+ * (from the next turn of the loop, with retries of its own, within
+ * --timeout) with the answer and the errors appended, or the job fails. */
+static int answer_valid(struct job *j, double now)
+{
+	jv_free(j->json);
+	jv_free(j->errors);
+	j->json = schema_answer(j->schema, jv_copy(j->content), &j->errors);
+	if (jv_is_valid(j->json))
+		return 1;
+	int again = j->repairs < j->repair_max && now < j->deadline;
+	emit_response(j, now - j->t_att, again, 0, !again);
+	if (!again) {
+		give_up_invalid(j);
+		return 0;
+	}
+	log_note(j, "\n[orch-call: the answer is invalid (%d error%s); asking again]\n",
+	         jv_array_length(jv_copy(j->errors)), jv_array_length(jv_copy(j->errors)) > 1 ? "s" : "");
+	jv msgs = schema_repair(orch_jget(j->req, "messages"), jv_copy(j->content), j->errors);
+	j->req = jv_object_set(j->req, jv_string("messages"), msgs);
+	j->name = orch_jstr(j->req, "provider");  /* the request moved */
+	j->model = orch_jstr(j->req, "model");
+	j->step = orch_jstr(j->req, "step");
+	j->repairs++;
+	http_free(j);
+	exec_free(j);
+	j->attempt = 0;
+	j->wake = now;
+	j->state = J_WAIT;
+	return 0;
+}
+
 /* The attempt is over: the answer, a retry, the next provider, or the
  * error. */
 void job_settle(struct job *j)
@@ -406,7 +480,8 @@ void job_settle(struct job *j)
 	if (!j->err && jv_string_length_bytes(jv_copy(j->content)) == 0)
 		job_fail(j, 0, "the answer has no content");
 	if (!j->err) {
-		succeed(j, now);
+		if (!j->schema || answer_valid(j, now))
+			succeed(j, now);
 		return;
 	}
 	int wanted = j->transient && j->attempt <= opt.retries, retry = 0;
@@ -445,6 +520,9 @@ static void job_free(struct job *j)
 	jv_free(j->reasoning);
 	jv_free(j->refusal);
 	jv_free(j->out);
+	jv_free(j->json);
+	jv_free(j->errors);
+	orch_schema_free(j->schema);
 	exec_free(j);
 	http_free(j);
 	free(j->err);
@@ -543,6 +621,16 @@ static struct job *job_new(jv req)
 	j->reasoning = jv_string("");
 	j->refusal = jv_string("");
 	j->out = jv_null();
+	j->json = jv_invalid();
+	j->errors = jv_array();
+	jv s = orch_jget(req, "schema");
+	if (!is_kind(s, JV_KIND_NULL))  /* checked by request.c */
+		j->schema = orch_schema_new(s, NULL);
+	else
+		jv_free(s);
+	double rmax = 1;
+	orch_jnum(req, "repair", &rmax);
+	j->repair_max = (int)rmax;
 	j->retry_after = -1;
 	j->t0 = orch_mono();
 	j->deadline = j->t0 + opt.timeout;

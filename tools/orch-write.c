@@ -357,16 +357,17 @@ static int write_batch(struct batch *b, const char *outputs, int quiet, jv *file
 	return rc;
 }
 
-/* The step result: {"step","output","files"} and the response's "cache"
- * and "usage", "skipped" when blocks were not written. All consumed. */
+/* The step result: {"step","output","files"} and the response's "cache",
+ * "usage" and "json" (a structured answer), "skipped" when blocks were
+ * not written. All consumed. */
 static int print_result(const char *step, jv output, jv files, jv resp, jv skipped)
 {
 	jv r = jv_object();
 	r = jv_object_set(r, jv_string("step"), step ? jv_string(step) : jv_null());
 	r = jv_object_set(r, jv_string("output"), output);
 	r = jv_object_set(r, jv_string("files"), files);
-	static const char *const copied[] = {"cache", "usage"};
-	for (size_t i = 0; i < 2; i++) {
+	static const char *const copied[] = {"cache", "usage", "json"};
+	for (size_t i = 0; i < sizeof copied / sizeof *copied; i++) {
 		jv v = jv_get_kind(resp) == JV_KIND_OBJECT ?
 			jv_object_get(jv_copy(resp), jv_string(copied[i])) : jv_invalid();
 		if (jv_is_valid(v))

@@ -5,7 +5,11 @@
  * counts); a whole answer is one object of type "message". Tokens read
  * from and written to the prompt cache are prompt tokens too, counted
  * apart from input_tokens (and reported apart). No key is sent to
- * Anthropic's own host: the request is refused first. */
+ * Anthropic's own host: the request is refused first. A schema is a
+ * single tool, forced (schema.c): the answer is its input, streamed as
+ * input_json_delta events, or whole as the tool_use block; text beside it
+ * is not the answer. */
+#include <stdlib.h>
 #include <string.h>
 #include "call.h"
 
@@ -33,7 +37,7 @@ void anthropic_prepare(const struct job *j, struct http_req *r)
 	if (!is_kind(mt, JV_KIND_NUMBER))
 		body = jv_object_set(body, jv_string("max_tokens"), jv_number(4096));
 	jv_free(mt);
-	r->body = orch_dump(body, 0);
+	r->body = orch_dump(schema_body(j, body, "anthropic"), 0);
 	const char *key = wire_key(r, "ANTHROPIC_API_KEY", "api.anthropic.com");
 	if (key)
 		http_header(r, "x-api-key", key);
@@ -52,15 +56,31 @@ static void usage_of(struct job *j, jv obj)
 	jv_free(u);
 }
 
-/* A whole (non-streamed) answer: its text blocks. */
+/* A tool_use block's input, as JSON text: the answer to a schema. */
+static void tool_input(struct job *j, jv b)
+{
+	jv in = orch_jget(b, "input");
+	if (is_kind(in, JV_KIND_OBJECT)) {
+		size_t n;
+		char *s = orch_json_text(in, &n);
+		job_text(j, s, n);
+		free(s);
+	} else
+		jv_free(in);
+}
+
+/* A whole (non-streamed) answer: its text blocks, or with a schema its
+ * tool_use block. */
 static void whole_message(struct job *j, jv v)
 {
 	jv c = orch_jget(v, "content");
 	if (is_kind(c, JV_KIND_ARRAY))
 		jv_array_foreach(c, i, b) {
 			const char *bt = orch_jstr(b, "type"), *t = orch_jstr(b, "text");
-			if (bt && strcmp(bt, "text") == 0 && t)
+			if (!j->schema && bt && strcmp(bt, "text") == 0 && t)
 				job_text(j, t, strlen(t));
+			if (j->schema && bt && strcmp(bt, "tool_use") == 0)
+				tool_input(j, b);
 			jv_free(b);
 		}
 	wire_finish(j, orch_jget(v, "stop_reason"));
@@ -83,8 +103,11 @@ void anthropic_event(struct job *j, jv v)
 	} else if (strcmp(type, "content_block_delta") == 0) {
 		jv d = orch_jget(v, "delta");
 		const char *dt = orch_jstr(d, "type"), *t = orch_jstr(d, "text");
-		if (dt && strcmp(dt, "text_delta") == 0 && t)
+		const char *pj = orch_jstr(d, "partial_json");
+		if (!j->schema && dt && strcmp(dt, "text_delta") == 0 && t)
 			job_text(j, t, strlen(t));
+		if (j->schema && dt && strcmp(dt, "input_json_delta") == 0 && pj)
+			job_text(j, pj, strlen(pj));
 		jv_free(d);
 	} else if (strcmp(type, "message_delta") == 0) {
 		jv d = orch_jget(v, "delta");

@@ -8,6 +8,7 @@
  *   http.c        libcurl (loaded on first use), one multi handle
  *   exec.c        the exec and echo providers
  *   config.c      the user's config: aliases, keys from their sources, --config
+ *   schema.c      structured output: the schema sent, the answer checked
  *   limit.c       rate limits shared across runs (lib/ratelimit.c)
  *
  * A job is one request, from its record to its printed answer. Every part
@@ -55,6 +56,10 @@ struct job {
 	int quota;                         /* out of quota or money: never retried */
 	char *err;                         /* the first problem, redacted */
 	jv out;                            /* the response record, once done */
+	/* structured output (a request with "schema") */
+	orch_schema *schema;               /* compiled; NULL: any answer */
+	int repairs, repair_max;           /* asked again so far; at most */
+	jv json, errors;                   /* the answer's value; what is wrong with it */
 };
 
 /* What an HTTP provider's prepare() makes: where to POST what, with which
@@ -100,6 +105,18 @@ char *redact(const char *s);  /* s without API keys, on one line; malloc'd */
  * when it cannot be called. */
 jv request_from(jv rec);
 void request_end(void);  /* free the template cache */
+
+/* schema.c: structured output. */
+/* out (consumed) with req's schema, schema_name and repair checked and
+ * set, if req has a schema; invalid (reported) if they are wrong. */
+jv schema_finalize(jv out, jv req, const char *sp);
+jv schema_body(const struct job *j, jv body, const char *provider);  /* body consumed */
+jv schema_messages(const struct job *j);  /* for echo and exec */
+/* The answer in content (consumed) if it is JSON valid against s, else
+ * invalid; *errs the errors ({"path","keyword","message"}), maybe none. */
+jv schema_answer(orch_schema *s, jv content, jv *errs);
+jv schema_error_line(jv err);  /* "POINTER: message" (err borrowed) */
+jv schema_repair(jv msgs, jv answer, jv errs);  /* msgs, answer consumed */
 
 /* wire.c: for the wire formats. */
 int wire_error(struct job *j, jv obj, int transient);  /* obj.error, if any */

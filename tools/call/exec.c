@@ -1,7 +1,8 @@
 /* exec.c: the providers that are not HTTP. exec runs `sh -c COMMAND` with
  * the prompt on its stdin and takes its stdout as the answer, beside the
  * HTTP requests: the queue polls its pipes with libcurl's sockets. echo
- * answers at once, offline: the last user message.
+ * answers at once, offline: the last user message. A schema is appended
+ * to the last user message for both (schema.c).
  *
  * Assumes the request is finalized (request.c): an exec request has its
  * "command", every message a role and a content. A command's failure is
@@ -28,7 +29,7 @@ struct child {
 void echo_start(struct job *j)
 {
 	job_begin_attempt(j);
-	jv msgs = orch_jget(j->req, "messages");
+	jv msgs = schema_messages(j);
 	const char *last = NULL;
 	jv_array_foreach(msgs, i, m) {
 		if (strcmp(orch_jstr(m, "role"), "user") == 0)
@@ -72,7 +73,7 @@ static void exec_env_free(char **envp)
  * separated by a blank line; the system prompt also in $ORCH_SYSTEM. */
 static jv exec_prompt(struct job *j, jv *sys)
 {
-	jv msgs = orch_jget(j->req, "messages"), in = jv_string("");
+	jv msgs = schema_messages(j), in = jv_string("");
 	*sys = jv_string("");
 	jv_array_foreach(msgs, i, m) {
 		if (i > 0)

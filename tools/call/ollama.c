@@ -1,6 +1,7 @@
 /* ollama.c: Ollama's wire format. POST $OLLAMA_HOST/api/chat; the
  * stream is one JSON object per line, the last with done:true and the
- * token counts; a whole answer is that last object alone. */
+ * token counts; a whole answer is that last object alone. A schema goes
+ * in "format" (schema.c). */
 #include <string.h>
 #include "call.h"
 
@@ -9,7 +10,7 @@ void ollama_prepare(const struct job *j, struct http_req *r)
 	r->url = wire_url("OLLAMA_HOST", "http://127.0.0.1:11434", "/api/chat");
 	jv body = jv_object_set(wire_body(j, 1), jv_string("messages"),
 	                        orch_jget(j->req, "messages"));
-	r->body = orch_dump(body, 0);
+	r->body = orch_dump(schema_body(j, body, "ollama"), 0);
 }
 
 void ollama_object(struct job *j, jv v)

@@ -9,7 +9,8 @@
  * The reasoning models (o1, o3, o4 and gpt-5 families) take
  * max_completion_tokens, not max_tokens: for a model whose name starts
  * with o1, o3 or o4 (then its end or '-') or gpt-5, a max_tokens in opts
- * is sent as max_completion_tokens. */
+ * is sent as max_completion_tokens. A schema goes in response_format
+ * (schema.c says when it is strict). */
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
@@ -46,6 +47,7 @@ void openai_prepare(const struct job *j, struct http_req *r)
 	if (opt.stream)
 		body = jv_object_set(body, jv_string("stream_options"),
 		                     jv_object_set(jv_object(), jv_string("include_usage"), jv_true()));
+	body = schema_body(j, body, "openai");
 	r->body = orch_dump(completion_tokens(body, j->model), 0);
 	const char *key = wire_key(r, "OPENAI_API_KEY", "api.openai.com");
 	if (key) {

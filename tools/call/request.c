@@ -4,7 +4,8 @@
  * taken as it is. Either is then finalized: the flags, the environment
  * and the provider's defaults applied, the messages checked, into the
  * canonical {"provider","model","messages","opts"[,"limits"],"step"
- * [,"command"][,"fallback"]}. A provider may be a list (an array, or
+ * [,"command"][,"fallback"][,"schema","schema_name","repair"]} (schema.c
+ * checks a schema). A provider may be a list (an array, or
  * names joined by ',', each "name" or "name:model"): the first is the
  * request's, the others go, resolved the same way, in "fallback" as
  * [{"provider","model","opts"[,"limits"][,"command"]}...], tried in turn
@@ -122,6 +123,12 @@ static jv render(jv rec)
 		out = jv_object_set(provider_fields(spec), jv_string("messages"), msgs);
 		if (step)
 			out = jv_object_set(out, jv_string("step"), jv_string(step));
+		static const char *const structured[] = {"schema", "repair"};
+		for (size_t i = 0; i < 2; i++) {
+			jv v = orch_jget(spec, structured[i]);
+			out = is_kind(v, JV_KIND_NULL) ? (jv_free(v), out)
+			    : jv_object_set(out, jv_string(structured[i]), v);
+		}
 	}
 	free(text[0]);
 	free(text[1]);
@@ -334,6 +341,7 @@ static jv finalize(jv req)
 			out = jv_object_set(out, jv_string("command"), orch_jget(r, "command"));
 		if (jv_array_length(jv_copy(rest)) > 0)
 			out = jv_object_set(out, jv_string("fallback"), jv_copy(rest));
+		out = schema_finalize(out, req, sp);
 		jv_free(r);
 	} else {
 		jv_free(out);

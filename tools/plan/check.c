@@ -14,8 +14,8 @@
 static const char *const top_keys[] = {"job", "project", "task", "inputs", "provider",
 	"concurrency", "pools", "defaults", "steps", "launcher", "workdir", 0};
 static const char *const step_keys[] = {"id", "prompt", "run", "needs", "system",
-	"provider", "retries", "timeout_s", "pool", "priority", "when", "files",
-	"launcher", "resources",
+	"provider", "retries", "timeout_s", "pool", "priority", "when", "files", "schema",
+	"repair", "launcher", "resources",
 	"foreach", "key", "gather", "max_items", "prompt_file", "system_file", 0};  /* foreach.c */
 static const char *const provider_keys[] = {"name", "model", "opts", "command", "base_url",
 	"limits", 0};
@@ -339,6 +339,8 @@ void check_step(const node *root, const node *x)
 	want_number(get(x, "timeout_s"), "timeout_s", 0.001, 1e9, 0);
 	want_number(get(x, "priority"), "priority", -1e9, 1e9, 1);
 	want_files(get(x, "files"));
+	want_number(get(x, "repair"), "repair", 0, 10, 1);
+	check_schema(x);
 	check_launch(x);
 	if (get(x, "pool"))
 		valid_pool(root, get(x, "pool"));

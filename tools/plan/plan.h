@@ -4,6 +4,7 @@
  *   yaml.c     YAML (and JSON) text -> a node tree with positions
  *   problem.c  problems found, reported sorted by position
  *   check.c    the schema: keys, kinds, ranges, names, templates
+ *   schema.c   a step's JSON Schema (schema:), inline or from a file
  *   steps.c    the steps, their graph, order, waves and priorities
  *   reads.c    the steps a template or when: reads: only its needs
  *   write.c    the plan lines, --dot, --waves, --id
@@ -79,6 +80,12 @@ void check_step(const node *root, const node *x);
 void check_templates(const struct plan *p);  /* prompt, system, when */
 /* The nearest of the candidates, if near enough to be a typo. */
 const char *nearest(const char *s, const char *const *cands, size_t ncands);
+
+/* ---- schema.c: a step's schema: and repair: ---- */
+void schema_begin(const char *spec_path);  /* files are beside the spec */
+void check_schema(const node *step);
+jv schema_inline(const node *x);  /* the schema: value, a file's read */
+void schema_end(void);
 
 /* ---- reads.c: the steps a template or when: reads (.steps.X) ---- */
 struct step_read { const char *name; size_t n; };  /* into the text */

@@ -127,6 +127,7 @@ void plan_read(struct plan *p, char *text, size_t len, const char *path)
 	problem_file(strcmp(path, "-") == 0 ? "<stdin>" : path);
 	const char *slash = strrchr(path, '/');
 	p->dir = slash ? orch_fmt("%.*s", (int)(slash - path + (slash == path)), path) : orch_xstrdup(".");
+	schema_begin(path);
 	p->root = read_yaml(text, len);
 	if (p->root)
 		check_spec(p->root);
@@ -155,6 +156,7 @@ void plan_free(struct plan *p)
 	orch_map_free(p->byid);
 	free(p->steps);
 	free(p->order);
+	schema_end();
 	tree_free();
 	*p = (struct plan){0};
 }

@@ -165,6 +165,8 @@ static void put_field(struct writer *wr, size_t i, const char *key, const node *
 		put_needs(wr, i);
 	else if (strcmp(key, "provider") == 0)
 		orch_jw_jv(&wr->w, jv_copy(wr->prov));
+	else if (strcmp(key, "schema") == 0)
+		orch_jw_jv(&wr->w, schema_inline(v));
 	else
 		put_node(&wr->w, v);
 }
