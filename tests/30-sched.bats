@@ -482,6 +482,8 @@ gone() {
 	run --separate-stderr orch-sched -k --run r p
 	[ "$status" -eq 1 ]
 	[ "${stderr_lines[0]}" = "orch-sched: r: 2 of 3 steps failed:" ]
-	[ "${stderr_lines[1]}" = "orch-sched:   read_a: exited with 1: cat: a.txt: No such file or directory (logs/read_a.log)" ]
-	[ "${stderr_lines[2]}" = "orch-sched:   read_b: exited with 1: cat: b.txt: No such file or directory (logs/read_b.log)" ]
+	[ "${#stderr_lines[@]}" -eq 3 ]  # then one line each, in the order they failed
+	run sort <<<"$stderr"
+	assert_line --index 0 "orch-sched:   read_a: exited with 1: cat: a.txt: No such file or directory (logs/read_a.log)"
+	assert_line --index 1 "orch-sched:   read_b: exited with 1: cat: b.txt: No such file or directory (logs/read_b.log)"
 }
