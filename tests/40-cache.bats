@@ -293,3 +293,11 @@ drop_last() { truncate -s -1 "$1"; }
 	assert_success
 	[ "$(jq .removed <<< "$output")" -eq 0 ]
 }
+
+@test "wrap: a failing command's output is passed on, and nothing is stored" {
+	printf '%s\n' '{"provider":"exec","model":"m","messages":[{"role":"user","content":"x"}],"step":"s"}' > req.json
+	run --separate-stderr orch-cache --run r -- sh -c 'cat > /dev/null; echo "{\"failed\":{\"kind\":\"k\"}}"; exit 3' < req.json
+	[ "$status" -eq 3 ]
+	assert_output '{"failed":{"kind":"k"}}'
+	[ -z "$(ls r/.cache 2>/dev/null | grep -v '^ratelimit$')" ]
+}

@@ -443,11 +443,11 @@ hostile_setup() {
 	[ "$(grep -c files.none runs/j/events.jsonl)" = 1 ]
 }
 
-@test "files: required and an answer that names no file: exit 1, kind no_files on stdout, nothing written" {
+@test "files: required and an answer that names no file: exit 75 (worth a retry), kind no_files on stdout, nothing written" {
 	printf '%s\n' '{"job_id":"j","step":"coder","attempt":1,"spec":{"id":"coder","files":"required"}}' > req.json
 	printf 'No code here.\n' > plain.md
 	run --separate-stderr orch-write --input req.json --result < plain.md
-	assert_failure 1
+	assert_failure 75
 	[ "$(jq -c '.failed.kind' <<< "$output")" = '"no_files"' ]
 	[ "$(wc -l <<< "$output")" = 1 ]
 	[[ $stderr == *"orch-write: the answer names no file, and the step has files: required"* ]]

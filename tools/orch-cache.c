@@ -480,7 +480,8 @@ static int cmd_wrap(char **argv)
 		orch_err("%s killed by signal %d; nothing stored", argv[0], WTERMSIG(st));
 		return EX_SIGNAL + WTERMSIG(st);
 	}
-	if (WEXITSTATUS(st) != 0) {
+	if (WEXITSTATUS(st) != 0) {  /* what it printed is passed on, not stored */
+		orch_write_all(1, out, outlen);
 		free(out);
 		orch_err("%s exited %d; nothing stored", argv[0], WEXITSTATUS(st));
 		return WEXITSTATUS(st);

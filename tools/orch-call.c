@@ -433,6 +433,10 @@ static void give_up_invalid(struct job *j)
 	}
 	orch_err("step %s: %s: the answer is invalid after %d tr%s; schema: %s", sp, j->name,
 	         j->repairs + 1, j->repairs ? "ies" : "y", jv_string_value(first));
+	/* the step's failure kind (orch-sched(1), "Failure kinds") */
+	jv why = jv_object_set(jv_object(), jv_string("kind"), jv_string("schema"));
+	why = jv_object_set(why, jv_string("message"), jv_string_fmt("schema: %s", jv_string_value(first)));
+	orch_put(jv_object_set(jv_object(), jv_string("failed"), why));
 	jv_free(first);
 	j->rc = EX_FAIL;
 	finished(j);

@@ -223,7 +223,7 @@ static int no_files(const struct opts *o, size_t blocks)
 	why = jv_object_set(why, jv_string("message"), jv_string(msg));
 	free(msg);
 	orch_put(jv_object_set(jv_object(), jv_string("failed"), why));
-	return EX_FAIL;
+	return EX_TEMP;  /* a model may do better next time: worth a retry */
 }
 
 /* ---- input ---- */
