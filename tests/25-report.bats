@@ -346,7 +346,7 @@ need_rsvg() {
 	assert_line --regexp '^flaky +\*? \| *r+\.*#+ +\| '  # a short backoff may show no wait
 	assert_line --regexp '^slot-2 +\*? \|\.+#+ +\| '
 	assert_line --regexp '^last +\*? \| +\.*#+ +\| '
-	assert_line --regexp '^broken +\* \| +x+\| '
+	assert_line --regexp '^broken +\* \| +\.*x+\| '
 	assert_line --regexp '^never +\| *- +\| '
 	assert_line --regexp '^after-broken +\| +-\| '
 	assert_line --regexp '^ +\. waiting  # running  r retried  c cached  x failed  - skipped$'
