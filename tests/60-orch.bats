@@ -365,6 +365,40 @@ stop_spec() {
 	done
 }
 
+@test "orch run: a ^C to the whole group, many times over, is always one clean stop" {
+	# the group's INT and the one orch run forwards may merge in orch-sched
+	# while blocked: that one still counts, and once
+	stop_spec
+	for i in 1 2 3 4 5; do
+		rm -f "$ORCH_RUNS/st/outputs/stopped" "$ORCH_RUNS/st/events.jsonl"
+		bg "i$i" env --default-signal=INT orch run st.yaml
+		wait_for grep -q '"type":"step.started"' "$ORCH_RUNS/st/events.jsonl"
+		kill -INT -- "-$(cat "sid.i$i")"
+		status=0
+		wait "$(cat "pid.i$i")" || status=$?
+		[ "$status" -eq 130 ]
+		[ "$(cat "$ORCH_RUNS/st/outputs/stopped")" = clean ]
+	done
+}
+
+@test "orch run started with SIGINT ignored ignores a ^C to its group, as sh does; TERM still stops it" {
+	printf '%s\n' 'job: ig' 'steps:' \
+		'  - {id: a, run: "sleep 1; echo done > $ORCH_RUN_DIR/outputs/a"}' > ig.yaml
+	bg one env --ignore-signal=INT orch run ig.yaml
+	wait_for grep -q '"type":"step.started"' "$ORCH_RUNS/ig/events.jsonl"
+	kill -INT -- "-$(cat sid.one)"
+	wait "$(cat pid.one)"
+	[ "$(cat "$ORCH_RUNS/ig/outputs/a")" = done ]
+	grep -q '"type":"job.succeeded"' "$ORCH_RUNS/ig/events.jsonl"
+	bg two env --ignore-signal=INT orch run ig.yaml
+	second() { [ "$(grep -c '"type":"step.started"' "$ORCH_RUNS/ig/events.jsonl")" -eq 2 ]; }
+	wait_for second
+	kill -TERM -- "-$(cat sid.two)"
+	status=0
+	wait "$(cat pid.two)" || status=$?
+	[ "$status" -eq 143 ]
+}
+
 @test "orch run --wait leaves the running job's spec alone until it holds the lock" {
 	kt_spec
 	SLOW=0.5 bg one orch run kt.yaml

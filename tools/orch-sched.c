@@ -64,8 +64,8 @@ static const char usage[] =
 	"      --spec FILE      keep FILE as the run's inputs/spec.yaml, written\n"
 	"                       once the run's lock is held\n"
 	"      --forwarded      the parent forwards its stop signals (orch run):\n"
-	"                       SIGINT counts only from it, and a TERM or HUP that\n"
-	"                       reached both counts once\n"
+	"                       a stop that reached us both from it and directly\n"
+	"                       (a ^C or TERM to the whole group) counts once\n"
 	"      --run DIR        the run folder (default $ORCH_RUN_DIR, else\n"
 	"                       $ORCH_RUNS/<job_id>)\n"
 	"      --help, --version\n";
@@ -190,13 +190,36 @@ static int open_dir(const char *sub)
 	return fd;
 }
 
+/* Whether our parent catches sig, from /proc/PPID/status (SigCgt); when
+ * that cannot be read, assume it does. */
+static int parent_catches(int sig)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%ld/status", (long)getppid());
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 1;
+	int catches = 1;
+	unsigned long long mask;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "SigCgt: %llx", &mask) == 1) {
+			catches = (mask >> (sig - 1)) & 1;
+			break;
+		}
+	fclose(f);
+	return catches;
+}
+
 /* Signals: waited for (sigtimedwait), never handled asynchronously. A stop
  * signal ignored at startup (nohup) stays ignored, except SIGINT with
- * --forwarded: sh starts a background job with it ignored, and the parent
- * forwards the ^C it gets (loop.c takes SIGINT only from it then). */
+ * --forwarded when the parent traps it: sh starts a background job with
+ * SIGINT ignored, and the parent forwards the ^C it gets. A parent that
+ * ignores SIGINT itself (a driver started in a script's background) never
+ * forwards one, and we ignore it as it does. */
 static void block_signals(void)
 {
 	static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
+	int take_int = opt.forwarded && parent_catches(SIGINT);
 	sigemptyset(&run.waited);
 	sigaddset(&run.waited, SIGCHLD);
 	for (int k = 0; k < 3; k++) {
@@ -204,10 +227,10 @@ static void block_signals(void)
 		if (sigaction(stops[k], NULL, &sa) == 0 && sa.sa_handler != SIG_IGN)
 			sigaddset(&run.waited, stops[k]);
 	}
-	if (opt.forwarded)
+	if (take_int)
 		sigaddset(&run.waited, SIGINT);
 	sigprocmask(SIG_BLOCK, &run.waited, NULL);
-	if (opt.forwarded)
+	if (take_int)
 		signal(SIGINT, SIG_DFL);  /* blocked: delivered to sigtimedwait */
 	signal(SIGPIPE, SIG_IGN);
 }

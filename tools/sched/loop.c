@@ -222,17 +222,17 @@ static void interrupt(int sig)
 
 /* Whether stop signal sig counts. With --forwarded, orch run forwards
  * every stop signal it gets, and a ^C or a TERM to the whole group
- * reaches us too: SIGINT counts only from our parent (sh started us with
- * it ignored), and each TERM or HUP from the parent pairs with one from
- * elsewhere, so one stop counts once and a second is still a second. */
+ * reaches us too: each signal from the parent pairs with one of the same
+ * number from elsewhere, so one stop counts once and a second is still a
+ * second. Two of a number that arrive while it is blocked merge into one
+ * (standard signals do not queue), and that one counts: the pairs are
+ * counted as they are taken, never by the sender alone. */
 static int stop_counts(int sig, const siginfo_t *si)
 {
 	static int parent[NSIG], other[NSIG];
 	if (!opt.forwarded)
 		return 1;
 	int from_parent = si->si_code == SI_USER && si->si_pid == getppid();
-	if (sig == SIGINT)
-		return from_parent;
 	int *mine = from_parent ? parent : other, *theirs = from_parent ? other : parent;
 	return mine[sig]++ >= theirs[sig];
 }
