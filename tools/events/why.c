@@ -261,6 +261,8 @@ static void put_text(jv r, const char *disk, const char *now)
 static int why_path(const char *path, int json)
 {
 	char *run, *rel;
+	if (orch_price_load() < 0)
+		orch_die(EX_USAGE, "the price table has errors (above)");
 	locate(path, &run, &rel);
 	struct why w = {.rel = rel, .steps = jv_object(), .calls = jv_object(), .last = jv_null(),
 	                .earlier = jv_array()};
