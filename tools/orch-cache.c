@@ -34,6 +34,10 @@
  * (cache.corrupt), never a wrong answer. A hit refreshes the entry's mtime,
  * so prune --max-size drops the least recently used entries first.
  *
+ * DIR/steps/ keeps, per step, the key and request of its last answered
+ * call; a miss's cache.miss event names what changed since ("changed",
+ * jq paths: see "what changed" below).
+ *
  * DIR is $ORCH_CACHE_DIR, else the config's cache: (orch(1): shared is
  * $XDG_CACHE_HOME/orch), else RUN/.cache (--run, $ORCH_RUN_DIR).
  * Assumes rename(2) is atomic within a directory (any local POSIX fs; NFS
@@ -316,9 +320,9 @@ static int entry_write(const char *key, jv v)
 
 /* ---- what changed: the step index ----
  *
- * DIR/steps/<sha256 of "JOB\nSTEP">: one JSON line {"key","request"}: the
- * key and the request (as the key sees it: request_view) of the step's
- * latest call that was answered, a hit or a stored miss. A miss diffs its
+ * DIR/steps/<sha256 of "JOB\nSTEP">: two JSON lines, {"key":KEY} and the
+ * request (as the key sees it: request_view) of the step's latest call
+ * that was answered, a hit or a stored miss. A miss diffs its
  * request with that one: cache.miss's "changed". JOB is $ORCH_JOB_ID (a
  * shared cache serves many jobs), empty when unset. */
 
@@ -383,10 +387,10 @@ static jv request_view(jv req)
 	return redact(jv_object_merge(v, k));  /* step, code_version, schema... */
 }
 
-/* The step index's path for view (borrowed), or NULL if it has no step. */
-static char *index_path(jv view)
+/* The step index's path for req (borrowed), or NULL if it has no step. */
+static char *index_path(jv req)
 {
-	const char *step = orch_jstr(view, "step"), *job = getenv("ORCH_JOB_ID");
+	const char *step = orch_jstr(req, "step"), *job = getenv("ORCH_JOB_ID");
 	if (!step)
 		return NULL;
 	char *id = orch_fmt("%s\n%s", job ? job : "", step), h[65];
@@ -395,39 +399,48 @@ static char *index_path(jv view)
 	return orch_fmt("%s/steps/%s", cache_dir(), h);
 }
 
-/* The index entry {"key","request"} at path, or invalid. */
-static jv index_read(const char *path)
+/* Line which of the index at path, parsed (0: {"key":KEY}, 1: the
+ * request); invalid if none. A hit reads only the short first line. */
+static jv index_line(const char *path, int which)
 {
-	size_t n;
-	char *text = orch_slurp(path, &n);
-	jv v = text ? jv_parse_sized(text, (int)n) : jv_invalid();
-	free(text);
-	if (jv_get_kind(v) != JV_KIND_OBJECT || !orch_jstr(v, "key")) {
-		jv_free(v);
-		return jv_invalid();
-	}
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = -1;
+	for (int i = 0; f && i <= which; i++)
+		n = getline(&line, &cap, f);
+	jv v = n > 0 ? jv_parse_sized(line, (int)n) : jv_invalid();
+	free(line);
+	if (f)
+		fclose(f);
 	return v;
 }
 
-/* Make key and view (consumed) the step's latest answered call; written
- * atomically, and only when it is another key. A failure costs only the
- * next miss's "changed", so it is not reported. */
-static void index_note(const char *key, jv view)
+static void index_write(const char *path, const char *key, jv view)
 {
-	char *path = index_path(view);
-	jv was = path ? index_read(path) : jv_invalid();
+	char *dir = orch_path(cache_dir(), "steps");
+	jv text = jv_dump_string(jv_object_set(jv_object(), jv_string("key"), jv_string(key)), 0);
+	text = jv_string_concat(jv_string_append_str(text, "\n"), jv_dump_string(view, 0));
+	text = jv_string_append_str(text, "\n");
+	if (orch_mkdir_p(dir, 0700) == 0)
+		orch_atomic_write(path, jv_string_value(text), (size_t)jv_string_length_bytes(jv_copy(text)),
+		                  0644, 0);
+	jv_free(text);
+	free(dir);
+}
+
+/* Make key and req (consumed) the step's last answered call: written
+ * atomically, only when the index holds another key. A failure costs only
+ * the next miss's "changed", so it is not reported. */
+static void index_note(const char *key, jv req)
+{
+	char *path = index_path(req);
+	jv was = path ? index_line(path, 0) : jv_invalid();
 	const char *k = orch_jstr(was, "key");
-	if (path && (!k || strcmp(k, key) != 0)) {
-		char *dir = orch_path(cache_dir(), "steps");
-		jv e = jv_object_set(jv_object(), jv_string("key"), jv_string(key));
-		if (orch_mkdir_p(dir, 0700) == 0)
-			orch_atomic_json(path, jv_object_set(e, jv_string("request"), jv_copy(view)), 0);
-		else
-			jv_free(e);
-		free(dir);
-	}
+	if (path && (!k || strcmp(k, key) != 0))
+		index_write(path, key, request_view(jv_copy(req)));
 	jv_free(was);
-	jv_free(view);
+	jv_free(req);
 	free(path);
 }
 
@@ -504,24 +517,24 @@ static void diff_walk(struct diff *d, const char *path, jv a, jv b)
 		diff_add(d, path);
 }
 
-/* cache.miss's data for key and view (consumed): {"cache_key"}, plus
+/* cache.miss's data for key and req (consumed): {"cache_key"}, plus
  * "changed" (and "changed_more", the paths beyond CHANGED_MAX) when the
- * step has an index entry to compare with. */
-static jv miss_data(const char *key, jv view)
+ * step has an index to compare with. */
+static jv miss_data(const char *key, jv req)
 {
 	jv data = jv_object_set(jv_object(), jv_string("cache_key"), jv_string(key));
-	char *path = index_path(view);
-	jv last = path ? index_read(path) : jv_invalid();
+	char *path = index_path(req);
+	jv last = path ? index_line(path, 1) : jv_invalid();
 	free(path);
-	if (jv_is_valid(last)) {
+	if (jv_get_kind(last) == JV_KIND_OBJECT) {
 		struct diff d = {jv_array(), 0};
-		diff_walk(&d, "", orch_jget(last, "request"), jv_copy(view));
+		diff_walk(&d, "", last, request_view(jv_copy(req)));
 		data = jv_object_set(data, jv_string("changed"), d.paths);
 		if (d.n > CHANGED_MAX)
 			data = jv_object_set(data, jv_string("changed_more"), jv_number(d.n - CHANGED_MAX));
-	}
-	jv_free(last);
-	jv_free(view);
+	} else
+		jv_free(last);
+	jv_free(req);
 	return data;
 }
 
@@ -664,10 +677,10 @@ static int cmd_wrap(char **argv)
 		free(in);
 		return EX_USAGE;
 	}
-	jv view = request_view(jv_copy(req));  /* what changed: the step index */
+	jv asked = jv_copy(req);  /* for the step index: what changed */
 	char key[65];
 	if (request_key(req, key, "<stdin>") < 0) {
-		jv_free(view);
+		jv_free(asked);
 		free(in);
 		return EX_USAGE;
 	}
@@ -677,19 +690,19 @@ static int cmd_wrap(char **argv)
 	if (e) {
 		free(in);
 		emit_key("cache.hit", key);
-		index_note(key, view);
+		index_note(key, asked);
 		int ok = fwrite(h, 1, hlen, stdout) == hlen && putchar('\n') != EOF &&
 		         fflush(stdout) == 0;
 		free(e);
 		return ok ? EX_OK : EX_FAIL;
 	}
-	orch_emit(orch_run_dir(), "INFO", "cache.miss", NULL, miss_data(key, jv_copy(view)));
+	orch_emit(orch_run_dir(), "INFO", "cache.miss", NULL, miss_data(key, jv_copy(asked)));
 	char *out;
 	size_t outlen;
 	int st = run_cmd(argv, in, inlen, &out, &outlen);
 	free(in);
 	if (st != 0)  /* nothing stored: the index stays */
-		jv_free(view);
+		jv_free(asked);
 	if (st < 0)
 		return EX_FAIL;
 	if (WIFSIGNALED(st)) {
@@ -710,13 +723,13 @@ static int cmd_wrap(char **argv)
 		orch_err("%s did not print one JSON value (%s); nothing stored", argv[0],
 		         jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "no output");
 		jv_free(msg);
-		jv_free(view);
+		jv_free(asked);
 		return EX_FAIL;
 	}
 	if (entry_write(key, jv_copy(v)) == 0)  /* one that cannot store is still a pass-through */
-		index_note(key, view);
+		index_note(key, asked);
 	else
-		jv_free(view);
+		jv_free(asked);
 	return orch_put(mark(v, "miss")) < 0 ? EX_FAIL : EX_OK;
 }
 
