@@ -178,8 +178,11 @@ setup() {
 	orch run app.yaml > /dev/null
 	run sh -c "ORCH_RUN_DIR='$R' orch-events why-miss builder --json | jq -c '[.step, .changed]'"
 	assert_output '["builder",["opts.temperature"]]'
-	run orch-events --run "$R" why-miss plan  # the temperature is the job's: plan's key changed too
+	run orch-events why-miss plan --run "$R"  # the temperature is the job's: plan's key changed too
 	assert_line "  opts.temperature"
+	run orch-events why-miss plan
+	assert_failure 2
+	assert_output "orch-events: no run folder: give --run DIR or set ORCH_RUN_DIR"
 }
 
 @test "why-miss: exit 1 when the step's last call was a hit, or it made none" {
