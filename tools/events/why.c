@@ -127,7 +127,8 @@ static void note_call(struct why *w, const struct ev *ev, const char *step, jv s
 	w->steps = jv_object_set(w->steps, jv_string(step), st);
 }
 
-/* A write of the file: the latest, and the one before it among the earlier. */
+/* A write of the file: it is the latest now, the one it follows joins
+ * the earlier ones. */
 static void note_write(struct why *w, const struct ev *ev, const char *step, jv st)
 {
 	const char *cache = orch_jstr(st, "cache"), *key = orch_jstr(st, "cache_key");
