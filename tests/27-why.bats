@@ -4,6 +4,7 @@
 # orch-events why-miss STEP (what changed in its latest cache miss), and
 # orch why PATH from the driver.
 load helper
+load fake  # the fake provider, for a step that fails once
 
 # app_spec TEXT [TEMPERATURE]: a job whose builder step writes app.py
 # (the echo provider answers with the prompt, whose fenced block names
@@ -46,6 +47,8 @@ example() {
 
 setup() {
 	orch_setup
+	export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+	unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy ORCH_PRICES
 	R=$ORCH_RUNS/app
 }
 
@@ -143,6 +146,31 @@ setup() {
 	assert_output "$want"
 	run orch-events why "$R/outputs/app.py"
 	assert_line "  model:   echo (provider echo), its answer from the call at $(events llm.response builder .ts | tr -d '"')"
+}
+
+@test "why: a step that failed once names the attempt that wrote the file, and that attempt's call alone" {
+	fake_start
+	cat > retry.yaml <<-'EOF'
+	job: retry
+	task: t
+	provider: {name: ollama, model: fail500x2}
+	steps:
+	  - id: builder
+	    retries: 1
+	    files: true
+	    prompt: |
+	      Write it.
+	      ```text title="out.txt"
+	      hello
+	      ```
+	EOF
+	# attempt 1: two HTTP 500s, exit 75; attempt 2: one call, answered
+	ORCH_CALL_FLAGS="--retries 1 --backoff 0.01" orch run retry.yaml > /dev/null
+	R=$ORCH_RUNS/retry
+	run jq -c 'select(.type == "llm.response") | .data.success' "$R/events.jsonl"
+	assert_output $'false\nfalse\ntrue'
+	run sh -c "orch-events why '$R/outputs/out.txt' --json | jq -c '[.step, .attempt, .cache, .call.calls, .call.model, .call.prompt_tokens]'"
+	assert_output '["builder",2,"miss",1,"fail500x2",11]'
 }
 
 @test "why: cost from the price table when the event has no cost_usd, as orch-events cost prices it" {
