@@ -1,5 +1,5 @@
 # completions/orch.bash: bash completion for orch(1). Completes the
-# subcommands, each one's options, job ids (the folders under
+# subcommands, each one's options, file names for `orch why`, job ids (the folders under
 # ${ORCH_RUNS:-runs}), spec files for `orch run`, provider names, and after
 # --step the step ids of the job named before it: the step column of
 # `orch-plan --waves` on the run's inputs/spec.yaml, else of `orch-events
@@ -64,7 +64,7 @@ _orch() {
 	[ "$cur" = = ] && { prev=${COMP_WORDS[cword-1]}; cur=; }
 	[ "$prev" = = ] && prev=${COMP_WORDS[cword-2]}
 	if [ "$cword" -eq 1 ]; then
-		_orch_add "run show tail out ls cancel config step --help --version" "$cur"
+		_orch_add "run show tail out ls cancel config step why --help --version" "$cur"
 		return
 	fi
 	case $prev in
@@ -91,6 +91,11 @@ _orch() {
 			_orch_add "-f --forever --json --text --type --step --level --since --jq" "$cur"
 		fi ;;
 	step) _orch_add "--extract --no-extract --provider --model" "$cur" ;;
+	why)  # a file of a run's outputs/
+		case $cur in
+		-*) _orch_add "--json" "$cur" ;;
+		*) compopt -o filenames 2>/dev/null; mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur") ;;
+		esac ;;
 	esac
 }
 complete -F _orch orch

@@ -211,7 +211,8 @@ drop_last() { truncate -s -1 "$1"; }
 	for i in 1 2 3 4 5 6; do
 		[ "$(jq -c 'del(.cache)' "out$i")" = "$(jq -c 'del(.cache)' out1)" ]
 	done
-	[ "$(ls cache | wc -l)" -eq 1 ]
+	[ "$(ls cache | grep -v '^steps$' | wc -l)" -eq 1 ]
+	[ "$(ls -A cache/steps | wc -l)" -eq 1 ]  # the step's index, whole
 	run orch-cache get "$(orch-cache key <<< "$req")"
 	assert_success
 	assert_output --partial '"content":"echo hi"'
@@ -300,4 +301,107 @@ drop_last() { truncate -s -1 "$1"; }
 	[ "$status" -eq 3 ]
 	assert_output '{"failed":{"kind":"k"}}'
 	[ -z "$(ls r/.cache 2>/dev/null | grep -v '^ratelimit$')" ]
+}
+
+# ---- changed: what a miss changed since the step's last answered call ----
+
+# changed_after JQ: run req, then req changed by the jq filter JQ, through
+# the cache; print the second cache.miss's changed (and changed_more).
+changed_after() {
+	orch-cache -- fake-llm <<< "$req" > /dev/null
+	jq -c "$1" <<< "$req" | orch-cache -- fake-llm > /dev/null
+	jq -c 'select(.type == "cache.miss") | .data | [.changed, .changed_more]' runs/j/events.jsonl | tail -1
+}
+
+@test "changed: a miss names each changed, added or removed leaf in jq path notation" {
+	mkdir -p runs/j
+	export ORCH_RUN_DIR=$PWD/runs/j ORCH_STEP=architect
+	run changed_after '.messages[1].content = "hi!"'
+	assert_output '[["messages[1].content"],null]'
+	run changed_after '.opts.temperature = 0.7 | .model = "llama3.1"'
+	assert_output '[["model","opts.temperature"],null]'
+	run changed_after '.messages += [{"role":"user","content":"more"}] | del(.opts.seed.a) | .opts["top-p"] = 1'
+	assert_output '[["messages[2]","opts.seed.a","opts[\"top-p\"]"],null]'
+	run changed_after '.provider = "openai" | .messages[0] = "plain"'
+	assert_output '[["messages[0]","provider"],null]'
+}
+
+@test "changed: none on a step's first miss; [] when the request is its last answered one whose entry is gone" {
+	mkdir -p runs/j
+	export ORCH_RUN_DIR=$PWD/runs/j ORCH_STEP=architect
+	orch-cache -- fake-llm <<< "$req" > /dev/null
+	run jq -c 'select(.type == "cache.miss") | .data | has("changed")' runs/j/events.jsonl
+	assert_output false
+	rm cache/*.json  # pruned: the same request misses
+	orch-cache -- fake-llm <<< "$req" > /dev/null
+	run jq -c 'select(.type == "cache.miss") | .data.changed' runs/j/events.jsonl
+	assert_output $'null\n[]'
+	# the index is per step: another step's first miss has nothing to compare with
+	jq -c '.step = "builder" | .messages[1].content = "x"' <<< "$req" | orch-cache -- fake-llm > /dev/null
+	run sh -c "jq -c 'select(.type == \"cache.miss\") | .data | has(\"changed\")' runs/j/events.jsonl | tail -1"
+	assert_output false
+}
+
+@test "changed: a hit makes its request the one the next miss is compared with; a failed call does not" {
+	mkdir -p runs/j
+	export ORCH_RUN_DIR=$PWD/runs/j ORCH_STEP=architect
+	orch-cache -- fake-llm <<< "$req" > /dev/null                                   # A
+	jq -c '.opts.temperature = 0.5' <<< "$req" | orch-cache -- fake-llm > /dev/null  # B
+	orch-cache -- fake-llm <<< "$req" > /dev/null                                   # A again: a hit
+	jq -c '.model = "m2"' <<< "$req" | orch-cache -- sh -c 'cat >/dev/null; exit 3' > /dev/null || true
+	jq -c '.model = "m2"' <<< "$req" | orch-cache -- fake-llm > /dev/null
+	run jq -c 'select(.type | startswith("cache.")) | [.type, .data.changed]' runs/j/events.jsonl
+	assert_output - <<-'EOF'
+	["cache.miss",null]
+	["cache.miss",["opts.temperature"]]
+	["cache.hit",null]
+	["cache.miss",["model"]]
+	["cache.miss",["model"]]
+	EOF
+}
+
+@test "changed: at most 20 paths, the others counted in changed_more" {
+	mkdir -p runs/j
+	export ORCH_RUN_DIR=$PWD/runs/j ORCH_STEP=architect
+	run changed_after '.opts = ([range(25) | {key: "o\(. + 10)", value: .}] | from_entries)'
+	assert_output '[["opts.o10","opts.o11","opts.o12","opts.o13","opts.o14","opts.o15","opts.o16","opts.o17","opts.o18","opts.o19","opts.o20","opts.o21","opts.o22","opts.o23","opts.o24","opts.o25","opts.o26","opts.o27","opts.o28","opts.o29"],7]'
+}
+
+@test "changed: a secret-looking option is kept in the step index as its hash, never its value" {
+	mkdir -p runs/j
+	export ORCH_RUN_DIR=$PWD/runs/j ORCH_STEP=architect
+	jq -c '.opts.api_key = "sk-SECRET1"' <<< "$req" | orch-cache -- fake-llm > /dev/null
+	jq -c '.opts.api_key = "sk-SECRET2" | .opts.max_tokens = 9' <<< "$req" | orch-cache -- fake-llm > /dev/null
+	run jq -c 'select(.type == "cache.miss") | .data.changed' runs/j/events.jsonl
+	assert_output $'null\n["opts.api_key","opts.max_tokens"]'
+	[ -n "$(ls cache/steps)" ]
+	run grep -r SECRET cache runs/j
+	assert_failure
+	run sh -c "sed -n 2p cache/steps/* | jq -c '.opts | [.api_key[:7], .max_tokens]'"
+	assert_output '["sha256:",9]'
+}
+
+@test "changed: real runs of the echo provider, an edited prompt then an edited temperature" {
+	cat > s.yaml <<-'EOF'
+	job: s
+	task: t
+	provider: {name: echo, opts: {temperature: 0.1}}
+	steps:
+	  - id: a
+	    system: Be brief.
+	    prompt: Say one.
+	EOF
+	orch run s.yaml > /dev/null
+	sed -i 's/Say one/Say two/' s.yaml
+	orch run s.yaml > /dev/null
+	sed -i 's/0.1/0.5/' s.yaml
+	orch run s.yaml > /dev/null
+	orch run s.yaml > /dev/null
+	run jq -c 'select(.type | startswith("cache.")) | [.type, .step, .data.changed]' runs/s/events.jsonl
+	assert_output - <<-'EOF'
+	["cache.miss","a",null]
+	["cache.miss","a",["messages[1].content"]]
+	["cache.miss","a",["opts.temperature"]]
+	["cache.hit","a",null]
+	EOF
 }

@@ -596,7 +596,7 @@ stop_spec() {
 		[ -n "$output" ]
 		n=$((n + 1))
 	done
-	[ "$n" -eq 7 ]
+	[ "$n" -eq 8 ]
 	[ -n "$(ls "$HOME/.cache/orch")" ]
 }
 

@@ -39,7 +39,7 @@ two_jobs() {
 
 @test "bash: the subcommands, then those a prefix names" {
 	run complete_bash orch ""
-	assert_output "--help --version cancel config ls out run show step tail"
+	assert_output "--help --version cancel config ls out run show step tail why"
 	run complete_bash orch s
 	assert_output "show step"
 }

@@ -10,6 +10,7 @@
  *   manifest                                          derive manifest.json
  *   out STEP [--json]                                 a step's output text, or its result
  *   cost, metrics, timeline                           reports: tools/events/
+ *   why PATH, why-miss STEP                           provenance: tools/events/why.c
  *
  * Assumptions: events.jsonl is written only by orch_emit (one line per
  * event, one write(2) under flock), so a reader sees whole lines, except
@@ -46,6 +47,8 @@ static const char usage[] =
 	"  cost [--by step|model|provider|day|job] [--json] [RUN...]   tokens and USD\n"
 	"  metrics [RUN...]   Prometheus text format, for node_exporter's textfile collector\n"
 	"  timeline [--svg] [RUN]   every attempt of every step, as text or an SVG picture\n"
+	"  why PATH [--json]  which step wrote RUN/outputs/PATH, from which prompt, model, cost\n"
+	"  why-miss STEP [--json]   what changed in the request of STEP's latest cache miss\n"
 	"  The run folder is --run DIR, else $ORCH_RUN_DIR (or the RUN operands).\n";
 
 static const char *run;
@@ -721,6 +724,8 @@ int main(int argc, char **argv)
 		rc = cmd_emit(argc, argv, f.step, level ? level : "INFO", data);
 	else if (strcmp(cmd, "out") == 0)
 		rc = cmd_out(argc, argv, json);
+	else if (strcmp(cmd, "why") == 0 || strcmp(cmd, "why-miss") == 0)
+		rc = events_why(cmd, argc, argv, json, usage);
 	else if (argc > 0)
 		orch_usage(usage);
 	else if (strcmp(cmd, "tail") == 0) {

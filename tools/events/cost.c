@@ -54,7 +54,7 @@ static jv usd_or_null(const double *t)
 }
 
 /* o (consumed) with the tally's fields added. */
-static jv tally_json(jv o, const double *t)
+jv tally_json(jv o, const double *t)
 {
 	o = jv_object_set(o, jv_string("calls"), jv_number(t[T_CALLS]));
 	o = jv_object_set(o, jv_string("prompt_tokens"), jv_number(t[T_PROMPT]));

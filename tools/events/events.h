@@ -57,6 +57,9 @@ void groups_free(struct groups *g);
 /* What cost tallies a key: one call added by tally_add. */
 enum { T_CALLS, T_PROMPT, T_CACHED, T_COMPLETION, T_USD, T_UNPRICED, T_N };
 void tally_add(double *t, const struct llm_cost *c);
+/* o (consumed) with a tally's calls, prompt_tokens, cached_tokens,
+ * completion_tokens, cost_usd (null: none priced), unpriced_calls. */
+jv tally_json(jv o, const double *t);
 
 /* timeline.c: every attempt of every step of the latest run, drawn by
  * svg.c. Times are seconds from the job's start. */
@@ -92,6 +95,11 @@ int cmd_timeline(const struct report_opts *o, const char *run);
  * latest run in the folder (as the manifest counts), and its text. */
 jv cost_of_latest(const char *run);
 void cost_print(jv cost);
+
+/* why.c: why PATH (which step wrote the file, from which prompt, at what
+ * cost) and why-miss STEP (what changed in its latest cache miss); argv
+ * holds the operands after the command word. */
+int events_why(const char *cmd, int argc, char **argv, int json, const char *usage);
 
 /* report.c: if argv's command is one of these reports, run it and return
  * its exit code; else -1 (the caller goes on with its own commands). */
