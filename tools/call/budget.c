@@ -38,6 +38,11 @@ struct spent {
 	double offset, ino;  /* where in the log the fold stopped; its inode */
 };
 
+static double nano(double usd)
+{
+	return round(usd * 1e9) / 1e9;
+}
+
 /* The state in fd, or all zero if it is missing or corrupt. */
 static void spent_load(int fd, struct spent *s)
 {
@@ -58,9 +63,9 @@ static void spent_load(int fd, struct spent *s)
 static int spent_store(int fd, const struct spent *s)
 {
 	char buf[512];
-	int n = snprintf(buf, sizeof buf,
-	                 "{\"usd\":%.17g,\"tokens\":%.17g,\"calls\":%.17g,\"offset\":%.17g,\"ino\":%.17g}\n",
-	                 s->usd, s->tokens, s->calls, s->offset, s->ino);
+	int n = snprintf(buf, sizeof buf,  /* USD to the nano-dollar, as cost_usd */
+	                 "{\"usd\":%.15g,\"tokens\":%.0f,\"calls\":%.0f,\"offset\":%.0f,\"ino\":%.0f}\n",
+	                 nano(s->usd), s->tokens, s->calls, s->offset, s->ino);
 	if (pwrite(fd, buf, (size_t)n, 0) != n || ftruncate(fd, n) < 0)
 		return -1;
 	return 0;
@@ -190,7 +195,7 @@ static void emit_exceeded(const struct job *j, const struct spent *s, double usd
 	jv d = jv_object();
 	d = jv_object_set(d, jv_string("provider"), jv_string(j->name));
 	d = jv_object_set(d, jv_string("model"), jv_string(j->model));
-	d = jv_object_set(d, jv_string("spent_usd"), jv_number(round(s->usd * 1e9) / 1e9));
+	d = jv_object_set(d, jv_string("spent_usd"), jv_number(nano(s->usd)));
 	d = jv_object_set(d, jv_string("budget_usd"), number_or_null(usd));
 	d = jv_object_set(d, jv_string("spent_tokens"), jv_number(s->tokens));
 	d = jv_object_set(d, jv_string("budget_tokens"), number_or_null(tokens));
@@ -214,7 +219,7 @@ char *budget_check(const struct job *j)
 	emit_exceeded(j, &s, usd, tokens);
 	if (over_usd)
 		return orch_fmt("budget: the run has spent $%g of its $%g; not calling %s",
-		                round(s.usd * 1e6) / 1e6, usd, j->name);
+		                nano(s.usd), usd, j->name);
 	return orch_fmt("budget: the run has spent %.0f of its %.0f tokens; not calling %s",
 	                s.tokens, tokens, j->name);
 }
