@@ -237,6 +237,15 @@ defaults: {retries: 2}'
 	assert_equal "$(jq -c '[.usd, .calls]' run/.spent)" '[0.000115,2]'
 }
 
+@test "orch-call: a run folder not made yet is made, and its first call counted" {
+	fake_start
+	req openai gpt-4o "say 1" > r.json
+	orch-call --run new/run --budget 0.00001 r.json > /dev/null
+	run orch-call --run new/run --budget 0.00001 r.json
+	[ "$status" -eq 1 ]
+	assert_equal "$(jq -c '[.usd, .calls]' new/run/.spent)" '[5.75e-05,1]'
+}
+
 @test "orch-call: a budget with no run folder is not checked, and says so once" {
 	fake_start
 	{ req openai gpt-4o "say 1"; req openai gpt-4o "say 2"; } > two.ndjson

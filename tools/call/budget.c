@@ -143,7 +143,8 @@ static int spent_fold(const char *log, struct spent *s)
 static int spent_sync(const char *dir, struct spent *s)
 {
 	char *path = orch_path(dir, ".spent"), *log = orch_path(dir, "events.jsonl");
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600), rc = -1;
+	int fd = orch_mkdir_p(dir, 0700) < 0 ? -1 : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int rc = -1;
 	if (fd >= 0 && flock(fd, LOCK_EX) == 0) {
 		spent_load(fd, s);
 		rc = spent_fold(log, s) == 0 && spent_store(fd, s) == 0 ? 0 : -1;
