@@ -110,6 +110,20 @@ defaults: {retries: 2}'
 	assert_line --index 1 '{"provider":"openai","model":"gpt-4o","spent_usd":0.000345,"budget_usd":1,"spent_tokens":84,"budget_tokens":50,"calls":6}'
 }
 
+@test "orch run --resume after raising the spec's budget: what succeeded stays done (budget is not in a fingerprint)" {
+	fake_start
+	spec b 3 'budget: {usd: 0.0001}'
+	run orch run b.yaml -j 1
+	[ "$status" -eq 1 ]
+	spec b 3 'budget: {usd: 1, tokens: 1000}
+prices: [{provider: openai, model: "*", input: 1, output: 1}]'
+	run orch run b.yaml -j 1 --resume
+	assert_success
+	[ "$(nreqs)" -eq 3 ]
+	run jq -r 'select(.type == "step.skipped") | .step' runs/b/events.jsonl
+	assert_output "$(printf 's%s\n' 1 2)"
+}
+
 @test "orch run: --budget takes a number above 0; exit 2, nothing run" {
 	spec b 1
 	for bad in 0 -1 abc 1e; do
