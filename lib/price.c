@@ -189,7 +189,8 @@ void orch_price_tokens(jv usage, double *prompt, double *cached, double *complet
 
 /* ---- override rows ---- */
 
-static const char *const row_keys[] = {"provider", "model", "input", "cached_input", "output", NULL};
+static const char *const row_keys[] = {"provider", "model", "input", "cached_input", "output",
+	NULL};
 
 const char *orch_price_field_problem(const char *k, jv v)
 {

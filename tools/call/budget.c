@@ -182,7 +182,8 @@ static const char *counted_run(const struct job *j, double *usd, double *tokens)
 	if (!(*usd > 0 || *tokens > 0))
 		return NULL;
 	if (!run && !told++)
-		orch_err("a budget needs a run folder (--run or ORCH_RUN_DIR) to count what was spent; not checked");
+		orch_err("a budget needs a run folder (--run or ORCH_RUN_DIR) to count what was spent; "
+		         "not checked");
 	return run;
 }
 

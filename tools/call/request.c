@@ -8,8 +8,9 @@
  * [,"prices"]} (schema.c checks a schema). A step input record's budget
  * and prices (the job's, orch-sched passes them on) go into its request:
  * budget {usd, tokens} (numbers > 0), prices a list of price rows
- * (lib/price.c); budget.c and the cost of its answer read them. A provider may be a list (an array, or
- * names joined by ',', each "name" or "name:model"): the first is the
+ * (lib/price.c); budget.c and the cost of its answer read them. A
+ * provider may be a list (an array, or names joined by ',', each "name"
+ * or "name:model"): the first is the
  * request's, the others go, resolved the same way, in "fallback" as
  * [{"provider","model","opts"[,"limits"][,"command"]}...], tried in turn
  * when the one before fails (orch-call.c). "limits" ({rpm, tpm}) are

@@ -270,7 +270,7 @@ static void check_pools(const node *pools)
 	}
 }
 
-/* budget: {usd, tokens}, numbers above 0 (orch-call(1), BUDGETS). */
+/* budget: {usd, tokens}, numbers above 0 (orch-call(1), BUDGETS AND PRICES). */
 static void check_budget(const node *b)
 {
 	if (!want_map(b, "budget"))
