@@ -71,12 +71,12 @@ _orch() {
 	--provider) _orch_add "ollama openai anthropic exec echo" "$cur"; return ;;
 	--level) _orch_add "INFO WARN ERROR" "$cur"; return ;;
 	--step) [ "$cword" -gt 3 ] && _orch_add "$(_orch_steps "$orch" "${COMP_WORDS[2]}")" "$cur"; return ;;
-	--model | -j | --jobs | --type | --since | --jq) return ;;
+	--model | -j | --jobs | --type | --since | --jq | --budget | --budget-tokens) return ;;
 	esac
 	case $sub in
 	run)
 		case $cur in
-		-*) _orch_add "--resume -n --dry-run -j --jobs -k --keep-going --wait --until -i --input --provider --model" "$cur" ;;
+		-*) _orch_add "--resume -n --dry-run -j --jobs -k --keep-going --wait --until -i --input --provider --model --budget --budget-tokens" "$cur" ;;
 		*) _orch_specs "$cur" ;;
 		esac ;;
 	show | tail | cancel | out)

@@ -7,6 +7,8 @@
  *     openai: {api_key_file: ~/.secrets/openai}
  *     anthropic: {api_key_cmd: "pass show anthropic"}
  *   cache: shared                             # or a folder
+ *   prices:                                   # over share/orch/prices.tsv
+ *     - {provider: openai, model: "gpt-4o*", input: 2.5, cached_input: 1.25, output: 10}
  *
  * The reader is strict: a mapping of these keys only, each of its kind;
  * every problem is reported as "FILE:line:col: what" and the tool exits 2.
@@ -154,6 +156,52 @@ static void cache_of(struct orch_config *c, yaml_node_t *v)
 		c->cache = path_of("~/.cache/orch");
 }
 
+/* A scalar as JSON: a number when it is all one, else its text. */
+static jv scalar_value(const yaml_node_t *n)
+{
+	const char *s = (const char *)n->data.scalar.value;
+	char *end;
+	double d = strtod(s, &end);
+	return *s && !*end && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+		? jv_number(d) : jv_string(s);
+}
+
+static void price_field(struct orch_config *c, const char *k, yaml_node_t *kn, yaml_node_t *v)
+{
+	jv val = v->type == YAML_SCALAR_NODE ? scalar_value(v) : jv_null();
+	const char *why = orch_price_field_problem(k, val);
+	if (why) {  /* reported here, and not as missing below */
+		char *m = orch_fmt("prices: '%s' %s", k, why);
+		problem(strncmp(why, "is no key", 9) == 0 ? kn : v, "%s", m);
+		free(m);
+		jv_free(val);
+		val = jv_false();
+	}
+	jv rows = c->prices;  /* the row being read is the last */
+	int last = jv_array_length(jv_copy(rows)) - 1;
+	jv row = jv_object_set(jv_array_get(jv_copy(rows), last), jv_string(k), val);
+	c->prices = jv_array_set(rows, last, row);
+}
+
+/* prices: a list of {provider, model, input, cached_input, output}. */
+static void read_prices(struct orch_config *c, yaml_node_t *v)
+{
+	if (v->type != YAML_SEQUENCE_NODE) {
+		problem(v, "%s: expected a list", "prices");
+		return;
+	}
+	for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+		yaml_node_t *e = node(*i);
+		c->prices = jv_array_append(c->prices, jv_object());
+		each_pair(e, "prices", c, price_field);
+		jv row = jv_array_get(jv_copy(c->prices), jv_array_length(jv_copy(c->prices)) - 1);
+		const char *missing = e->type == YAML_MAPPING_NODE ? orch_price_row_missing(row) : NULL;
+		if (missing)
+			problem(e, "prices: a row needs '%s' (provider, model, input, output)", missing);
+		jv_free(row);
+	}
+}
+
 static void top_key(struct orch_config *c, const char *k, yaml_node_t *kn, yaml_node_t *v)
 {
 	if (strcmp(k, "provider") == 0)
@@ -164,8 +212,10 @@ static void top_key(struct orch_config *c, const char *k, yaml_node_t *kn, yaml_
 		each_pair(v, "keys", c, key_provider);
 	else if (strcmp(k, "cache") == 0)
 		cache_of(c, v);
+	else if (strcmp(k, "prices") == 0)
+		read_prices(c, v);
 	else
-		problem(kn, "unknown key '%s' (provider, aliases, keys, cache)", k);
+		problem(kn, "unknown key '%s' (provider, aliases, keys, cache, prices)", k);
 }
 
 /* Parse the text of the file into c; problems reported and counted. */
@@ -204,6 +254,7 @@ const struct orch_config *orch_config(void)
 	done = 1;
 	c.path = config_path();
 	c.aliases = jv_object();
+	c.prices = jv_array();
 	for (int i = 0; i < ORCH_NKEYS; i++)
 		c.keys[i].provider = key_vars[i].provider, c.keys[i].var = key_vars[i].var;
 	size_t len;

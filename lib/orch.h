@@ -246,6 +246,7 @@ struct orch_config {
 	jv aliases;              /* {name: "provider:model" or "model"} */
 	struct orch_keysrc keys[ORCH_NKEYS];
 	char *cache;             /* the cache folder, or NULL */
+	jv prices;               /* override rows (lib/price.c), maybe [] */
 };
 const struct orch_config *orch_config(void);
 /* The configured model of provider, when it is the default provider. */
@@ -265,12 +266,20 @@ double orch_parse_age(const char *s);
 /* price.c: what tokens cost, from share/orch/prices.tsv (rows of
  * $ORCH_PRICES first; see that file). The table is read on first use.
  * Usage objects are the response's ({prompt_tokens, completion_tokens,
- * cache_read_tokens}) or an llm.response event's tokens ({prompt,
- * completion, cache_read}); prompt counts cached tokens too. */
-/* The one call orch-call needs: the cost in USD of one call (usage
- * consumed), a number, or null when the model has no price or usage is
- * no object. Cache writes are priced as input. */
+ * cache_read_tokens, cache_creation_tokens}) or an llm.response event's
+ * tokens ({prompt, completion, cache_read, cache_creation}); prompt
+ * counts cached tokens too. */
+/* The cost in USD of one call (usage consumed), a number, or null when
+ * the model has no price or usage is no object. Cache writes cost 1.25
+ * times the input price. */
 jv orch_price_cost(const char *provider, const char *model, jv usage);
+/* The same with override rows first (an array of {provider, model,
+ * input, cached_input, output}, consumed; null for none). */
+jv orch_price_cost_over(jv rows, const char *provider, const char *model, jv usage);
+/* An override row's field k = v (borrowed): NULL if good, else what is
+ * wrong; the fields a row (borrowed) lacks: the first, or NULL. */
+const char *orch_price_field_problem(const char *k, jv v);
+const char *orch_price_row_missing(jv row);
 /* Read the tables now: 0, or -1 if one could not be read or has a bad row
  * (reported as file:line: and skipped). */
 int orch_price_load(void);

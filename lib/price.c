@@ -7,7 +7,14 @@
  * form whose rows are looked at first, so it overrides single models.
  * Within the rows, the first whose provider is equal and whose model glob
  * matches wins. A model with no row has no price: its cost is null, never
- * a guess. The table is read once per process and kept. */
+ * a guess. The table is read once per process and kept.
+ *
+ * Override rows ({provider, model, input, cached_input, output}, as a
+ * spec's or the config file's prices: give them) are JSON, looked at
+ * before the table; the checks of their fields are here, so that each
+ * reader (orch-plan, the config, orch-call) says the same. Tokens
+ * written to a prompt cache (Anthropic's cache_creation_input_tokens)
+ * cost 1.25 times the input price, as Anthropic charges them. */
 #include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
@@ -180,15 +187,77 @@ void orch_price_tokens(jv usage, double *prompt, double *cached, double *complet
 	*completion = usage_num(usage, "completion_tokens", "completion");
 }
 
-jv orch_price_cost(const char *provider, const char *model, jv usage)
+/* ---- override rows ---- */
+
+static const char *const row_keys[] = {"provider", "model", "input", "cached_input", "output",
+	NULL};
+
+const char *orch_price_field_problem(const char *k, jv v)
 {
-	const struct price_row *r = price_find(provider, model);
+	int i = 0;
+	while (row_keys[i] && strcmp(row_keys[i], k) != 0)
+		i++;
+	if (!row_keys[i])
+		return "is no key of a price (provider, model, input, cached_input, output)";
+	if (i < 2)
+		return jv_get_kind(v) == JV_KIND_STRING && jv_string_length_bytes(jv_copy(v)) > 0
+			? NULL : "must be a non-empty string";
+	return jv_get_kind(v) == JV_KIND_NUMBER && jv_number_value(v) >= 0 &&
+	       isfinite(jv_number_value(v)) ? NULL : "must be a number >= 0 (USD per million tokens)";
+}
+
+const char *orch_price_row_missing(jv row)
+{
+	static const char *const needed[] = {"provider", "model", "input", "output"};
+	for (size_t i = 0; i < sizeof needed / sizeof *needed; i++) {
+		jv v = orch_jget(row, needed[i]);
+		int has = jv_get_kind(v) != JV_KIND_NULL;
+		jv_free(v);
+		if (!has)
+			return needed[i];
+	}
+	return NULL;
+}
+
+/* The first of rows (borrowed: an array, or anything else for none) for
+ * provider and model, as a table row in *r; 0 if none. */
+static int override_find(jv rows, const char *provider, const char *model, struct price_row *r)
+{
+	int found = 0;
+	if (jv_get_kind(rows) != JV_KIND_ARRAY || !provider || !model)
+		return 0;
+	jv_array_foreach(rows, i, row) {
+		const char *p = orch_jstr(row, "provider"), *m = orch_jstr(row, "model");
+		if (!found && p && m && strcmp(p, provider) == 0 && fnmatch(m, model, 0) == 0) {
+			found = orch_jnum(row, "input", &r->in) & orch_jnum(row, "output", &r->out);
+			if (!orch_jnum(row, "cached_input", &r->cached))
+				r->cached = r->in;
+		}
+		jv_free(row);
+	}
+	return found;
+}
+
+/* ---- a call's cost ---- */
+
+jv orch_price_cost_over(jv rows, const char *provider, const char *model, jv usage)
+{
+	struct price_row mine;
+	const struct price_row *r = override_find(rows, provider, model, &mine) ? &mine
+		: price_find(provider, model);
 	int counted = jv_get_kind(usage) == JV_KIND_OBJECT;
-	double p, c, out;
+	double p, c, out, w = usage_num(usage, "cache_creation_tokens", "cache_creation");
 	orch_price_tokens(usage, &p, &c, &out);
 	jv_free(usage);
+	jv_free(rows);
 	if (!r || !counted)
 		return jv_null();
-	double usd = ((p - c) * r->in + c * r->cached + out * r->out) / 1e6;
+	w = fmin(fmax(w, 0), p - c);  /* written to the cache: part of the prompt */
+	double usd = ((p - c - w) * r->in + w * r->in * 1.25 + c * r->cached + out * r->out) / 1e6;
 	return jv_number(round(usd * 1e9) / 1e9);  /* to the nano-dollar: no float dust */
+}
+
+jv orch_price_cost(const char *provider, const char *model, jv usage)
+{
+	return orch_price_cost_over(jv_null(), provider, model, usage);
 }

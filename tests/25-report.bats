@@ -76,6 +76,15 @@ priced_run() {
 	assert_output '[["gpt-4o-mini",2,0,0.50000345],["gpt-4o",1,400000,2]]'
 }
 
+@test "cost: prompt-cache writes (cache_creation) at 1.25 times the input price, as orch-call prices them" {
+	R=runs/cw
+	mkdir -p "$R"
+	orch-events --run "$R" emit llm.response --step plan --data '{"provider":"anthropic","model":"claude-sonnet-4-5","tokens":{"prompt":26,"completion":3,"cache_read":20,"cache_creation":5},"success":true}'
+	# 1 input token at $3/M, 5 written at $3.75/M, 20 read at $0.30/M, 3 out at $15/M
+	run sh -c "orch-events cost --json '$R' | jq -c '[.total.cached_tokens, .total.cost_usd]'"
+	assert_output '[20,7.275e-05]'
+}
+
 @test "cost: ORCH_PRICES overrides a row; a bad table is refused with file:line, exit 2" {
 	priced_run
 	printf 'openai\tmy-*\t1000\t-\t2000\t2025-01-01\n' > mine.tsv

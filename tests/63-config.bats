@@ -156,7 +156,7 @@ key_nowhere() {
 	F="$XDG_CONFIG_HOME/orch/config.yaml"
 	run --separate-stderr orch config
 	assert_failure 2
-	assert_equal "$stderr" "orch-call: $F:2:1: unknown key 'bogus' (provider, aliases, keys, cache)
+	assert_equal "$stderr" "orch-call: $F:2:1: unknown key 'bogus' (provider, aliases, keys, cache, prices)
 orch-call: $F:4:12: keys.openai: unknown key 'api_key_fil' (api_key_file, api_key_cmd)"
 	spec
 	run orch run spec.yaml

@@ -67,6 +67,10 @@ two_jobs() {
 	assert_output "anthropic"
 	run complete_bash orch step --no
 	assert_output "--no-extract"
+	run complete_bash orch run x.yaml --bu
+	assert_output "--budget --budget-tokens"
+	run complete_bash orch run x.yaml --budget ""
+	assert_output ""
 	run complete_bash orch ls ""
 	assert_output ""
 }

@@ -30,7 +30,10 @@
  * account: an attempt waits, queued, for its share (call/limit.c). API
  * keys travel only in request headers; --verbose shows them redacted,
  * and every provider message is scrubbed of them before it is printed
- * or logged.
+ * or logged. A request with a budget does not start an attempt once the
+ * run has spent it (call/budget.c): it fails with kind budget, named on
+ * stdout in its turn, and is not retried. Its cost is priced from the
+ * request's prices, the config's, then the table (lib/price.c).
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -48,7 +51,7 @@ static const char usage[] =
 	"usage: orch-call [--render] [--stream] [-j N] [--provider NAME] [--model MODEL]\n"
 	"                 [--command CMD] [--retries N] [--timeout S] [--connect-timeout S]\n"
 	"                 [--idle-timeout S] [--backoff S] [--rpm N] [--tpm N] [--verbose]\n"
-	"                 [--run DIR] [FILE...]\n"
+	"                 [--budget USD] [--budget-tokens N] [--run DIR] [FILE...]\n"
 	"       orch-call --config\n"
 	"Call an LLM provider for each request or step input record (on stdin or\n"
 	"in FILEs); print one response record per request, in input order.\n"
@@ -71,6 +74,9 @@ static const char usage[] =
 	"      --rpm N, --tpm N    requests, tokens per minute for each provider\n"
 	"                          account, shared with every run on it (over\n"
 	"                          the request's limits)\n"
+	"      --budget USD        refuse a call once the run has spent USD (over\n"
+	"                          $ORCH_BUDGET and the request's budget.usd)\n"
+	"      --budget-tokens N   refuse a call once the run has used N tokens\n"
 	"  -v, --verbose           show each request (URL, headers) and response\n"
 	"                          (status, headers) on stderr, keys redacted\n"
 	"      --config            print the effective settings (config file,\n"
@@ -221,6 +227,18 @@ static jv schema_data(const struct job *j, jv d, int again)
 	return jv_object_set(d, jv_string("will_retry"), jv_bool(again));
 }
 
+/* The price rows over the table: the request's (its spec's prices:),
+ * then the config file's. */
+static jv price_rows(const struct job *j)
+{
+	jv mine = orch_jget(j->req, "prices");
+	if (!is_kind(mine, JV_KIND_ARRAY)) {
+		jv_free(mine);
+		mine = jv_array();
+	}
+	return jv_array_concat(mine, jv_copy(orch_config()->prices));
+}
+
 /* INFO, or WARN for a failure to be retried (or to fall back from),
  * ERROR for the last one. */
 static void emit_response(struct job *j, double dur, int will_retry, double delay, int last)
@@ -238,7 +256,8 @@ static void emit_response(struct job *j, double dur, int will_retry, double dela
 	d = jv_object_set(d, jv_string("model"), jv_string(j->model));
 	d = jv_object_set(d, jv_string("duration_s"), jv_number(ms3(dur)));
 	if (ok)  /* null when the model has no price: never a guess */
-		d = jv_object_set(d, jv_string("cost_usd"), orch_price_cost(j->name, j->model, jv_copy(tok)));
+		d = jv_object_set(d, jv_string("cost_usd"),
+		                  orch_price_cost_over(price_rows(j), j->name, j->model, jv_copy(tok)));
 	d = jv_object_set(d, jv_string("tokens"), tok);
 	d = jv_object_set(d, jv_string("success"), jv_bool(ok));
 	d = jv_object_set(d, jv_string("attempt"), jv_number(j->attempt));
@@ -254,6 +273,8 @@ static void emit_response(struct job *j, double dur, int will_retry, double dela
 	}
 	orch_emit(orch_run_dir(), ok && valid ? "INFO" : last ? "ERROR" : "WARN", "llm.response",
 	          j->step, d);
+	if (ok)
+		budget_note(j);
 }
 
 /* ---- an attempt, and how it settles ---- */
@@ -340,6 +361,31 @@ static void give_up(struct job *j, int late)
 	free(f);
 	j->rc = j->transient ? EX_TEMP : EX_FAIL;
 	finished(j);
+}
+
+/* Past its budget: the job fails with kind budget (orch-sched(1),
+ * "Failure kinds"), its line printed in its turn; never retried. */
+static void refuse(struct job *j, char *why)
+{
+	orch_err("step %s: %s", j->step ? j->step : "-", why);
+	log_note(j, "\n[orch-call: %s]\n", why);
+	jv f = jv_object_set(jv_object(), jv_string("kind"), jv_string("budget"));
+	f = jv_object_set(f, jv_string("message"), jv_string(why));
+	jv_free(j->out);
+	j->out = jv_object_set(jv_object(), jv_string("failed"), f);
+	free(why);
+	j->rc = EX_FAIL;
+	finished(j);
+}
+
+/* An attempt starts, unless the run has spent its budget. */
+static void start(struct job *j)
+{
+	char *why = budget_check(j);
+	if (why)
+		refuse(j, why);
+	else
+		j->p->start(j);
 }
 
 /* ---- fallback ---- */
@@ -540,7 +586,7 @@ static void flush_ready(void)
 {
 	while (q.head < q.n && q.job[q.head]->state == J_DONE) {
 		struct job *j = q.job[q.head];
-		if (j->rc == 0 && orch_put(jv_copy(j->out)) < 0)
+		if (is_kind(j->out, JV_KIND_OBJECT) && orch_put(jv_copy(j->out)) < 0)
 			orch_die_sys(EX_FAIL, "writing output failed");
 		status_is(j->rc);
 		job_free(j);
@@ -561,7 +607,7 @@ static double due(struct job *j, double now)
 		return -1;
 	if (j->wake > now)
 		return j->wake;
-	j->p->start(j);
+	start(j);
 	return j->state == J_WAIT ? j->wake : -1;
 }
 
@@ -658,7 +704,7 @@ static void enqueue(jv req)
 		q.job = orch_xrealloc(q.job, (q.cap = q.cap ? 2 * q.cap : 64) * sizeof *q.job);
 	q.job[q.n++] = j;
 	q.active++;
-	j->p->start(j);
+	start(j);
 	flush_ready();
 }
 
@@ -689,6 +735,24 @@ static double num_arg(const char *s, const char *what, double min)
 	if (e == s || *e || !(v >= min) || v > 1e9)
 		orch_die(EX_USAGE, "%s: not a number >= %g: %s", what, min, s);
 	return v;
+}
+
+static double positive_arg(const char *s, const char *what)
+{
+	double v = num_arg(s, what, 0);
+	if (v <= 0)
+		orch_die(EX_USAGE, "%s: not a number > 0: %s", what, s);
+	return v;
+}
+
+/* $ORCH_BUDGET, $ORCH_BUDGET_TOKENS (orch run --budget): under the flags. */
+static void budget_env(void)
+{
+	const char *usd = nonempty_env("ORCH_BUDGET"), *tok = nonempty_env("ORCH_BUDGET_TOKENS");
+	if (usd && !opt.budget_usd)
+		opt.budget_usd = positive_arg(usd, "ORCH_BUDGET");
+	if (tok && !opt.budget_tokens)
+		opt.budget_tokens = positive_arg(tok, "ORCH_BUDGET_TOKENS");
 }
 
 /* Each provider of a --provider list ("name[:model],...") is known. */
@@ -724,6 +788,8 @@ static int options(int argc, char **argv)
 		{"backoff", required_argument, 0, 'B'},
 		{"rpm", required_argument, 0, 'Q'},
 		{"tpm", required_argument, 0, 'T'},
+		{"budget", required_argument, 0, 'U'},
+		{"budget-tokens", required_argument, 0, 'N'},
 		{"verbose", no_argument, 0, 'v'},
 		{"config", no_argument, 0, 'K'},
 		ORCH_COMMON_LONGOPTS,
@@ -745,11 +811,14 @@ static int options(int argc, char **argv)
 		case 'B': opt.backoff = num_arg(optarg, "--backoff", 0); break;
 		case 'Q': opt.rpm = num_arg(optarg, "--rpm", 0); break;
 		case 'T': opt.tpm = num_arg(optarg, "--tpm", 0); break;
+		case 'U': opt.budget_usd = positive_arg(optarg, "--budget"); break;
+		case 'N': opt.budget_tokens = positive_arg(optarg, "--budget-tokens"); break;
 		case 'v': opt.verbose = 1; break;
 		case 'K': show_config = 1; break;
 		default: orch_common(c, optarg, usage);
 		}
 	check_providers(opt.provider);
+	budget_env();
 	return optind;
 }
 

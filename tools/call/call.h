@@ -10,6 +10,7 @@
  *   config.c      the user's config: aliases, keys from their sources, --config
  *   schema.c      structured output: the schema sent, the answer checked
  *   limit.c       rate limits shared across runs (lib/ratelimit.c)
+ *   budget.c      what the run spent (RUN/.spent), a call refused past budget
  *
  * A job is one request, from its record to its printed answer. Every part
  * runs in the one thread of the queue's loop; nothing here is locked.
@@ -31,6 +32,7 @@ struct call_opts {
 	const char *provider, *model, *command;
 	double timeout, connect_timeout, idle_timeout, backoff, backoff_cap;
 	double rpm, tpm;  /* --rpm, --tpm: 0 when not given */
+	double budget_usd, budget_tokens;  /* --budget, --budget-tokens (or env); 0: none */
 };
 extern struct call_opts opt;
 
@@ -183,5 +185,11 @@ int limit_wait(struct job *j, const struct http_req *r);
 /* After an attempt, before it settles: the tokens corrected; a spent
  * daily quota made permanent, and recorded. */
 void limit_after(struct job *j, const struct http_req *r);
+
+/* budget.c: the run's spending against the request's budget. */
+/* Before an attempt: NULL to go, or why j may not start (malloc'd; the
+ * budget.exceeded event is written). No budget, no run folder: NULL. */
+char *budget_check(const struct job *j);
+void budget_note(const struct job *j);  /* after an answer: RUN/.spent updated */
 
 #endif

@@ -200,6 +200,24 @@ static void print_keys(const struct orch_config *c)
 	}
 }
 
+/* One line per price row of the config: what it overrides. */
+static void print_prices(const struct orch_config *c)
+{
+	jv_array_foreach(c->prices, i, r) {
+		double in = 0, cached, out = 0;
+		orch_jnum(r, "input", &in);
+		orch_jnum(r, "output", &out);
+		if (!orch_jnum(r, "cached_input", &cached))
+			cached = in;
+		char *name = orch_fmt("price.%s.%s", orch_jstr(r, "provider"), orch_jstr(r, "model"));
+		char *v = orch_fmt("input %g cached %g output %g USD/M", in, cached, out);
+		put(name, v, "config");
+		free(name);
+		free(v);
+		jv_free(r);
+	}
+}
+
 int config_print(void)
 {
 	const struct orch_config *c = orch_config();
@@ -223,5 +241,6 @@ int config_print(void)
 	const char *cenv = nonempty_env("ORCH_CACHE_DIR");
 	put("cache", cenv ? cenv : c->cache ? c->cache : "RUN/.cache",
 	    cenv ? "ORCH_CACHE_DIR" : c->cache ? "config" : "built-in");
+	print_prices(c);
 	return EX_OK;
 }

@@ -4,9 +4,13 @@
  * taken as it is. Either is then finalized: the flags, the environment
  * and the provider's defaults applied, the messages checked, into the
  * canonical {"provider","model","messages","opts"[,"limits"],"step"
- * [,"command"][,"fallback"][,"schema","schema_name","repair"]} (schema.c
- * checks a schema). A provider may be a list (an array, or
- * names joined by ',', each "name" or "name:model"): the first is the
+ * [,"command"][,"fallback"][,"schema","schema_name","repair"][,"budget"]
+ * [,"prices"]} (schema.c checks a schema). A step input record's budget
+ * and prices (the job's, orch-sched passes them on) go into its request:
+ * budget {usd, tokens} (numbers > 0), prices a list of price rows
+ * (lib/price.c); budget.c and the cost of its answer read them. A
+ * provider may be a list (an array, or names joined by ',', each "name"
+ * or "name:model"): the first is the
  * request's, the others go, resolved the same way, in "fallback" as
  * [{"provider","model","opts"[,"limits"][,"command"]}...], tried in turn
  * when the one before fails (orch-call.c). "limits" ({rpm, tpm}) are
@@ -105,6 +109,77 @@ static jv provider_fields(jv spec)
 	return out;
 }
 
+/* out (consumed) with from's budget and prices, if it has them. */
+static jv spend_fields(jv out, jv from)
+{
+	static const char *const keys[] = {"budget", "prices"};
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+		jv v = orch_jget(from, keys[i]);
+		out = is_kind(v, JV_KIND_NULL) ? (jv_free(v), out) : jv_object_set(out, jv_string(keys[i]), v);
+	}
+	return out;
+}
+
+/* What is wrong with a request's budget (borrowed; null: none), or NULL. */
+static const char *budget_problem(jv b)
+{
+	if (is_kind(b, JV_KIND_NULL))
+		return NULL;
+	if (!is_kind(b, JV_KIND_OBJECT))
+		return "must be an object {usd, tokens}";
+	const char *why = NULL;
+	jv_object_foreach(b, k, v) {
+		const char *s = jv_string_value(k);
+		if (!why && strcmp(s, "usd") != 0 && strcmp(s, "tokens") != 0)
+			why = "unknown key (usd, tokens)";
+		else if (!why && !(is_kind(v, JV_KIND_NUMBER) && jv_number_value(v) > 0))
+			why = "usd and tokens must be numbers > 0";
+		jv_free(k);
+		jv_free(v);
+	}
+	return why;
+}
+
+/* What is wrong with a request's prices (borrowed; null: none), or NULL. */
+static const char *prices_problem(jv p)
+{
+	if (is_kind(p, JV_KIND_NULL))
+		return NULL;
+	if (!is_kind(p, JV_KIND_ARRAY))
+		return "must be a list of {provider, model, input, cached_input, output}";
+	const char *why = NULL;
+	jv_array_foreach(p, i, row) {
+		if (!why && !is_kind(row, JV_KIND_OBJECT))
+			why = "a row must be an object {provider, model, input, cached_input, output}";
+		else if (!why && orch_price_row_missing(row))
+			why = "a row needs provider, model, input and output";
+		if (!why)
+			jv_object_foreach(row, k, v) {
+				why = why ? why : orch_price_field_problem(jv_string_value(k), v);
+				jv_free(k);
+				jv_free(v);
+			}
+		jv_free(row);
+	}
+	return why;
+}
+
+/* out (consumed) with req's budget and prices, checked; invalid
+ * (reported) if they are wrong. */
+static jv spend_finalize(jv out, jv req, const char *sp)
+{
+	jv b = orch_jget(req, "budget"), p = orch_jget(req, "prices");
+	const char *bw = budget_problem(b), *pw = prices_problem(p);
+	jv_free(b);
+	jv_free(p);
+	if (bw || pw) {
+		orch_err("step %s: %s: %s", sp, bw ? "budget" : "prices", bw ? bw : pw);
+		jv_free(out);
+		return jv_invalid();
+	}
+	return spend_fields(out, req);
+}
+
 /* A step input record (consumed) rendered into a request (not finalized). */
 static jv render(jv rec)
 {
@@ -129,6 +204,7 @@ static jv render(jv rec)
 			out = is_kind(v, JV_KIND_NULL) ? (jv_free(v), out)
 			    : jv_object_set(out, jv_string(structured[i]), v);
 		}
+		out = spend_fields(out, rec);
 	}
 	free(text[0]);
 	free(text[1]);
@@ -342,6 +418,8 @@ static jv finalize(jv req)
 		if (jv_array_length(jv_copy(rest)) > 0)
 			out = jv_object_set(out, jv_string("fallback"), jv_copy(rest));
 		out = schema_finalize(out, req, sp);
+		if (jv_is_valid(out))
+			out = spend_finalize(out, req, sp);
 		jv_free(r);
 	} else {
 		jv_free(out);

@@ -12,7 +12,7 @@
 #include "plan.h"
 
 static const char *const top_keys[] = {"job", "project", "task", "inputs", "provider",
-	"concurrency", "pools", "defaults", "steps", "launcher", "workdir", 0};
+	"concurrency", "pools", "defaults", "steps", "launcher", "workdir", "budget", "prices", 0};
 static const char *const step_keys[] = {"id", "prompt", "run", "needs", "system",
 	"provider", "retries", "timeout_s", "pool", "priority", "when", "files", "schema",
 	"repair", "launcher", "resources",
@@ -25,6 +25,7 @@ static const char *const default_keys[] = {"retries", "timeout_s", "pool", "laun
 	"resources", 0};
 static const char *const resource_keys[] = {"cpus", "mem", "gpus", "time", 0};
 static const char *const pool_keys[] = {"limit", "launcher", 0};
+static const char *const budget_keys[] = {"usd", "tokens", 0};
 
 static size_t distance(const char *a, const char *b)
 {
@@ -269,6 +270,48 @@ static void check_pools(const node *pools)
 	}
 }
 
+/* budget: {usd, tokens}, numbers above 0 (orch-call(1), BUDGETS AND PRICES). */
+static void check_budget(const node *b)
+{
+	if (!want_map(b, "budget"))
+		return;
+	check_keys(b, budget_keys, "budget", NULL);
+	for (int i = 0; budget_keys[i]; i++) {
+		const node *x = get(b, budget_keys[i]);
+		jv v = x && x->kind == N_SCALAR ? scalar_jv(x) : jv_null();
+		if (x && !(jv_get_kind(v) == JV_KIND_NUMBER && jv_number_value(v) > 0))
+			problem(x, "'%s' must be a number above 0", budget_keys[i]);
+		jv_free(v);
+	}
+}
+
+/* prices: a list of {provider, model, input, cached_input, output}, as
+ * lib/price.c checks them. */
+static void check_prices(const node *p)
+{
+	if (!want_list(p, "prices"))
+		return;
+	for (uint32_t i = 0; i < p->n; i++) {
+		const node *row = p->u.kids[i];
+		if (!want_map(row, "a price"))
+			continue;
+		jv r = jv_object();
+		for (uint32_t k = 0; k + 1 < row->n; k += 2) {
+			const node *key = row->u.kids[k], *x = row->u.kids[k + 1];
+			jv v = x->kind == N_SCALAR ? scalar_jv(x) : jv_null();
+			const char *why = orch_price_field_problem(key->u.str, v);
+			if (why)
+				problem(strncmp(why, "is no key", 9) == 0 ? key : x, "prices: '%s' %s",
+				        key->u.str, why);
+			r = jv_object_set(r, jv_string(key->u.str), why ? (jv_free(v), jv_false()) : v);
+		}
+		const char *missing = orch_price_row_missing(r);
+		if (missing)
+			problem(row, "prices: a price needs '%s' (provider, model, input, output)", missing);
+		jv_free(r);
+	}
+}
+
 /* A number, or a string: mem "4G", time "90m" (orch-sched reads them). */
 static void want_amount(const node *x, const char *name, int integer)
 {
@@ -372,6 +415,8 @@ void check_spec(const node *root)
 	check_pools(get(root, "pools"));
 	want_string(get(root, "launcher"), "launcher");
 	want_string(get(root, "workdir"), "workdir");
+	check_budget(get(root, "budget"));
+	check_prices(get(root, "prices"));
 	const node *d = get(root, "defaults");
 	if (want_map(d, "defaults")) {
 		check_keys(d, default_keys, "defaults", "provider.");

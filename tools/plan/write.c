@@ -84,7 +84,8 @@ jv job_jv(const node *root, const char *spec_file)
 	                  (x = get(root, "project")) ? to_jv(x) : jv_string(id));
 	j = jv_object_set(j, jv_string("task"), (x = get(root, "task")) ? to_jv(x) : jv_string(""));
 	j = jv_object_set(j, jv_string("inputs"), (x = get(root, "inputs")) ? to_jv(x) : jv_object());
-	static const char *const opt[] = {"concurrency", "pools", "defaults", "launcher", "workdir"};
+	static const char *const opt[] = {"concurrency", "pools", "defaults", "launcher", "workdir",
+		"budget", "prices"};
 	if ((x = get(root, "provider")))
 		j = jv_object_set(j, jv_string("provider"), provider_jv(x));
 	for (size_t i = 0; i < sizeof opt / sizeof *opt; i++)

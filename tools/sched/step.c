@@ -58,6 +58,11 @@ jv input_record(struct step *s)
 	in = jv_object_set(in, jv_string("inputs"),
 	                   jv_get_kind(inputs) == JV_KIND_OBJECT ? inputs : (jv_free(inputs), jv_object()));
 	in = jv_object_set(in, jv_string("spec"), jv_copy(s->spec));
+	static const char *const spend[] = {"budget", "prices"};  /* for orch-call(1) */
+	for (size_t k = 0; k < 2; k++) {
+		jv v = orch_jget(plan.job, spend[k]);
+		in = jv_get_kind(v) == JV_KIND_NULL ? (jv_free(v), in) : jv_object_set(in, jv_string(spend[k]), v);
+	}
 	in = group_input(s, in);  /* a fan-out instance: .item, .key */
 	jv_free(s->item);
 	s->item = jv_invalid();
