@@ -10,6 +10,7 @@
  *   manifest                                          derive manifest.json
  *   out STEP [--json]                                 a step's output text, or its result
  *   cost, metrics, timeline                           reports: tools/events/
+ *   export --sqlite DB [RUN...]                       runs into SQLite: events/export.c
  *
  * Assumptions: events.jsonl is written only by orch_emit (one line per
  * event, one write(2) under flock), so a reader sees whole lines, except
@@ -46,6 +47,7 @@ static const char usage[] =
 	"  cost [--by step|model|provider|day|job] [--json] [RUN...]   tokens and USD\n"
 	"  metrics [RUN...]   Prometheus text format, for node_exporter's textfile collector\n"
 	"  timeline [--svg] [RUN]   every attempt of every step, as text or an SVG picture\n"
+	"  export --sqlite DB [RUN...]   append the runs to a SQLite database (history)\n"
 	"  The run folder is --run DIR, else $ORCH_RUN_DIR (or the RUN operands).\n";
 
 static const char *run;
@@ -693,6 +695,8 @@ int main(int argc, char **argv)
 	int c, follow = 0, json = 0, forever = 0;
 	orch_init(argc, argv);
 	int report = events_report(argc, argv, usage);
+	if (report < 0)
+		report = events_export(argc, argv, usage);
 	if (report >= 0)
 		orch_exit(report);
 	/* GNU getopt moves the command word and TYPE after the options */

@@ -1,5 +1,6 @@
 /* events.h: orch-events' reports, each derived from the events alone:
- * cost (cost.c), metrics (metrics.c), timeline (timeline.c, svg.c), read
+ * cost (cost.c), metrics (metrics.c), timeline (timeline.c, svg.c), and
+ * the export to SQLite (export.c), read
  * by one reader (read.c) and started by one dispatcher (report.c).
  *
  * A report reads one run folder (--run, $ORCH_RUN_DIR) or the folders
@@ -96,5 +97,12 @@ void cost_print(jv cost);
 /* report.c: if argv's command is one of these reports, run it and return
  * its exit code; else -1 (the caller goes on with its own commands). */
 int events_report(int argc, char **argv, const char *usage);
+/* Where the command word is in argv: the first operand, once options and
+ * their arguments are passed over; -1 if none. */
+int events_command_at(int argc, char **argv);
+
+/* export.c: if argv's command is export, append the runs to a SQLite
+ * database and return the exit code; else -1. */
+int events_export(int argc, char **argv, const char *usage);
 
 #endif

@@ -14,12 +14,10 @@
 enum { R_COST, R_METRICS, R_TIMELINE, R_NONE };
 static const char *const reports[] = {"cost", "metrics", "timeline"};
 
-/* Where the command word is: the first operand, once options and their
- * arguments are passed over; -1 if none. */
-static int command_at(int argc, char **argv)
+int events_command_at(int argc, char **argv)
 {
 	static const char *const with_arg[] = {"--run", "--step", "--level", "--data", "--type",
-	                                        "--since", "--jq", "--by", NULL};
+	                                        "--since", "--jq", "--by", "--sqlite", NULL};
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			return i + 1 < argc ? i + 1 : -1;
@@ -36,7 +34,7 @@ static int command_at(int argc, char **argv)
 
 static int which_report(int argc, char **argv)
 {
-	int at = command_at(argc, argv);
+	int at = events_command_at(argc, argv);
 	for (int r = 0; at > 0 && r < R_NONE; r++)
 		if (strcmp(argv[at], reports[r]) == 0)
 			return r;
