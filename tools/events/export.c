@@ -106,9 +106,9 @@ static int db_fail(struct exporter *x, const char *what)
 	return EX_FAIL;
 }
 
-static int db_exec(struct exporter *x, const char *sql)
+static int db_exec(struct exporter *x, const char *sql, const char *what)
 {
-	return sqlite3_exec(x->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(x, sql);
+	return sqlite3_exec(x->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(x, what);
 }
 
 /* Run statement i with its bindings, then make it ready again. */
@@ -179,7 +179,8 @@ static int db_schema(struct exporter *x)
 	}
 	char *pragmas = orch_fmt("PRAGMA application_id = %d; PRAGMA user_version = %d;", APP_ID,
 	                         SCHEMA_VERSION);
-	int rc = db_exec(x, schema_sql) || db_exec(x, pragmas) ? EX_USAGE : 0;
+	int rc = db_exec(x, schema_sql, "cannot make the tables") ||
+	         db_exec(x, pragmas, "cannot make the tables") ? EX_USAGE : 0;
 	free(pragmas);
 	return rc;
 }
@@ -195,17 +196,17 @@ static void db_open(struct exporter *x, const char *path)
 		orch_die(EX_USAGE, "%s: cannot open: %s", path, x->db ? sqlite3_errmsg(x->db)
 		                                                       : sqlite3_errstr(rc));
 	sqlite3_busy_timeout(x->db, BUSY_MS);
-	if (db_exec(x, "BEGIN IMMEDIATE"))
+	if (db_exec(x, "BEGIN IMMEDIATE", "not a database orch can write"))
 		orch_exit(EX_USAGE);
 	if ((rc = db_schema(x)) != 0) {
 		sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
 		orch_exit(rc);
 	}
-	if (db_exec(x, "COMMIT"))
+	if (db_exec(x, "COMMIT", "cannot make the tables"))
 		orch_exit(EX_USAGE);
 	for (int i = 0; i < S_N; i++)
 		if (sqlite3_prepare_v2(x->db, stmt_sql[i], -1, &x->st[i], NULL) != SQLITE_OK) {
-			db_fail(x, stmt_sql[i]);
+			db_fail(x, "not the tables orch made");
 			orch_exit(EX_USAGE);
 		}
 }
@@ -261,7 +262,7 @@ static int run_begin(struct exporter *x, const char *job, const char *started)
 	struct xrun *r = &x->r;
 	*r = (struct xrun){.job = orch_xstrdup(job), .started = orch_xstrdup(started),
 	                   .status = "running", .map = orch_map_new(64), .active = 1};
-	if (db_exec(x, "BEGIN IMMEDIATE"))
+	if (db_exec(x, "BEGIN IMMEDIATE", "cannot start a transaction"))
 		return EX_FAIL;
 	sqlite3_stmt *key = x->st[S_KEY], *id = x->st[S_ID];
 	bind_str(key, 1, job), bind_str(key, 2, started);
@@ -276,7 +277,7 @@ static int run_begin(struct exporter *x, const char *job, const char *started)
 	char *del = orch_fmt("DELETE FROM steps WHERE run_id = %1$lld; DELETE FROM attempts WHERE run_id = %1$lld;"
 	                     " DELETE FROM llm_calls WHERE run_id = %1$lld; DELETE FROM files WHERE run_id = %1$lld;"
 	                     " DELETE FROM cache WHERE run_id = %1$lld;", (long long)r->id);
-	int rc = db_exec(x, del);
+	int rc = db_exec(x, del, "cannot delete the run's earlier rows");
 	free(del);
 	return rc;
 }
@@ -361,7 +362,7 @@ static int run_end(struct exporter *x)
 	if (!rc)
 		rc = job_row(x);
 	if (!rc)
-		rc = db_exec(x, "COMMIT");
+		rc = db_exec(x, "COMMIT", "cannot commit");
 	if (rc)
 		sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
 	run_free(r);
@@ -412,6 +413,8 @@ static int on_step(struct exporter *x, const struct ev *ev)
 	}
 	if (strcmp(what, "succeeded") && strcmp(what, "failed") && strcmp(what, "skipped"))
 		return 0;  /* step.retrying: the attempts say it */
+	if (s->status && strcmp(s->status, "succeeded") == 0 && strcmp(what, "skipped") == 0)
+		return 0;  /* completed, on a resume: it stays succeeded */
 	s->status = strcmp(what, "succeeded") == 0 ? "succeeded" : strcmp(what, "failed") == 0 ? "failed" : "skipped";
 	set_str(&s->ended, ev->ts);
 	set_str(&s->kind, ev_str(ev, "kind"));
