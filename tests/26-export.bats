@@ -4,27 +4,20 @@
 load helper
 load fake  # the fake provider, for runs with priced calls
 
-# A real run of three steps on three models: two with a price in the
-# table, one without; each answer is 3 completion tokens, 11 prompt.
-priced_run() {
+# A real run of three steps on three models: one answering from the
+# provider's prompt cache (26 prompt tokens, 20 of them cached), one
+# priced, one without a price (11 prompt tokens, 3 completion).
+spend_run() {
 	fake_start
-	cat > priced.yaml <<-'EOF'
-	job: priced
-	task: t
-	provider: {name: openai, model: gpt-4o-mini}
+	cat > spend.yaml <<-'EOF'
+	job: spend
+	provider: {name: anthropic, model: claude-3-5-haiku-cache}
 	steps:
-	  - id: plan
-	    prompt: "Plan"
-	  - id: build
-	    needs: [plan]
-	    provider: {name: anthropic, model: claude-3-5-haiku-latest}
-	    prompt: "Build"
-	  - id: test
-	    needs: [plan]
-	    provider: {name: openai, model: my-local-model}
-	    prompt: "Test"
+	  - {id: outline, prompt: Outline}
+	  - {id: draft, needs: [outline], provider: {name: openai, model: gpt-4o-mini}, prompt: Draft}
+	  - {id: check, needs: [outline], provider: {name: openai, model: my-local-model}, prompt: Check}
 	EOF
-	orch run priced.yaml > /dev/null
+	orch run spend.yaml > /dev/null
 }
 
 # A run with a step that fails once and is retried, one that fails, one
@@ -33,16 +26,9 @@ flaky_run() {
 	cat > flaky.yaml <<-EOF
 	job: flaky
 	steps:
-	  - id: again
-	    retries: 1
-	    run: "if [ -e $PWD/tried ]; then echo ok; else touch $PWD/tried; exit 75; fi"
-	  - id: broken
-	    retries: 0
-	    run: "exit 3"
-	  - id: late
-	    retries: 0
-	    timeout_s: 1
-	    run: "sleep 5"
+	  - {id: again, retries: 1, run: "if [ -e $PWD/tried ]; then echo ok; else touch $PWD/tried; exit 75; fi"}
+	  - {id: broken, retries: 0, run: "exit 3"}
+	  - {id: late, retries: 0, timeout_s: 1, run: "sleep 5"}
 	EOF
 	run orch run flaky.yaml
 	assert_failure 1
@@ -58,25 +44,25 @@ counts() {
 }
 
 @test "export: real runs into a new database; exported again, each row is there once, with the same run_id" {
-	priced_run
+	spend_run
 	todo_run
 	todo_run
 	run orch-events export --sqlite h.db "$ORCH_RUNS"/*
 	assert_success
 	assert_output ""
-	# runs: priced, todo-app twice; steps 3 + 5 + 5, one attempt each;
+	# runs: spend, todo-app twice; steps 3 + 5 + 5, one attempt each;
 	# calls 3 + 4 (the second todo-app from the cache); files 3 + 3
 	# (nochange the second time); cache rows: 3 + 4 + 4
 	run counts
 	assert_output "3|13|13|7|6|11"
 	before=$(q "SELECT run_id, job_id, started FROM jobs ORDER BY run_id")
-	run orch-events export --sqlite h.db "$ORCH_RUNS"/priced "$ORCH_RUNS"/todo-app
+	run orch-events export --sqlite h.db "$ORCH_RUNS"/spend "$ORCH_RUNS"/todo-app
 	assert_success
 	run counts
 	assert_output "3|13|13|7|6|11"
 	assert_equal "$(q "SELECT run_id, job_id, started FROM jobs ORDER BY run_id")" "$before"
 	run q "SELECT job_id, status, resumes, started < ended, duration_s > 0, run_dir = '$ORCH_RUNS/' || job_id FROM jobs ORDER BY run_id"
-	assert_output $'priced|succeeded|0|1|1|1\ntodo-app|succeeded|0|1|1|1\ntodo-app|succeeded|0|1|1|1'
+	assert_output $'spend|succeeded|0|1|1|1\ntodo-app|succeeded|0|1|1|1\ntodo-app|succeeded|0|1|1|1'
 	run q "PRAGMA application_id; PRAGMA user_version"
 	assert_output $'1869767528\n1'
 }
@@ -124,7 +110,7 @@ counts() {
 }
 
 @test "export: the files rows are the file.written events; the llm_calls and the totals are orch-events cost's" {
-	priced_run
+	spend_run
 	todo_run
 	todo_run
 	orch-events export --sqlite h.db "$ORCH_RUNS"/*
@@ -133,14 +119,16 @@ counts() {
 	[ "$(wc -l <<< "$want")" -eq 6 ]
 	run q "SELECT ts, step, path, sha256, size_bytes, wrote, reason FROM files ORDER BY ts, step, path"
 	assert_output "$(sort <<< "$want")"
-	run q "SELECT step, attempt, provider, model, prompt_tokens, completion_tokens, cost_usd, success FROM llm_calls WHERE run_id = (SELECT run_id FROM jobs WHERE job_id = 'priced') ORDER BY step"
+	run q "SELECT step, attempt, provider, model, prompt_tokens, cached_tokens, completion_tokens, cost_usd, success FROM llm_calls WHERE run_id = (SELECT run_id FROM jobs WHERE job_id = 'spend') ORDER BY step"
+	# claude-3-5-haiku: 6 x 0.80 + 20 x 0.08 + 4 x 4.00 per million
 	assert_output - <<-'EOF'
-	build|1|anthropic|claude-3-5-haiku-latest|11|3|2.08e-05|1
-	plan|1|openai|gpt-4o-mini|11|3|3.45e-06|1
-	test|1|openai|my-local-model|11|3||1
+	check|1|openai|my-local-model|11|0|3||1
+	draft|1|openai|gpt-4o-mini|11|0|3|3.45e-06|1
+	outline|1|anthropic|claude-3-5-haiku-cache|26|20|4|2.24e-05|1
 	EOF
-	cost=$(orch-events cost --by job --json "$ORCH_RUNS"/* | jq -r '.rows[] | [.job, .calls, .prompt_tokens, .completion_tokens, .cost_usd, .unpriced_calls] | join("|")')
-	run q "SELECT job_id, sum(llm_calls), sum(prompt_tokens), sum(completion_tokens), printf('%g', sum(cost_usd)), sum(unpriced_calls) FROM jobs GROUP BY job_id ORDER BY min(run_id)"
+	cost=$(orch-events cost --by job --json "$ORCH_RUNS"/* | jq -r '.rows[] | [.job, .calls, .prompt_tokens, .cached_tokens, .completion_tokens, (.cost_usd * 1e9 | round), .unpriced_calls] | join("|")')
+	[ "$(wc -l <<< "$cost")" -eq 2 ]
+	run q "SELECT job_id, sum(llm_calls), sum(prompt_tokens), sum(cached_tokens), sum(completion_tokens), CAST(round(sum(cost_usd) * 1e9) AS INTEGER), sum(unpriced_calls) FROM jobs GROUP BY job_id ORDER BY min(run_id)"
 	assert_output "$cost"
 }
 
@@ -171,16 +159,16 @@ counts() {
 }
 
 @test "export: two exports into one new database at once both land, whole" {
-	priced_run
+	spend_run
 	todo_run
-	orch-events export --sqlite h.db "$ORCH_RUNS/priced" & a=$!
+	orch-events export --sqlite h.db "$ORCH_RUNS/spend" & a=$!
 	orch-events export --sqlite h.db "$ORCH_RUNS/todo-app" & b=$!
-	orch-events export --sqlite h.db "$ORCH_RUNS/todo-app" "$ORCH_RUNS/priced" & c=$!
+	orch-events export --sqlite h.db "$ORCH_RUNS/todo-app" "$ORCH_RUNS/spend" & c=$!
 	wait $a
 	wait $b
 	wait $c
 	run q "SELECT job_id, count(*) FROM jobs GROUP BY job_id ORDER BY job_id"
-	assert_output $'priced|1\ntodo-app|1'
+	assert_output $'spend|1\ntodo-app|1'
 	run counts
 	assert_output "2|8|8|7|3|7"
 }
@@ -219,7 +207,7 @@ counts() {
 # The page's spend and hit-rate examples are exact; the month is this one.
 # The slowest steps: the first is the 1 s timeout, the rest vary with load.
 @test "orch-events(1): the export examples run on real runs and print what the page shows" {
-	priced_run
+	spend_run
 	flaky_run
 	todo_run
 	todo_run

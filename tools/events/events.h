@@ -100,6 +100,9 @@ int events_report(int argc, char **argv, const char *usage);
 /* Where the command word is in argv: the first operand, once options and
  * their arguments are passed over; -1 if none. */
 int events_command_at(int argc, char **argv);
+/* Once getopt is done: the RUN operands after the command word, else the
+ * one folder of --run or $ORCH_RUN_DIR (exit 2 if none); *n of them. */
+char **events_runs(int argc, char **argv, int *n);
 
 /* export.c: if argv's command is export, append the runs to a SQLite
  * database and return the exit code; else -1. */

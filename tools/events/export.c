@@ -196,6 +196,7 @@ static void db_open(struct exporter *x, const char *path)
 		orch_die(EX_USAGE, "%s: cannot open: %s", path, x->db ? sqlite3_errmsg(x->db)
 		                                                       : sqlite3_errstr(rc));
 	sqlite3_busy_timeout(x->db, BUSY_MS);
+	sqlite3_exec(x->db, "PRAGMA cache_size = -131072", NULL, NULL, NULL);  /* KiB: a big run without spills */
 	if (db_exec(x, "BEGIN IMMEDIATE", "not a database orch can write"))
 		orch_exit(EX_USAGE);
 	if ((rc = db_schema(x)) != 0) {
@@ -545,15 +546,8 @@ int events_export(int argc, char **argv, const char *usage)
 	if (at < 0 || strcmp(argv[at], "export") != 0)
 		return -1;
 	const char *db = export_opts(argc, argv, usage);
-	char **runs = argv + optind + 1;  /* after the command word */
-	int n = argc - optind - 1;
-	char *one[] = {(char *)orch_run_dir()};
-	if (n == 0) {
-		if (!one[0])
-			orch_die(EX_USAGE, "no run folder: give RUN, --run DIR or set ORCH_RUN_DIR");
-		runs = one;
-		n = 1;
-	}
+	int n;
+	char **runs = events_runs(argc, argv, &n);
 	check_runs(runs, n);
 	if (orch_price_load() < 0)
 		orch_die(EX_USAGE, "the price table has errors (above)");

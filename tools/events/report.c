@@ -65,6 +65,18 @@ static void parse_opts(int argc, char **argv, int r, struct report_opts *o, cons
 	}
 }
 
+char **events_runs(int argc, char **argv, int *n)
+{
+	static char *one[1];
+	*n = argc - optind - 1;
+	if (*n > 0)
+		return argv + optind + 1;  /* after the command word */
+	if (!(one[0] = (char *)orch_run_dir()))
+		orch_die(EX_USAGE, "no run folder: give RUN, --run DIR or set ORCH_RUN_DIR");
+	*n = 1;
+	return one;
+}
+
 int events_report(int argc, char **argv, const char *usage)
 {
 	int r = which_report(argc, argv);
@@ -72,15 +84,8 @@ int events_report(int argc, char **argv, const char *usage)
 		return -1;
 	struct report_opts o = {0};
 	parse_opts(argc, argv, r, &o, usage);
-	char **runs = argv + optind + 1;  /* after the command word */
-	int n = argc - optind - 1;
-	char *one[] = {(char *)orch_run_dir()};
-	if (n == 0) {
-		if (!one[0])
-			orch_die(EX_USAGE, "no run folder: give RUN, --run DIR or set ORCH_RUN_DIR");
-		runs = one;
-		n = 1;
-	}
+	int n;
+	char **runs = events_runs(argc, argv, &n);
 	if (r == R_COST)
 		return cmd_cost(&o, runs, n);
 	if (r == R_METRICS)
