@@ -409,7 +409,9 @@ static int on_step(struct exporter *x, const struct ev *ev)
 		s->attempts++;
 		if (!s->started)
 			set_str(&s->started, ev->ts);
-		s->status = "running";
+		s->status = "running";  /* and how an earlier attempt ended is no longer the end */
+		set_str(&s->ended, NULL), set_str(&s->kind, NULL), set_str(&s->message, NULL);
+		s->has_duration = 0;
 		return rc;
 	}
 	if (strcmp(what, "succeeded") && strcmp(what, "failed") && strcmp(what, "skipped"))
@@ -464,13 +466,13 @@ static int on_file(struct exporter *x, const struct ev *ev)
 static int export_event(const struct ev *ev, void *ctx)
 {
 	struct exporter *x = ctx;
-	if (strncmp(ev->type, "job.", 4) == 0)
-		return on_job(x, ev);
-	if (!x->r.active) {  /* events before any job.started: a run from the first */
-		int rc = run_begin(x, ev->job, ev->ts);
+	if (!x->r.active && strcmp(ev->type, "job.started") != 0) {
+		int rc = run_begin(x, ev->job, ev->ts);  /* no job.started yet: a run from here */
 		if (rc)
 			return rc;
 	}
+	if (strncmp(ev->type, "job.", 4) == 0)
+		return on_job(x, ev);
 	if (strncmp(ev->type, "step.", 5) == 0)
 		return ev->step ? on_step(x, ev) : 0;
 	if (strcmp(ev->type, "llm.response") == 0)
