@@ -233,3 +233,33 @@ counts() {
 		fi
 	done
 }
+
+@test "export: a run killed with kill -9 mid-step, then resumed: the attempt running then, then lost; the run once" {
+	plan() {  # a, then b, whose first attempt hangs (its pid in b.pid)
+		jq -nc '{step: "a", needs: [], spec: {id: "a", run: "echo A"}, job: {job_id: "j"}}'
+		jq -nc --arg run 'echo $ORCH_ATTEMPT >> attempts; [ "$ORCH_ATTEMPT" -gt 1 ] || { echo $$ > b.pid; exec sleep 30; }' \
+			'{step: "b", needs: ["a"], spec: {id: "b", run: $run}, job: {job_id: "j"}}'
+	}
+	plan > plan
+	orch-sched -q < plan > /dev/null 3>&- &
+	for i in $(seq 250); do  # its pid may come a moment before step.started
+		[ -s b.pid ] && grep -q '"step.started","step":"b"' runs/j/events.jsonl 2>/dev/null && break
+		sleep 0.02
+	done
+	kill -9 $!; wait $! || true
+	orch-events export --sqlite h.db runs/j
+	run q "SELECT status, ended IS NULL, resumes FROM jobs"
+	assert_output "running|1|0"
+	run q "SELECT step, attempt, status, ended IS NULL FROM attempts ORDER BY step, attempt"
+	assert_output $'a|1|succeeded|0\nb|1|running|1'
+	run orch-sched -q --resume < plan
+	kill "$(cat b.pid)" 2>/dev/null || true
+	assert_success
+	orch-events export --sqlite h.db runs/j
+	run q "SELECT count(*), status, ended IS NOT NULL, resumes FROM jobs"
+	assert_output "1|succeeded|1|1"
+	run q "SELECT step, attempt, status, kind FROM attempts ORDER BY step, attempt"
+	assert_output $'a|1|succeeded|\nb|1|failed|lost\nb|2|succeeded|'
+	run q "SELECT step, status, attempts FROM steps ORDER BY step"
+	assert_output $'a|succeeded|1\nb|succeeded|2'
+}
