@@ -205,7 +205,8 @@ counts() {
 }
 
 # The page's spend and hit-rate examples are exact; the month is this one.
-# The slowest steps: the first is the 1 s timeout, the rest vary with load.
+# The slowest steps: the first is the 1 s timeout (a few ms more under
+# load), the rest vary.
 @test "orch-events(1): the export examples run on real runs and print what the page shows" {
 	spend_run
 	flaky_run
@@ -226,7 +227,9 @@ counts() {
 		if [ "$n" -eq 14 ]; then
 			assert_equal "${#lines[@]}" 4
 			assert_equal "${lines[0]}" "$(sed -n 1p <<< "$want")"
-			assert_equal "${lines[1]}" "$(sed -n 2p <<< "$want")"
+			# flaky|late|1|1.0|1.0: the timeout, a little over 1 s under load
+			[[ ${lines[1]} =~ ^flaky\|late\|1\|1(\.[0-9]+)?\|1(\.[0-9]+)?$ ]]
+			[[ $(sed -n 2p <<< "$want") =~ ^flaky\|late\|1\|1\.0\|1\.0$ ]]
 			cut -d'|' -f4 <<< "$output" | tail -n +2 | sort -rn -c
 		else
 			assert_output "$want"
