@@ -28,6 +28,7 @@ $(O)/bin/orch-sched: $(call parts,sched)
 $(O)/bin/orch-write: $(call parts,write)
 $(O)/bin/orch-plan: $(call parts,plan)
 $(O)/bin/orch-events: $(call parts,events)
+$(O)/bin/orch-events: LDLIBS += -lsqlite3  # export --sqlite; the other tools do without
 $(O)/tools/%.o: tools/%.c lib/orch.h $(wildcard tools/*/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<

@@ -11,6 +11,7 @@
  *   out STEP [--json]                                 a step's output text, or its result
  *   cost, metrics, timeline                           reports: tools/events/
  *   why PATH, why-miss STEP                           provenance: tools/events/why.c
+ *   export --sqlite DB [RUN...]                       runs into SQLite: events/export.c
  *
  * Assumptions: events.jsonl is written only by orch_emit (one line per
  * event, one write(2) under flock), so a reader sees whole lines, except
@@ -49,6 +50,7 @@ static const char usage[] =
 	"  timeline [--svg] [RUN]   every attempt of every step, as text or an SVG picture\n"
 	"  why PATH [--json]  which step wrote RUN/outputs/PATH, from which prompt, model, cost\n"
 	"  why-miss STEP [--json]   what changed in the request of STEP's latest cache miss\n"
+	"  export --sqlite DB [RUN...]   append the runs to a SQLite database (history)\n"
 	"  The run folder is --run DIR, else $ORCH_RUN_DIR (or the RUN operands).\n";
 
 static const char *run;
@@ -696,6 +698,8 @@ int main(int argc, char **argv)
 	int c, follow = 0, json = 0, forever = 0;
 	orch_init(argc, argv);
 	int report = events_report(argc, argv, usage);
+	if (report < 0)
+		report = events_export(argc, argv, usage);
 	if (report >= 0)
 		orch_exit(report);
 	/* GNU getopt moves the command word and TYPE after the options */

@@ -1,5 +1,6 @@
 /* events.h: orch-events' reports, each derived from the events alone:
- * cost (cost.c), metrics (metrics.c), timeline (timeline.c, svg.c), read
+ * cost (cost.c), metrics (metrics.c), timeline (timeline.c, svg.c), and
+ * the export to SQLite (export.c), read
  * by one reader (read.c) and started by one dispatcher (report.c).
  *
  * A report reads one run folder (--run, $ORCH_RUN_DIR) or the folders
@@ -104,5 +105,15 @@ int events_why(const char *cmd, int argc, char **argv, int json, const char *usa
 /* report.c: if argv's command is one of these reports, run it and return
  * its exit code; else -1 (the caller goes on with its own commands). */
 int events_report(int argc, char **argv, const char *usage);
+/* Where the command word is in argv: the first operand, once options and
+ * their arguments are passed over; -1 if none. */
+int events_command_at(int argc, char **argv);
+/* Once getopt is done: the RUN operands after the command word, else the
+ * one folder of --run or $ORCH_RUN_DIR (exit 2 if none); *n of them. */
+char **events_runs(int argc, char **argv, int *n);
+
+/* export.c: if argv's command is export, append the runs to a SQLite
+ * database and return the exit code; else -1. */
+int events_export(int argc, char **argv, const char *usage);
 
 #endif

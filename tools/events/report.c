@@ -14,12 +14,10 @@
 enum { R_COST, R_METRICS, R_TIMELINE, R_NONE };
 static const char *const reports[] = {"cost", "metrics", "timeline"};
 
-/* Where the command word is: the first operand, once options and their
- * arguments are passed over; -1 if none. */
-static int command_at(int argc, char **argv)
+int events_command_at(int argc, char **argv)
 {
 	static const char *const with_arg[] = {"--run", "--step", "--level", "--data", "--type",
-	                                        "--since", "--jq", "--by", NULL};
+	                                        "--since", "--jq", "--by", "--sqlite", NULL};
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			return i + 1 < argc ? i + 1 : -1;
@@ -36,7 +34,7 @@ static int command_at(int argc, char **argv)
 
 static int which_report(int argc, char **argv)
 {
-	int at = command_at(argc, argv);
+	int at = events_command_at(argc, argv);
 	for (int r = 0; at > 0 && r < R_NONE; r++)
 		if (strcmp(argv[at], reports[r]) == 0)
 			return r;
@@ -67,6 +65,18 @@ static void parse_opts(int argc, char **argv, int r, struct report_opts *o, cons
 	}
 }
 
+char **events_runs(int argc, char **argv, int *n)
+{
+	static char *one[1];
+	*n = argc - optind - 1;
+	if (*n > 0)
+		return argv + optind + 1;  /* after the command word */
+	if (!(one[0] = (char *)orch_run_dir()))
+		orch_die(EX_USAGE, "no run folder: give RUN, --run DIR or set ORCH_RUN_DIR");
+	*n = 1;
+	return one;
+}
+
 int events_report(int argc, char **argv, const char *usage)
 {
 	int r = which_report(argc, argv);
@@ -74,15 +84,8 @@ int events_report(int argc, char **argv, const char *usage)
 		return -1;
 	struct report_opts o = {0};
 	parse_opts(argc, argv, r, &o, usage);
-	char **runs = argv + optind + 1;  /* after the command word */
-	int n = argc - optind - 1;
-	char *one[] = {(char *)orch_run_dir()};
-	if (n == 0) {
-		if (!one[0])
-			orch_die(EX_USAGE, "no run folder: give RUN, --run DIR or set ORCH_RUN_DIR");
-		runs = one;
-		n = 1;
-	}
+	int n;
+	char **runs = events_runs(argc, argv, &n);
 	if (r == R_COST)
 		return cmd_cost(&o, runs, n);
 	if (r == R_METRICS)
