@@ -124,7 +124,7 @@ counts() {
 	assert_output - <<-'EOF'
 	check|1|openai|my-local-model|11|0|3||1
 	draft|1|openai|gpt-4o-mini|11|0|3|3.45e-06|1
-	outline|1|anthropic|claude-3-5-haiku-cache|26|20|4|2.24e-05|1
+	outline|1|anthropic|claude-3-5-haiku-cache|26|20|4|2.34e-05|1
 	EOF
 	cost=$(orch-events cost --by job --json "$ORCH_RUNS"/* | jq -r '.rows[] | [.job, .calls, .prompt_tokens, .cached_tokens, .completion_tokens, (.cost_usd * 1e9 | round), .unpriced_calls] | join("|")')
 	[ "$(wc -l <<< "$cost")" -eq 2 ]
