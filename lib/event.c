@@ -2,7 +2,7 @@
  *
  * Each event is one compact JSON line written with one write(2) on an
  * O_APPEND descriptor while holding flock(LOCK_EX), so concurrent writers
- * (the scheduler and every step's tools) never interleave or tear lines;
+ * (the scheduler and local steps' tools) never interleave or tear lines;
  * a write that fails (a full disk) is taken back, under the same lock.
  * Readers skip, and report, a line that does not parse.
  *
@@ -61,7 +61,9 @@ static int open_log(const char *path)
  * and this event stays whole. A write cut short (a full disk, the file-size
  * limit) is followed by one for the rest, which fails with the reason; the
  * log is then cut back to its old size before the lock is let go, so no
- * torn line is left for good. Returns 0, or -1 with errno. */
+ * torn line is left for good. before (if not NULL) is told, under the
+ * lock, where the line will begin; if it fails, nothing is written.
+ * Returns 0, or -1 with errno. */
 static int append_line(int fd, char *line, size_t len, orch_append_fn before, void *ctx)
 {
 	while (flock(fd, LOCK_EX) < 0)
@@ -124,8 +126,11 @@ int orch_emit(const char *run_dir, const char *level, const char *type,
 	int fd = open_log(path), rc = -1;
 	if (fd < 0)
 		orch_err_sys("cannot open %s", path);
-	else if ((rc = own ? orch_write_all(fd, line + 1, n + 1)  /* no lock: the step's */
-	                   : append_line(fd, line, n + 2, NULL, NULL)) < 0)  /* processes, one host */
+	else if (own)  /* no lock: only the step's processes, on one host, write it */
+		rc = orch_write_all(fd, line + 1, n + 1);
+	else
+		rc = append_line(fd, line, n + 2, NULL, NULL);
+	if (fd >= 0 && rc < 0)
 		orch_err_sys("cannot append to %s", path);
 	free(path);
 	free(line);
