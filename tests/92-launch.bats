@@ -202,6 +202,20 @@ $PWD/r s"
 	assert_output --partial 'usage: orch-sched --remote-exec RUN STEP TOKEN -- COMMAND...'
 }
 
+@test "launch: --remote-exec stops the command when the reader of its output goes (a killed ssh: sshd sends no signal)" {
+	mkdir -p r/logs
+	export T=$PWD
+	local t0=$SECONDS
+	# as sshd's shell, it leads its own group: the command's children go too
+	setsid orch-sched --remote-exec "$PWD/r" s tok.1 -- sh -c 'sleep 30 & echo $! > "$T/pid"; sleep 31' | true
+	[ $((SECONDS - t0)) -lt 10 ]
+	run jq -c '[.token, .signal]' r/logs/s.status
+	assert_output '["tok.1",15]'
+	local i
+	for i in $(seq 50); do kill -0 "$(cat pid)" 2>/dev/null || break; sleep 0.1; done
+	! kill -0 "$(cat pid)" 2>/dev/null
+}
+
 @test "launch: an unknown placeholder or bad resources are refused before anything runs" {
 	step a true > plan
 	run orch-sched --launcher "$L {nodes}" < plan

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -610,8 +611,19 @@ static void write_status(const char *dir, const char *step, const char *token, i
 	free(path);
 }
 
+/* Is the reader of our output gone (ssh's connection closed, so sshd
+ * closed its end of our stdout or stderr)? Pipes and sockets say so,
+ * files never. */
+static int reader_gone(void)
+{
+	struct pollfd p[2] = {{1, 0, 0}, {2, 0, 0}};
+	return poll(p, 2, 0) > 0 && ((p[0].revents | p[1].revents) & (POLLERR | POLLHUP));
+}
+
 /* Run cmd in our process group, passing on the stop signals we get; its
- * wait status. */
+ * wait status. If the reader of our output goes (a killed or timed-out
+ * ssh: sshd sends no signal), the command gets SIGTERM (our whole group,
+ * if we lead it), then SIGKILL 5 s later. */
 static int run_forwarding(char **cmd)
 {
 	static const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
@@ -630,12 +642,20 @@ static int run_forwarding(char **cmd)
 		orch_err("cannot run %s: %s", cmd[0], strerror(err));
 		return st;
 	}
-	for (;;) {
-		int sig = sigwaitinfo(&set, NULL);
+	struct timespec tick = {0, 250 * 1000000};
+	for (double kill_at = 0;;) {
+		int sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGCHLD && waitpid(pid, &st, WNOHANG) == pid)
 			return st;
 		if (sig > 0 && sig != SIGCHLD)
 			kill(pid, sig);
+		else if (sig < 0 && !kill_at && reader_gone()) {
+			/* our group if it is ours (sshd's shell made it), so the
+			 * command's children go too; we take our SIGTERM next */
+			kill(getpgrp() == getpid() ? 0 : pid, SIGTERM);
+			kill_at = now() + 5;
+		} else if (kill_at && now() > kill_at)
+			kill(pid, SIGKILL);
 	}
 }
 
