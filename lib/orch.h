@@ -169,11 +169,20 @@ char *orch_run_job_id(const char *dir);
 char *orch_path(const char *dir, const char *rel);  /* dir/rel, malloc'd */
 
 /* event.c: the append-only event log (orch-events(5)). */
-/* Append one event to run_dir/events.jsonl. step NULL: $ORCH_STEP if set.
- * data is consumed (jv_invalid() or jv_null(): no data). No run_dir: a
- * no-op. Returns 0, or -1 (reported). */
+/* Append one event to run_dir/events.jsonl; in a launched step
+ * ($ORCH_EVENTS_FILE in run_dir/logs/), to that file instead, for
+ * orch-sched to merge. step NULL: $ORCH_STEP if set. data is consumed
+ * (jv_invalid() or jv_null(): no data). No run_dir: a no-op. Returns 0,
+ * or -1 (reported). */
 int orch_emit(const char *run_dir, const char *level, const char *type,
               const char *step, jv data);
+/* Append whole lines (len bytes, each with its newline) to
+ * run_dir/events.jsonl under its lock, as one write. before, if not NULL,
+ * is called with the lock held and the offset the lines will begin at; if
+ * it returns non-zero nothing is written. 0, or -1 with errno. */
+typedef int (*orch_append_fn)(off_t at, void *ctx);
+int orch_events_append(const char *run_dir, const char *lines, size_t len,
+                       orch_append_fn before, void *ctx);
 /* The steps with a step.succeeded event since the last job.started whose
  * data.resume is not true: an object {step: true}. */
 jv orch_events_completed(const char *path);

@@ -68,3 +68,19 @@ DATA='{"needs":[],"attempt":1,"note":"a line long enough to cross the limit"}'
 	whole "$log"
 	[ "$(wc -l < "$log")" -eq 3 ]
 }
+
+@test "emit: with ORCH_EVENTS_FILE in the run's logs/ (a launched step), the event goes there, one line, and not to events.jsonl" {
+	mkdir -p "$ORCH_RUN_DIR/logs"
+	own=$ORCH_RUN_DIR/logs/a.1.events.jsonl
+	ORCH_EVENTS_FILE=$own orch-events emit llm.request --step a --data '{"n":1}'
+	ORCH_EVENTS_FILE=$own orch-events emit llm.response --step a --data '{"n":2}'
+	[ ! -e "$ORCH_RUN_DIR/events.jsonl" ]
+	run jq -c '[.type, .step, .data.n]' "$own"
+	assert_output $'["llm.request","a",1]\n["llm.response","a",2]'
+	whole "$own"
+	# a file anywhere else (a run started inside a step logs to its own run)
+	ORCH_EVENTS_FILE=$BATS_TEST_TMPDIR/elsewhere.jsonl orch-events emit job.started
+	ORCH_EVENTS_FILE=$ORCH_RUN_DIR/logs/sub/x.jsonl orch-events emit job.started
+	[ ! -e "$BATS_TEST_TMPDIR/elsewhere.jsonl" ]
+	[ "$(wc -l < "$ORCH_RUN_DIR/events.jsonl")" -eq 2 ]
+}

@@ -171,6 +171,22 @@ none_left() {
 	none_left
 }
 
+@test "slurm launcher: a prompt step's llm.request and llm.response, logged on the node, are in events.jsonl before its step.succeeded" {
+	cat > spec.yaml <<-'EOF'
+	job: p
+	provider: echo
+	steps:
+	  - {id: ask, prompt: "Say hi"}
+	EOF
+	ORCH_LAUNCHER=slurm run orch run spec.yaml
+	assert_success
+	run jq -r 'select(.step == "ask") | .type' runs/p/events.jsonl
+	assert_output $'step.started\ncache.miss\nllm.request\nllm.response\nstep.succeeded'
+	[ "$(jq -r .exit_code runs/p/logs/ask.status)" = 0 ]  # it ran through srun
+	[ -z "$(ls runs/p/logs | grep events)" ]  # its own event file: merged, gone
+	none_left
+}
+
 @test "slurm launcher: steps in parallel spread over the nodes" {
 	# each asks for a whole node (4 CPUs)
 	for s in a b c; do step "$s" 'sleep 1; echo $SLURMD_NODENAME' '{"resources": {"cpus": 4}}'; done > plan

@@ -202,6 +202,20 @@ $PWD/r s"
 	assert_output --partial 'usage: orch-sched --remote-exec RUN STEP TOKEN -- COMMAND...'
 }
 
+@test "launch: --remote-exec stops the command when the reader of its output goes (a killed ssh: sshd sends no signal)" {
+	mkdir -p r/logs
+	export T=$PWD
+	local t0=$SECONDS
+	# as sshd's shell, it leads its own group: the command's children go too
+	setsid orch-sched --remote-exec "$PWD/r" s tok.1 -- sh -c 'sleep 30 & echo $! > "$T/pid"; sleep 31' | true
+	[ $((SECONDS - t0)) -lt 10 ]
+	run jq -c '[.token, .signal]' r/logs/s.status
+	assert_output '["tok.1",15]'
+	local i
+	for i in $(seq 50); do kill -0 "$(cat pid)" 2>/dev/null || break; sleep 0.1; done
+	! kill -0 "$(cat pid)" 2>/dev/null
+}
+
 @test "launch: an unknown placeholder or bad resources are refused before anything runs" {
 	step a true > plan
 	run orch-sched --launcher "$L {nodes}" < plan
@@ -262,4 +276,140 @@ $PWD/r s"
 	assert_success
 	run cut -d' ' -f1-5 bin/argv
 	assert_output $'-c8 -m2048 -g2 -t3600 -n60\n-c1 -m301 -t61 -n2 '"$ORCH_BIN"'/orch-sched'
+}
+
+@test "launch: events of tools in a launched step go to its own file, merged into events.jsonl in order before its end" {
+	export T=$PWD
+	# the step checks that its tools leave events.jsonl alone, and that
+	# they write the file orch-sched gave it
+	step a 'wc -c < "$ORCH_RUN_DIR/events.jsonl" > "$T/before"
+		orch-events emit llm.request --data "{\"n\":1}"
+		orch-events emit llm.response --data "{\"n\":2}"
+		wc -c < "$ORCH_RUN_DIR/events.jsonl" > "$T/after"
+		echo "$ORCH_EVENTS_FILE" > "$T/file"; cat "$ORCH_EVENTS_FILE" > "$T/own"' > plan
+	step l 'orch-events emit cache.hit; echo "${ORCH_EVENTS_FILE:-none}" > "$T/local"' '["a"]' '{"launcher": "local"}' >> plan
+	run orch-sched -q --launcher "$L" < plan
+	assert_success
+	cmp before after
+	assert_equal "$(cat file)" "$PWD/runs/j/logs/a.1.events.jsonl"
+	run jq -c '[.type, .step, .data.n]' own
+	assert_output $'["llm.request","a",1]\n["llm.response","a",2]'
+	[ ! -e runs/j/logs/a.1.events.jsonl ]  # merged, then gone
+	run ev -c 'select(.step == "a") | .type'
+	assert_output $'"step.started"\n"llm.request"\n"llm.response"\n"step.succeeded"'
+	# a local step's tools write events.jsonl as ever
+	assert_equal "$(cat local)" none
+	[ "$(ev -r 'select(.step == "l") | .type' | grep -c cache.hit)" -eq 1 ]
+	# the status file says how long the event file was (for NFS)
+	[ "$(jq .events_bytes runs/j/logs/a.status)" -eq "$(wc -c < own)" ]
+}
+
+@test "launch: a failed or lost attempt's events are merged too, before its step.failed; a torn last line is dropped with a WARN" {
+	step a 'orch-events emit llm.request --data "{\"n\":$ORCH_ATTEMPT}"
+		printf "{\"ts\":\"2025-" >> "$ORCH_EVENTS_FILE"; exit 3' > plan
+	run orch-sched -q --launcher "$L" < plan
+	assert_failure 1
+	run ev -c 'select(.step == "a") | [.type, .level, .data.n // .data.torn]'
+	assert_output $'["step.started","INFO",null]\n["llm.request","INFO",1]\n["events.dropped","WARN",1]\n["step.failed","ERROR",null]'
+	run ev -r 'select(.type == "events.dropped") | .data.file'
+	assert_output logs/a.1.events.jsonl
+	[ -z "$(ls runs/j/logs | grep events)" ]
+	# a lost attempt (no status file): what it logged is kept, then retried
+	rm -rf runs
+	printf '#!/bin/sh\nwhile [ $# -gt 0 ]; do case $1 in -*) shift ;; *) break ;; esac; done\n"$@"\nrm -f "$ORCH_RUN_DIR/logs/a.status"\n' > bin/lose
+	chmod +x bin/lose
+	step a 'orch-events emit llm.request --data "{\"n\":$ORCH_ATTEMPT}"' '[]' '{"retries": 1}' > plan
+	run orch-sched -q --backoff-base 0 --status-wait 0.1 --launcher "$PWD/bin/lose" < plan
+	assert_failure 1
+	run ev -c 'select(.step == "a") | [.type, .data.n // .data.kind]'
+	assert_output $'["step.started",null]\n["llm.request",1]\n["step.failed","lost"]\n["step.retrying",null]\n["step.started",null]\n["llm.request",2]\n["step.failed","lost"]'
+}
+
+@test "launch: kill -9 of orch-sched under a launched step, then --resume: each of its events once" {
+	export T=$PWD
+	step a 'orch-events emit llm.request --data "{\"n\":$ORCH_ATTEMPT}"; touch "$T/in.$ORCH_ATTEMPT"
+		[ "$ORCH_ATTEMPT" -gt 1 ] || sleep 30
+		orch-events emit llm.response --data "{\"n\":$ORCH_ATTEMPT}"' > plan
+	orch-sched -q --launcher "$L" < plan > /dev/null 2>&1 &
+	local pid=$! i
+	for i in $(seq 100); do [ -e in.1 ] && break; sleep 0.05; done
+	[ -e in.1 ]
+	kill -9 "$pid"
+	wait "$pid" || true
+	[ -s runs/j/logs/a.1.events.jsonl ]
+	run orch-sched -q --resume --launcher "$L" < plan
+	assert_success
+	run ev -c 'select(.step == "a") | [.type, .data.n // .data.kind // .data.attempt]'
+	assert_output $'["step.started",1]\n["llm.request",1]\n["step.failed","lost"]\n["step.started",2]\n["llm.request",2]\n["llm.response",2]\n["step.succeeded",2]'
+	# and again: nothing is merged twice
+	run orch-sched -q --resume --launcher "$L" < plan
+	[ "$(ev -c 'select(.type == "llm.request")' | wc -l)" -eq 2 ]
+}
+
+@test "launch: a merge cut off by kill -9 at any point is finished at the next start, each line once" {
+	step a true > plan
+	orch-sched -q < plan
+	local log=runs/j/events.jsonl lines at i
+	lines=$(for i in 1 2 3; do jq -nc --arg i "$i" '{ts: "2025-01-01T00:00:0\($i).000Z", level: "INFO", job_id: "j", type: "llm.request", step: "x", data: {n: ($i | tonumber)}}'; done)
+	# killed before the append: the file renamed with its offset, nothing in the log
+	at=$(stat -c %s $log)
+	printf '%s\n' "$lines" > "runs/j/logs/x.1.events.jsonl.at$at"
+	# killed during it: the first line and half the second in the log
+	printf '%s\n' "$lines" > "runs/j/logs/y.1.events.jsonl.at$(stat -c %s $log)"
+	printf '%s\n%s' "$(sed -n 1p <<< "$lines")" "$(sed -n 2p <<< "$lines" | head -c 20)" | sed 's/"x"/"y"/' >> $log
+	sed -i 's/"x"/"y"/' runs/j/logs/y.1.events.jsonl.at*
+	# killed after it: the whole file in the log, the file not yet removed
+	printf '\n' >> $log
+	at=$(stat -c %s $log)
+	printf '%s\n' "$lines" | sed 's/"x"/"z"/' | tee -a $log > "runs/j/logs/z.1.events.jsonl.at$at"
+	# never begun
+	printf '%s\n' "$lines" | sed 's/"x"/"w"/' > runs/j/logs/w.1.events.jsonl
+	run orch-sched -q --resume < plan
+	assert_success
+	for s in w x y z; do  # (the torn half line stays, skipped by readers)
+		run jq -R "fromjson? | select(.step == \"$s\") | .data.n" $log
+		assert_output $'1\n2\n3'
+	done
+	[ "$(jq -R 'fromjson? // "torn"' $log | grep -c torn)" -eq 1 ]
+	[ -z "$(ls runs/j/logs | grep events)" ]
+}
+
+@test "launch: the ssh preset runs ssh -T -o BatchMode=yes with the command as one word for the far side's sh" {
+	# bin/ssh stands in for ssh (no sshd here): it records its argv, one
+	# word a line, then runs its last word with sh -c in an environment as
+	# bare as sshd's (only HOME), in $HOME as sshd would
+	cat > bin/ssh <<-'EOF'
+	#!/bin/sh
+	printf '%s\n' "$@" > "$(dirname "$0")/ssh.argv"
+	[ -z "${SSH_FAIL:-}" ] || exit 255
+	for last; do :; done
+	cd / && exec env -i HOME=/ sh -c "$last"
+	EOF
+	chmod +x bin/ssh
+	# ssh passes no environment: orch-sched passes PATH and ORCH_* on,
+	# but nothing that looks like a secret
+	export PATH=$PWD/bin:$PATH ORCH_TEST_OUT=$PWD/out
+	step a "printf '%s|' \"\$1\" it\\'s > \"\$ORCH_TEST_OUT\"; pwd >> \"\$ORCH_TEST_OUT\"; echo \$ORCH_STEP \$ORCH_ATTEMPT \$ORCH_JOB_ID >> \"\$ORCH_TEST_OUT\"; orch-events emit llm.request" > plan
+	ORCH_SECRET_KEY=s3cret run orch-sched -q --launcher 'ssh -p 2222 node1' < plan
+	assert_success
+	run head -n 6 bin/ssh.argv
+	assert_output $'-T\n-o\nBatchMode=yes\n-p\n2222\nnode1'
+	[ "$(wc -l < bin/ssh.argv)" -eq 7 ]  # the command: one word
+	run sed -n 7p bin/ssh.argv
+	assert_output --regexp "^cd '$PWD' && exec env '"
+	assert_output --partial " 'ORCH_TEST_OUT=$PWD/out' "
+	assert_output --partial " '$ORCH_BIN/orch-sched' '--remote-exec' '$PWD/runs/j' 'a' "
+	assert_output --partial " '-c' 'printf '\\''%s|'\\'' \"\$1\" it\\'\\''s > "
+	! grep -q s3cret bin/ssh.argv
+	# the far side's sh got the words as they were, in the step's folder
+	run cat out
+	assert_output $'|it\'s|'"$PWD"$'\na 1 j'
+	[ "$(ev -c 'select(.type == "llm.request") | .step')" = '"a"' ]
+	# ssh's own exit 255 (no connection) with no status: lost, retried
+	rm -rf runs
+	step a true '[]' '{"retries": 1}' > plan
+	SSH_FAIL=1 run orch-sched -q --backoff-base 0 --status-wait 0 --launcher 'ssh node1' < plan
+	assert_failure 1
+	run ev -c 'select(.type == "step.failed") | [.data.kind, .data.will_retry]'
+	assert_output $'["lost",true]\n["lost",false]'
 }

@@ -300,6 +300,7 @@ static void start_job(void)
 	resume_read();
 	stop_orphans();
 	sweep_temps();
+	merge_left();  /* launched steps' events that killed schedulers left */
 	emit_started();
 	if (opt.resume)
 		record_lost();

@@ -1,21 +1,26 @@
-/* launch.c: steps run through a launcher, such as Slurm's srun.
+/* launch.c: steps run through a launcher, such as Slurm's srun or ssh.
  *
  * A launcher is a command prefix (launcher: of a step, its pool or the
  * job, else --launcher, else $ORCH_LAUNCHER), split into words at blanks
  * (no shell, no quotes), with placeholders {step} {run} {runhash} {job}
  * {attempt} {cpus} {mem} {gpus} {time} {minutes}; a word whose placeholder
- * has no value (no mem, gpus or time given) is left out. "slurm" as the
- * first word is the preset below; "local" is no launcher. spawn.c spawns
+ * has no value (no mem, gpus or time given) is left out. "slurm" or "ssh"
+ * as the first word is that preset below; "local" is no launcher. spawn.c
+ * spawns
  *
  *   LAUNCHER... orch-sched --remote-exec RUN STEP TOKEN -- COMMAND...
  *
- * as the leader of the step's process group: on the far side, this
- * program runs the command (remote_exec) and writes its true exit status
+ * as the leader of the step's process group (for ssh, the words from
+ * orch-sched on go as one, quoted for the far side's sh, after a cd to the
+ * step's folder and with PATH and ORCH_* set: ssh passes no environment).
+ * On the far side, this program runs the command (remote_exec) with
+ * ORCH_EVENTS_FILE set (merge.c), and writes its true exit status
  * to RUN/logs/STEP.status; the launcher's own status is not trusted (srun
  * says 0 when the node under the step dies, with the output cut). No
- * status file with this attempt's TOKEN means the attempt was lost: it is
- * retried. Assumes the run folder, and this program, are at the same path
- * on every machine the launcher may choose (a shared file system).
+ * status file with this attempt's TOKEN means the attempt was lost (ssh's
+ * exit 255: no connection): it is retried. Assumes the run folder, and
+ * this program, are at the same path on every machine the launcher may
+ * choose (a shared file system), and for ssh a POSIX sh as login shell.
  * For srun, the launcher is checked once at start (srun --test-only), and
  * on --resume the steps that a killed scheduler left running are cancelled
  * before anything starts.
@@ -23,12 +28,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +51,7 @@ struct launcher {
 	const char **word;   /* the preset's words, then the user's */
 	int nword;
 	int srun;            /* its command is srun */
+	int ssh;             /* its command is ssh: our words go as one */
 };
 
 static struct {
@@ -52,11 +60,14 @@ static struct {
 	char *self;          /* this program, run on the far side */
 	char runhash[17];    /* of the run folder's path: job names */
 	char token[9];       /* this scheduler's, in each status file */
+	char *cwd;           /* where steps run, if not in the job's workdir */
 } L;
 
 static const char *const slurm_preset[] = {"srun", "--quiet",
 	"--job-name=orch.{runhash}.{step}", "--nodes=1", "--ntasks=1",
 	"--cpus-per-task={cpus}", "--mem={mem}M", "--time={minutes}", "--export=ALL", 0};
+
+static const char *const ssh_preset[] = {"ssh", "-T", "-o", "BatchMode=yes", 0};
 
 static const char *const holders[] = {"step", "run", "runhash", "job", "attempt",
 	"cpus", "mem", "gpus", "time", "minutes", 0};
@@ -130,33 +141,47 @@ static int check_holders(const struct launcher *l, const char *where)
 	return 0;
 }
 
-/* The launcher text as words: 0, or 1 (reported). "slurm" first is the
- * preset; inside an allocation ($SLURM_JOB_ID) a step takes only what it
- * asks for (--exact). */
+/* The preset's words at w, for the launcher's first word t: how many (0:
+ * t is no preset). Inside a Slurm allocation ($SLURM_JOB_ID) a step takes
+ * only what it asks for (--exact). */
+static int put_preset(const char *t, const char **w)
+{
+	const char *const *p = strcmp(t, "slurm") == 0 ? slurm_preset
+	                     : strcmp(t, "ssh") == 0 ? ssh_preset : NULL;
+	int n = 0;
+	while (p && p[n])
+		w[n] = p[n], n++;
+	if (p == slurm_preset && getenv("SLURM_JOB_ID")) {
+		w[n++] = "--exact";
+		w[n++] = "-N1";
+	}
+	return n;
+}
+
+static int named(const char *path, const char *base)
+{
+	const char *b = strrchr(path, '/');
+	return strcmp(b ? b + 1 : path, base) == 0;
+}
+
+/* The launcher text as words: 0, or 1 (reported). "slurm" or "ssh" first
+ * is that preset, the user's words after its own. */
 static int split_launcher(struct launcher *l, const char *where)
 {
 	char *b = l->buf = orch_xstrdup(l->text);
 	const char **w = l->word = orch_xmalloc((strlen(b) / 2 + 16) * sizeof *w);
-	int n = 0;  /* at most strlen/2 + 1 words, one of them the preset's 11 */
+	int n = 0;  /* at most strlen/2 + 1 words, one of them a preset's 11 */
 	for (char *t = strtok(b, " \t\n"); t; t = strtok(NULL, " \t\n")) {
-		if (n > 0 || strcmp(t, "slurm")) {
-			w[n++] = t;
-			continue;
-		}
-		for (int k = 0; slurm_preset[k]; k++)
-			w[n++] = slurm_preset[k];
-		if (getenv("SLURM_JOB_ID")) {
-			w[n++] = "--exact";
-			w[n++] = "-N1";
-		}
+		int k = n == 0 ? put_preset(t, w) : 0;
+		n += k ? k : (w[n] = t, 1);
 	}
 	l->nword = n;
 	if (n == 0) {
 		orch_err("%s: launcher: empty", where);
 		return 1;
 	}
-	const char *base = strrchr(w[0], '/');
-	l->srun = strcmp(base ? base + 1 : w[0], "srun") == 0;
+	l->srun = named(w[0], "srun");
+	l->ssh = named(w[0], "ssh");
 	return check_holders(l, where);
 }
 
@@ -271,8 +296,9 @@ static void name_run(void)
 	memcpy(L.runhash, hex, 16);
 	snprintf(L.token, sizeof L.token, "%08x", randombytes_random());
 	L.self = realpath("/proc/self/exe", NULL);
-	if (!L.self)
-		orch_die_sys(EX_FAIL, "cannot find this program (/proc/self/exe)");
+	L.cwd = getcwd(NULL, 0);
+	if (!L.self || !L.cwd)
+		orch_die_sys(EX_FAIL, "cannot find this program (/proc/self/exe) or folder");
 }
 
 /* The launcher's words with step s's values, at argv; how many. */
@@ -283,6 +309,55 @@ static int put_words(const struct launcher *l, const struct step *s, char **argv
 		if ((argv[n] = expand(l->word[k], s)))
 			n++;
 	return n;
+}
+
+/* word, quoted for sh, and a blank, to f */
+static void put_quoted(FILE *f, const char *word)
+{
+	fputc('\'', f);
+	for (const char *c = word; *c; c++)
+		*c == '\'' ? fputs("'\\''", f) : fputc(*c, f);
+	fputs("' ", f);
+}
+
+/* Passed on to the far side by ssh, as srun --export=ALL would: PATH and
+ * ORCH_*, but nothing whose name looks like a secret's. */
+static int passed_on(const char *e)
+{
+	static const char *const secret[] = {"KEY", "TOKEN", "SECRET", "PASS", 0};
+	int n = (int)strcspn(e, "=");
+	if (strncmp(e, "PATH=", 5) == 0)
+		return 1;
+	for (int k = 0; secret[k]; k++)
+		if (memmem(e, n, secret[k], strlen(secret[k])))
+			return 0;
+	return strncmp(e, "ORCH_", 5) == 0;
+}
+
+/* ssh hands its command to the far side's shell as one string: the words
+ * from argv[at] on become one, quoted, run in the step's folder with what
+ * passed_on keeps of our environment. The words taken are freed up to
+ * owned. */
+static void ssh_command(char **argv, int at, int owned, const struct step *s)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	fputs("cd ", f);
+	put_quoted(f, plan.workdir && orch_jstr(s->spec, "run") ? plan.workdir : L.cwd);
+	fputs("&& exec env ", f);
+	for (char **e = environ; *e; e++)
+		if (passed_on(*e))
+			put_quoted(f, *e);
+	for (int k = at; argv[k]; k++) {
+		put_quoted(f, argv[k]);
+		if (k < owned)
+			free(argv[k]);
+	}
+	fclose(f);
+	text[len - 1] = 0;  /* the last blank */
+	argv[at] = text;
+	argv[at + 1] = NULL;
 }
 
 static char *status_name(const struct step *s) { return orch_fmt("%s.status", s->name); }
@@ -306,9 +381,15 @@ char **launch_argv(struct step *s, char **cmd, int *owned)
 	argv[n++] = orch_xstrdup("--");
 	*owned = n;
 	memcpy(argv + n, cmd, (ncmd + 1) * sizeof *argv);
+	if (l->ssh) {
+		int at = n - 6;
+		ssh_command(argv, at, n, s);
+		*owned = at + 1;
+	}
 	char *st = status_name(s);
 	unlinkat(run.log_fd, st, 0);
 	free(st);
+	s->events_bytes = -1;
 	return argv;
 }
 
@@ -335,6 +416,8 @@ static int read_status(struct step *s, const char *token, int *status)
 		*status = W_EXITCODE((int)d & 255, 0);
 	else
 		ok = 0;
+	if (ok && orch_jnum(v, "events_bytes", &d))
+		s->events_bytes = (long)d;
 	jv_free(v);
 	free(text);
 	free(full);
@@ -506,14 +589,19 @@ void launch_cancel_left(void)
 
 /* ---- the far side ---- */
 
-/* The command's end as the status file says it: one JSON line. */
+/* The command's end as the status file says it: one JSON line; with the
+ * length of the step's event file, if it wrote one, for merge.c to wait
+ * for on a shared file system. */
 static void write_status(const char *dir, const char *step, const char *token, int st)
 {
 	char host[256] = "";
+	struct stat es;
 	gethostname(host, sizeof host - 1);
 	jv v = jv_object_set(jv_object(), jv_string("token"), jv_string(token));
 	v = jv_object_set(v, jv_string("step"), jv_string(step));
 	v = jv_object_set(v, jv_string("host"), jv_string(host));
+	if (stat(getenv("ORCH_EVENTS_FILE"), &es) == 0)
+		v = jv_object_set(v, jv_string("events_bytes"), jv_number((double)es.st_size));
 	v = WIFSIGNALED(st) ? jv_object_set(v, jv_string("signal"), jv_number(WTERMSIG(st)))
 	                    : jv_object_set(v, jv_string("exit_code"), jv_number(WEXITSTATUS(st)));
 	char *path = orch_fmt("%s/logs/%s.status", dir, step);
@@ -523,8 +611,19 @@ static void write_status(const char *dir, const char *step, const char *token, i
 	free(path);
 }
 
+/* Is the reader of our output gone (ssh's connection closed, so sshd
+ * closed its end of our stdout or stderr)? Pipes and sockets say so,
+ * files never. */
+static int reader_gone(void)
+{
+	struct pollfd p[2] = {{1, 0, 0}, {2, 0, 0}};
+	return poll(p, 2, 0) > 0 && ((p[0].revents | p[1].revents) & (POLLERR | POLLHUP));
+}
+
 /* Run cmd in our process group, passing on the stop signals we get; its
- * wait status. */
+ * wait status. If the reader of our output goes (a killed or timed-out
+ * ssh: sshd sends no signal), the command gets SIGTERM (our whole group,
+ * if we lead it), then SIGKILL 5 s later. */
 static int run_forwarding(char **cmd)
 {
 	static const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
@@ -543,13 +642,37 @@ static int run_forwarding(char **cmd)
 		orch_err("cannot run %s: %s", cmd[0], strerror(err));
 		return st;
 	}
-	for (;;) {
-		int sig = sigwaitinfo(&set, NULL);
+	struct timespec tick = {0, 250 * 1000000};
+	for (double kill_at = 0;;) {
+		int sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGCHLD && waitpid(pid, &st, WNOHANG) == pid)
 			return st;
 		if (sig > 0 && sig != SIGCHLD)
 			kill(pid, sig);
+		else if (sig < 0 && !kill_at && reader_gone()) {
+			/* our group if it is ours (sshd's shell made it), so the
+			 * command's children go too; we take our SIGTERM next */
+			kill(getpgrp() == getpid() ? 0 : pid, SIGTERM);
+			kill_at = now() + 5;
+		} else if (kill_at && now() > kill_at)
+			kill(pid, SIGKILL);
 	}
+}
+
+/* What the command is given, whether the launcher passed our environment
+ * on (srun --export=ALL) or not (ssh): the run, the step, the attempt (the
+ * token's last part), and its own event file (merge.c), not events.jsonl. */
+static void set_step_env(const char *dir, const char *step, const char *token)
+{
+	const char *dot = strrchr(token, '.'), *attempt = dot ? dot + 1 : token;
+	setenv("ORCH_RUN_DIR", dir, 1);
+	setenv("ORCH_STEP", step, 1);
+	setenv("ORCH_ATTEMPT", attempt, 1);
+	char *job = orch_run_job_id(dir), *events = orch_fmt("%s/logs/%s.%s.events.jsonl", dir, step, attempt);
+	setenv("ORCH_JOB_ID", job, 0);
+	setenv("ORCH_EVENTS_FILE", events, 1);
+	free(job);
+	free(events);
 }
 
 /* orch-sched --remote-exec RUN STEP TOKEN -- COMMAND...: run the command
@@ -561,8 +684,7 @@ int remote_exec(int argc, char **argv)
 		orch_err("usage: orch-sched --remote-exec RUN STEP TOKEN -- COMMAND...");
 		return EX_USAGE;
 	}
-	setenv("ORCH_RUN_DIR", argv[0], 1);
-	setenv("ORCH_STEP", argv[1], 1);
+	set_step_env(argv[0], argv[1], argv[2]);
 	int st = run_forwarding(argv + 4);
 	write_status(argv[0], argv[1], argv[2], st);
 	if (!WIFSIGNALED(st))
@@ -584,4 +706,5 @@ void launch_free(void)
 	}
 	free(L.l);
 	free(L.self);
+	free(L.cwd);
 }

@@ -18,7 +18,8 @@
  *   dryrun.c      -n: what each step would do, and why
  *   orphan.c      steps a killed orch-sched left running: stopped first
  *   sweep.c       temporary files killed writers left: removed at start
- *   launch.c      steps run through a launcher (srun): argv, true status
+ *   launch.c      steps run through a launcher (srun, ssh): argv, true status
+ *   merge.c       a launched step's own event file, merged into the log
  *   group.c       fan-out instances: their items, their group's array
  */
 #ifndef SCHED_H
@@ -60,6 +61,7 @@ struct step {
 	int cpus, gpus;      /* resources: (gpus 0: not asked) */
 	long mem_mb;         /* 0: not asked */
 	double time_s;       /* 0: not asked */
+	long events_bytes;   /* its event file's length, as its status said; -1 */
 	char spec_hash[65];  /* what it is asked to do (resume.c) */
 	char fp[65];         /* and what its needs gave it: set once ready */
 	char art[65];        /* sha256 of artifacts/<step>.json, once stored */
@@ -158,6 +160,11 @@ void launch_argv_free(char **argv, int owned);
 int launched_status(struct step *s, int *status, char *msg, size_t size);
 int remote_exec(int argc, char **argv);  /* --remote-exec: an exit status */
 void launch_free(void);
+
+/* merge.c */
+char *events_file_name(const struct step *s);  /* "<step>.<attempt>.events.jsonl" */
+void merge_step_events(struct step *s);  /* a launched attempt ended */
+void merge_left(void);               /* at start: what killed schedulers left */
 
 /* step.c */
 jv input_record(struct step *s);

@@ -476,6 +476,8 @@ void reaped(int i, int status)
 	char msg[512];
 	int lost = s->launcher >= 0 && !s->stopped && !s->timed_out &&
 	           !launched_status(s, &status, msg, sizeof msg);  /* the command's own */
+	if (s->launcher >= 0)
+		merge_step_events(s);  /* its tools' events, before its own */
 	if (s->stopped)
 		attempt_failed(i, "interrupted", "interrupted", 0, NULL, 0);
 	else if (lost)
