@@ -351,3 +351,42 @@ load fake
 	run jq -r 'select(.type | startswith("cache.")) | .type' "$R/events.jsonl"
 	assert_output $'cache.miss\ncache.hit'
 }
+
+# ---- a spec's provider.base_url ----
+
+@test "base_url: the spec's provider.base_url is where the call goes, fallbacks each to their own" {
+	fake_start
+	mkdir -p run
+	printf '%s\n' 'job: bu' 'steps:' '  - id: s' "    provider: [{name: openai, model: fail500, base_url: \"http://127.0.0.1:$PORT/one/v1\"}, {name: openai, model: ok, base_url: \"http://127.0.0.1:$PORT/two/v1/\"}]" '    prompt: hello' > bu.yaml
+	run orch-plan bu.yaml
+	assert_success
+	jq -c '{job_id: "bu", step: "s", spec: .spec}' <<< "$output" > s.json
+	run orch-call --render s.json
+	assert_success
+	[ "$(jq -c '[.base_url, .fallback[0].base_url]' <<< "$output")" = "[\"http://127.0.0.1:$PORT/one/v1\",\"http://127.0.0.1:$PORT/two/v1/\"]" ]
+	# the cache key is the provider's name, model and opts: where it answers is not
+	[ "$(orch-cache key <<< "$output")" = "$(jq -c 'del(.base_url, .fallback)' <<< "$output" | orch-cache key)" ]
+	run --separate-stderr orch-call --run run --retries 0 s.json
+	assert_success
+	[ "$(jq -r .content <<< "$output")" = "fake: hello" ]
+	run jq -r .path reqs.jsonl
+	assert_output $'/one/v1/chat/completions\n/two/v1/chat/completions'
+}
+
+@test "base_url: a key goes only to the provider's own host or its *_BASE_URL's; a spec's other host gets none" {
+	fake_start
+	jq -cn '{step: "s", spec: {provider: {name: "openai", model: "ok", base_url: $u}, prompt: "hi"}}' \
+		--arg u "http://127.0.0.1:$PORT/same" > same.json
+	jq -cn '{step: "s", spec: {provider: {name: "openai", model: "fail401", base_url: $u}, prompt: "hi"}}' \
+		--arg u "http://localhost:$PORT/other" > other.json
+	run orch-call same.json
+	assert_success
+	run --separate-stderr orch-call --retries 0 other.json
+	assert_failure 1
+	[[ $stderr == *"(POST http://localhost:$PORT/other/chat/completions; OPENAI_API_KEY is not sent to a spec's base_url on another host)"* ]]
+	run jq -r '[.path, .headers.authorization // "none"] | join(" ")' reqs.jsonl
+	assert_output "/same/chat/completions Bearer $KEY_OPENAI
+/other/chat/completions none"
+	# and no message shows the key
+	! grep -q SECRET <<< "$stderr"
+}

@@ -438,6 +438,7 @@ static void fall_back(struct job *j, double now)
 	emit_fallback(j, next);
 	req = jv_object_delete(req, jv_string("command"));
 	req = jv_object_delete(req, jv_string("limits"));
+	req = jv_object_delete(req, jv_string("base_url"));
 	jv_object_foreach(next, k, v)
 		req = jv_object_set(req, k, v);
 	jv_free(next);

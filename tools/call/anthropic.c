@@ -15,7 +15,7 @@
 
 void anthropic_prepare(const struct job *j, struct http_req *r)
 {
-	r->url = wire_url("ANTHROPIC_BASE_URL", "https://api.anthropic.com", "/v1/messages");
+	wire_url(j, r, "ANTHROPIC_BASE_URL", "https://api.anthropic.com", "/v1/messages");
 	jv body = wire_body(j, 0), msgs = orch_jget(j->req, "messages"), rest = jv_array();
 	jv sys = jv_string("");
 	jv_array_foreach(msgs, i, m) {

@@ -73,6 +73,7 @@ struct http_req {
 	const char *nokey;  /* the key's variable, when it is not set */
 	const char *keyerr; /* why the configured key source gave none */
 	int refuse;         /* no key for the provider's own host: never send */
+	int foreign;        /* the request's base_url, on a host the key is not for */
 };
 
 /* A row of the provider table (provider.c). */
@@ -128,7 +129,8 @@ void wire_finish(struct job *j, jv reason);  /* reason consumed */
 void wire_event_error(struct job *j, const char *s, size_t n);  /* SSE "event: error" */
 void wire_object(struct job *j, const char *s, size_t n, void (*fn)(struct job *, jv));
 jv wire_body(const struct job *j, int ollama);
-char *wire_url(const char *var, const char *dflt, const char *path);
+void wire_url(const struct job *j, struct http_req *r, const char *var,
+              const char *dflt, const char *path);
 /* The key in $var, or NULL: noted in r when absent, and the request
  * refused when the URL's host is the provider's own (own_host). */
 const char *wire_key(struct http_req *r, const char *var, const char *own_host);

@@ -364,14 +364,16 @@ static int transient_status(long s)
 
 /* A 3xx or 4xx error (but 429, which is not about the address) says
  * where the request went (no user:password), and
- * a 401 or 403 which key variable is not set. */
+ * a 401 or 403 which key variable is not set (or not sent). */
 static void name_the_url(struct job *j)
 {
 	struct http_req *r = &j->http->req;
 	char *url = redact(r->url);
 	int auth = (j->status == 401 || j->status == 403) && r->nokey;
+	const char *why = r->foreign ? " is not sent to a spec's base_url on another host"
+	                : " is not set";
 	char *e = orch_fmt("%s (POST %s%s%s%s)", j->err, url, auth ? "; " : "",
-	                   auth ? r->nokey : "", auth ? " is not set" : "");
+	                   auth ? r->nokey : "", auth ? why : "");
 	free(j->err);
 	free(url);
 	j->err = e;

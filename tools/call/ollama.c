@@ -7,7 +7,7 @@
 
 void ollama_prepare(const struct job *j, struct http_req *r)
 {
-	r->url = wire_url("OLLAMA_HOST", "http://127.0.0.1:11434", "/api/chat");
+	wire_url(j, r, "OLLAMA_HOST", "http://127.0.0.1:11434", "/api/chat");
 	jv body = jv_object_set(wire_body(j, 1), jv_string("messages"),
 	                        orch_jget(j->req, "messages"));
 	r->body = orch_dump(schema_body(j, body, "ollama"), 0);

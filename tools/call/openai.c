@@ -41,7 +41,7 @@ static jv completion_tokens(jv body, const char *model)
 
 void openai_prepare(const struct job *j, struct http_req *r)
 {
-	r->url = wire_url("OPENAI_BASE_URL", "https://api.openai.com/v1", "/chat/completions");
+	wire_url(j, r, "OPENAI_BASE_URL", "https://api.openai.com/v1", "/chat/completions");
 	jv body = jv_object_set(wire_body(j, 0), jv_string("messages"),
 	                        orch_jget(j->req, "messages"));
 	if (opt.stream)

@@ -4,17 +4,18 @@
  * taken as it is. Either is then finalized: the flags, the environment
  * and the provider's defaults applied, the messages checked, into the
  * canonical {"provider","model","messages","opts"[,"limits"],"step"
- * [,"command"][,"fallback"][,"schema","schema_name","repair"][,"budget"]
- * [,"prices"]} (schema.c checks a schema). A step input record's budget
+ * [,"command"][,"base_url"][,"fallback"][,"schema","schema_name","repair"]
+ * [,"budget"][,"prices"]} (schema.c checks a schema). A step input record's budget
  * and prices (the job's, orch-sched passes them on) go into its request:
  * budget {usd, tokens} (numbers > 0), prices a list of price rows
  * (lib/price.c); budget.c and the cost of its answer read them. A
  * provider may be a list (an array, or names joined by ',', each "name"
  * or "name:model"): the first is the
  * request's, the others go, resolved the same way, in "fallback" as
- * [{"provider","model","opts"[,"limits"][,"command"]}...], tried in turn
- * when the one before fails (orch-call.c). "limits" ({rpm, tpm}) are
- * the provider's rates shared across runs (limit.c).
+ * [{"provider","model","opts"[,"limits"][,"command"][,"base_url"]}...],
+ * tried in turn when the one before fails (orch-call.c). "limits" ({rpm,
+ * tpm}) are the provider's rates shared across runs (limit.c); "base_url"
+ * is where an HTTP provider is called (wire.c), never part of a cache key.
  *
  * What is refused is reported ("step S: ...") and comes back invalid;
  * the caller counts it as bad input. */
@@ -91,7 +92,7 @@ static jv provider_fields(jv spec)
 {
 	static const char *f[][2] = {{"name", "provider"}, {"model", "model"},
 	                             {"command", "command"}, {"opts", "opts"},
-	                             {"limits", "limits"}};
+	                             {"limits", "limits"}, {"base_url", "base_url"}};
 	jv prov = orch_jget(spec, "provider"), out = jv_object();
 	if (is_kind(prov, JV_KIND_ARRAY))  /* a list: finalize reads it */
 		return jv_object_set(out, jv_string("provider"), prov);
@@ -276,7 +277,7 @@ static jv entries_of(jv prov)
 /* e with the keys of from that it lacks (both objects; e consumed). */
 static jv fill(jv e, jv from)
 {
-	static const char *keys[] = {"model", "command", "opts", "limits"};
+	static const char *keys[] = {"model", "command", "opts", "limits", "base_url"};
 	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
 		jv v = orch_jget(from, keys[i]), have = orch_jget(e, keys[i]);
 		if (is_kind(have, JV_KIND_NULL) && !is_kind(v, JV_KIND_NULL))
@@ -377,6 +378,8 @@ static jv resolve(jv e, int first, const char *sp)
 			jv_free(lim);
 		if (p->command)
 			out = jv_object_set(out, jv_string("command"), jv_string(command));
+		if (orch_jstr(e, "base_url") && !p->command)
+			out = jv_object_set(out, jv_string("base_url"), orch_jget(e, "base_url"));
 	}
 	jv_free(e);
 	return out;
@@ -415,6 +418,8 @@ static jv finalize(jv req)
 			out = jv_object_set(out, jv_string("step"), jv_string(step));
 		if (orch_jstr(r, "command"))
 			out = jv_object_set(out, jv_string("command"), orch_jget(r, "command"));
+		if (orch_jstr(r, "base_url"))
+			out = jv_object_set(out, jv_string("base_url"), orch_jget(r, "base_url"));
 		if (jv_array_length(jv_copy(rest)) > 0)
 			out = jv_object_set(out, jv_string("fallback"), jv_copy(rest));
 		out = schema_finalize(out, req, sp);

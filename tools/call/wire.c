@@ -15,19 +15,36 @@ const char *nonempty_env(const char *name)
 	return v && *v ? v : NULL;
 }
 
-/* The base URL, $var (a host without a scheme gets http://) else dflt,
- * with no final '/', then path. */
-char *wire_url(const char *var, const char *dflt, const char *path)
+/* A base URL as given (a host without a scheme gets http://), without
+ * its final '/'. */
+static char *base_of(const char *b)
 {
-	const char *b = nonempty_env(var);
-	char *s = b ? (strstr(b, "://") ? orch_xstrdup(b) : orch_fmt("http://%s", b))
-	            : orch_xstrdup(dflt);
+	char *s = strstr(b, "://") ? orch_xstrdup(b) : orch_fmt("http://%s", b);
 	size_t n = strlen(s);
 	while (n > 0 && s[n - 1] == '/')
 		s[--n] = 0;
-	char *url = orch_fmt("%s%s", s, path);
+	return s;
+}
+
+static int same_host(const char *a, const char *b);
+
+/* r->url: the request's base_url (the spec's provider.base_url), else
+ * $var, else dflt; then path. A key from the environment or the config
+ * goes only to the provider's own host (dflt's) or to $var's: a spec's
+ * base_url on any other host is marked foreign and gets none, so a spec
+ * from elsewhere cannot send the user's key where it likes. */
+void wire_url(const struct job *j, struct http_req *r, const char *var,
+              const char *dflt, const char *path)
+{
+	const char *mine = orch_jstr(j->req, "base_url"), *env = nonempty_env(var);
+	char *s = base_of(mine ? mine : env ? env : dflt);
+	r->url = orch_fmt("%s%s", s, path);
+	if (mine) {
+		char *e = env ? base_of(env) : NULL;
+		r->foreign = !same_host(s, dflt) && !(e && same_host(s, e));
+		free(e);
+	}
 	free(s);
-	return url;
 }
 
 const char *url_authority(const char *url, size_t *n)
@@ -44,20 +61,39 @@ const char *url_authority(const char *url, size_t *n)
 	return h;
 }
 
+/* The URL's host, without user or port: *n bytes at the result. */
+static const char *host_of(const char *url, size_t *n)
+{
+	const char *h = url_authority(url, n), *colon = memchr(h, ':', *n);
+	if (colon)
+		*n = colon - h;
+	return h;
+}
+
 /* Is the URL's host (without user or port) host? */
 static int host_is(const char *url, const char *host)
 {
 	size_t n;
-	const char *h = url_authority(url, &n), *colon = memchr(h, ':', n);
-	if (colon)
-		n = colon - h;
+	const char *h = host_of(url, &n);
 	return strlen(host) == n && strncasecmp(h, host, n) == 0;
+}
+
+static int same_host(const char *a, const char *b)
+{
+	size_t n;
+	const char *h = host_of(b, &n);
+	char *host = orch_fmt("%.*s", (int)n, h);
+	int same = host_is(a, host);
+	free(host);
+	return same;
 }
 
 const char *wire_key(struct http_req *r, const char *var, const char *own_host)
 {
-	const char *key = nonempty_env(var), *err = NULL;
-	if (!key && (key = config_key(var, &err), err))
+	const char *key = r->foreign ? NULL : nonempty_env(var), *err = NULL;
+	if (r->foreign)  /* a local server needs none; another never gets ours */
+		r->nokey = var;
+	else if (!key && (key = config_key(var, &err), err))
 		r->keyerr = err, r->refuse = 1;
 	else if (!key) {
 		r->nokey = var;
