@@ -196,7 +196,7 @@ answers() {
 	[ -z "$(ls cache 2>/dev/null)" ]
 	sreq openai invalidx1 "$LOOSE" 1 | orch-call --render > good.json
 	orch-cache -- orch-call < good.json > first.json
-	[ "$(ls cache | wc -l)" -eq 1 ]
+	[ "$(ls cache/*.json | wc -l)" -eq 1 ]  # one entry (and the step's index in steps/)
 	run orch-cache -- orch-call < good.json
 	assert_success
 	assert_equal "$(jq -c '[.cache, .json]' <<< "$output")" '["hit",{"title":"x","n":1}]'
