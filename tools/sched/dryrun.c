@@ -91,6 +91,8 @@ int dry_run(void)
 	resume_read();
 	for (int k = 0; k < plan.n; k++) {
 		int i = (int)plan.order[k];
+		if (expand_dry_run(i))  /* expand.c: a dynamic fan-out */
+			continue;
 		char *what = decide(i, changed);
 		printf("%s\t%s\n", plan.step[i].name, what);
 		free(what);
