@@ -250,6 +250,10 @@ teardown() {
 	run orch-plan o.yaml
 	assert_failure 2
 	assert_output --partial 'foreach: .steps.nope.json reads .steps.nope, which is not a step'
+	spec o '  - id: list' '    run: "true"' '  - id: s' '    foreach: .steps.list' '    run: "true"'
+	run orch-plan o.yaml
+	assert_failure 2
+	assert_output 'orch-plan: o.yaml:8:14: foreach: .steps.list is a result record, not a list: did you mean .steps.list.json?'
 }
 
 @test "fanout: an upstream answer that is not an array fails the fan-out step (kind foreach); -k goes on" {

@@ -163,8 +163,14 @@ int foreach_only_need(const struct step *s, size_t j)
 static void link_dynamic(struct plan *p, size_t i, const node *f)
 {
 	struct step *s = &p->steps[i];
+	const char *e = sval(f);
+	long whole = strncmp(e, ".steps.", 7) == 0 ? orch_map_get(p->byid, e + 7) : -1;
+	if (whole >= 0) {  /* not fanned out (paired_with): a result record */
+		problem(f, "foreach: %s is a result record, not a list: did you mean %s.json?", e, e);
+		return;
+	}
 	struct step_read *r;
-	size_t n = steps_read(sval(f), 0, &r);
+	size_t n = steps_read(e, 0, &r);
 	for (size_t k = 0; k < n; k++) {
 		char name[65];
 		snprintf(name, sizeof name, "%.*s", r[k].n < 64 ? (int)r[k].n : 64, r[k].name);

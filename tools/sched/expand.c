@@ -61,32 +61,38 @@ static const char *group_name(const struct step *d)
 	return g ? g : d->name;
 }
 
-/* The plan's dynamic steps: expand_after a list of names, expand_with a
- * dynamic step they need. Problems found. */
+/* Is s's expand_after a list of names, or its expand_with a dynamic
+ * fan-out it needs? */
+static int expand_valid(const struct step *s)
+{
+	const char *with = with_of(s);
+	int ok = 0;
+	for (size_t k = 0; with && k < s->ndep; k++)
+		ok |= strcmp(plan.step[s->dep[k]].name, with) == 0 && jv_is_valid(plan.step[s->dep[k]].expand);
+	if (with)
+		return ok;
+	jv after = orch_jget(s->expand, "after");
+	ok = jv_get_kind(after) == JV_KIND_ARRAY;
+	for (int k = 0; ok && k < jv_array_length(jv_copy(after)); k++) {
+		jv nm = jv_array_get(jv_copy(after), k);
+		ok = jv_get_kind(nm) == JV_KIND_STRING;
+		jv_free(nm);
+	}
+	jv_free(after);
+	return ok;
+}
+
+/* The plan's dynamic steps name what they wait for: problems found. */
 int check_expand(void)
 {
 	int bad = 0;
 	for (int i = 0; i < plan.n; i++) {
 		const struct step *s = &plan.step[i];
-		const char *with = with_of(s);
-		jv after = jv_is_valid(s->expand) ? orch_jget(s->expand, "after") : jv_array();
-		int ok = with == NULL && jv_get_kind(after) == JV_KIND_ARRAY;
-		if (!ok)
-			after = (jv_free(after), jv_array());
-		jv_array_foreach(after, k, nm) {
-			ok &= jv_get_kind(nm) == JV_KIND_STRING;
-			jv_free(nm);
-			(void)k;
-		}
-		for (size_t k = 0; with && k < s->ndep; k++)
-			ok |= strcmp(plan.step[s->dep[k]].name, with) == 0 &&
-			      jv_is_valid(plan.step[s->dep[k]].expand);
-		jv_free(after);
-		if (!ok) {
-			orch_err("step %s: %s", s->name, with ? "expand_with: not a dynamic fan-out it needs" :
-			         "expand_after: not a list of the steps it needs");
-			bad++;
-		}
+		if (!jv_is_valid(s->expand) || expand_valid(s))
+			continue;
+		orch_err("step %s: %s", s->name, with_of(s) ? "expand_with: not a dynamic fan-out it needs" :
+		         "expand_after: not a list of step names");
+		bad++;
 	}
 	return bad;
 }
