@@ -16,6 +16,30 @@ started() {
 		| select(.type == "step.started") | .step' "runs/$1/events.jsonl" | sort | paste -sd' '
 }
 
+# kill_part_way JOB N: run JOB's plan with orch-sched in the background and
+# kill -9 it at a random moment once some instances of s succeeded (a
+# loaded machine is slow); then check that it was part way through N
+kill_part_way() {
+	orch-plan "$1.yaml" > plan
+	orch-sched --run "runs/$1" -j 8 -q < plan > /dev/null &
+	echo $! > sched.pid
+	for _ in $(seq 300); do
+		[ "$(grep -c '"step.succeeded","step":"s\[' "runs/$1/events.jsonl" 2>/dev/null)" -ge 10 ] && break
+		sleep 0.1
+	done
+	sleep "0.$((RANDOM % 9))"
+	kill -KILL "$(cat sched.pid)"
+	wait "$(cat sched.pid)" || true
+	n=$(jq -rs 'map(select(.type == "step.succeeded" and (.step | startswith("s[")))) | length' "runs/$1/events.jsonl")
+	[ "$n" -gt 0 ] && [ "$n" -lt "$2" ]
+}
+
+# succeeded_twice JOB: how many steps of JOB succeeded more than once
+succeeded_twice() {
+	jq -rs 'map(select(.type == "step.succeeded") | .step) | group_by(.) | map(select(length > 1)) | length' \
+		"runs/$1/events.jsonl"
+}
+
 teardown() {
 	[ -s sched.pid ] && kill -KILL "$(cat sched.pid)" 2>/dev/null
 	return 0
@@ -183,25 +207,12 @@ teardown() {
 @test "fanout: kill -9 during a 500-item fan-out; --resume ends with the same outputs, none twice" {
 	spec big '  - id: s' '    foreach: "[range(500)]"' '    run: "k=$(jq -r .key); sleep 0.0$((k % 5 + 5)); echo \"[$k,\\\"$k\\\"]\""' \
 		'  - id: all' '    needs: [s]' '    run: "jq -c \"[.steps.s[].output] | length\""'
-	orch-plan big.yaml > plan
-	orch-sched --run runs/big -j 8 -q < plan > /dev/null &
-	echo $! > sched.pid
-	# a random moment once some have succeeded (a loaded machine is slow)
-	for _ in $(seq 300); do
-		[ "$(grep -c '"step.succeeded"' runs/big/events.jsonl 2>/dev/null)" -ge 10 ] && break
-		sleep 0.1
-	done
-	sleep "0.$((RANDOM % 9))"
-	kill -KILL "$(cat sched.pid)"
-	wait "$(cat sched.pid)" || true
-	n=$(jq -rs 'map(select(.type == "step.succeeded")) | length' runs/big/events.jsonl)
-	[ "$n" -gt 0 ] && [ "$n" -lt 500 ]  # killed part way
+	kill_part_way big 500
 	run orch run big.yaml --resume -j 8
 	assert_success
 	run orch out big all
 	assert_output 500
-	run jq -rs 'map(select(.type == "step.succeeded") | .step) | group_by(.) | map(select(length > 1)) | length' \
-		runs/big/events.jsonl
+	run succeeded_twice big
 	assert_output 0
 	run sh -c 'for i in 0 7 499; do jq -c .json "runs/big/artifacts/s[$(jq -nr --argjson i $i "\$i | tostring")].json"; done'
 	assert_output $'[0,"0"]\n[7,"7"]\n[499,"499"]'
@@ -341,24 +352,12 @@ teardown() {
 	spec dk '  - id: list' '    run: "jq -nc \"[range(300)]\""' \
 		'  - id: s' '    foreach: .steps.list.json' '    run: "k=$(jq -r .key); sleep 0.0$((k % 5 + 5)); echo \"[$k,\\\"$k\\\"]\""' \
 		'  - id: all' '    needs: [s]' '    run: "jq -c \"[.steps.s[].json[0]] | add\""'
-	orch-plan dk.yaml > plan
-	orch-sched --run runs/dk -j 8 -q < plan > /dev/null &
-	echo $! > sched.pid
-	for _ in $(seq 300); do
-		[ "$(grep -c '"step.succeeded"' runs/dk/events.jsonl 2>/dev/null)" -ge 10 ] && break
-		sleep 0.1
-	done
-	sleep "0.$((RANDOM % 9))"
-	kill -KILL "$(cat sched.pid)"
-	wait "$(cat sched.pid)" || true
-	n=$(jq -rs 'map(select(.type == "step.succeeded" and (.step | startswith("s[")))) | length' runs/dk/events.jsonl)
-	[ "$n" -gt 0 ] && [ "$n" -lt 300 ]  # killed part way
+	kill_part_way dk 300
 	run orch run dk.yaml --resume -j 8
 	assert_success
 	run orch out dk all
 	assert_output 44850
-	run jq -rs 'map(select(.type == "step.succeeded") | .step) | group_by(.) | map(select(length > 1)) | length' \
-		runs/dk/events.jsonl
+	run succeeded_twice dk
 	assert_output 0
 	run jq -rs '[.[] | select(.type == "step.succeeded" and (.step | startswith("s[")))] | length' runs/dk/events.jsonl
 	assert_output 300

@@ -141,15 +141,6 @@ static long paired_with(const struct plan *p, const node *f)
 	return j >= 0 && get(p->steps[j].x, "foreach") ? j : -1;
 }
 
-static int needs_step(const struct plan *p, size_t i, size_t j)
-{
-	const size_t *d = orch_graph_deps(p->graph, i);
-	for (size_t k = 0; k < orch_graph_ndeps(p->graph, i); k++)
-		if (d[k] == j)
-			return 1;
-	return 0;
-}
-
 int foreach_only_need(const struct step *s, size_t j)
 {
 	for (size_t k = 0; k < s->nafter; k++)

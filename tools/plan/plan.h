@@ -96,6 +96,7 @@ struct step_read { const char *name; size_t n; };  /* into the text */
 /* The reads found in text (a template, or a when: condition if not
  * template), in order, as a malloc'd array (free it); how many. */
 size_t steps_read(const char *text, int template, struct step_read **reads);
+int needs_step(const struct plan *p, size_t i, size_t j);  /* step i needs j */
 /* A problem for each step read that is not a step this step needs. */
 void check_reads(const struct plan *p);
 

@@ -388,7 +388,7 @@ static int by_name(const void *a, const void *b)
 	return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
-static int needs_step(const struct plan *p, size_t i, size_t j)
+int needs_step(const struct plan *p, size_t i, size_t j)
 {
 	const size_t *d = orch_graph_deps(p->graph, i);
 	for (size_t k = 0; k < orch_graph_ndeps(p->graph, i); k++)
