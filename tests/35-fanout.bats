@@ -285,7 +285,7 @@ teardown() {
 	spec n '  - id: list' '    run: "echo hello"' '  - id: s' '    foreach: .steps.list.json' '    run: "true"'
 	run orch run n.yaml
 	assert_failure 1
-	assert_output --partial 's: foreach: .steps.list.json gives null null, not an array'
+	assert_output --partial 's: foreach: .steps.list.json gives null, not an array'
 }
 
 @test "fanout: an upstream answer over max_items, or with two items of one key, fails the fan-out step" {

@@ -175,8 +175,10 @@ static jv answer(int i, char **msg)
 	}
 	if (jv_get_kind(v) != JV_KIND_ARRAY) {
 		const char *kind = jv_kind_name(jv_get_kind(v));
+		int null = jv_get_kind(v) == JV_KIND_NULL;
 		char *text = preview(v);
-		*msg = orch_fmt("foreach: %s gives %s %s, not an array", expr, kind, text);
+		*msg = orch_fmt("foreach: %s gives %s%s%s, not an array", expr, kind, null ? "" : " ",
+		                null ? "" : text);
 		free(text);
 		return jv_invalid();
 	}
