@@ -364,3 +364,23 @@ teardown() {
 	run sh -c 'for i in 0 7 299; do jq -c .json "runs/dk/artifacts/s[$i].json"; done'
 	assert_output $'[0,"0"]\n[7,"7"]\n[299,"299"]'
 }
+
+@test "fanout: dynamic over dynamic; an empty answer makes no instance and its dependant sees []" {
+	spec c '  - id: st' '    foreach: [1, 2]' '    run: "jq -c \"[.item, .item * 10]\""' \
+		'  - id: d1' '    foreach: .steps.st | map(.json) | add' '    run: "jq -c .item"' \
+		'  - id: d2' '    foreach: "[.steps.d1[].json] | map(. + 1)"' '    when: .item != 3' \
+		'    provider: echo' '    prompt: "{{ .key }}: {{ .item }}"' \
+		'  - id: none' '    foreach: "[.steps.d2[] | select(.json > 100)]"' '    run: "true"' \
+		'  - id: m' '    needs: [d2, none]' '    run: "jq -c \"[(.steps.d2 | map(.output)), .steps.none]\""'
+	run orch-plan c.yaml
+	run jq -c 'select(.expand_after) | [.step, .expand_after]' <<< "$output"
+	assert_output $'["d1",["st[1]","st[2]"]]\n["d2",["d1"]]\n["none",["d2"]]'
+	run orch run -n c.yaml
+	assert_line $'d2[*]\texpand (items from the answer of d1)'
+	run orch run c.yaml
+	assert_success
+	run orch out c m
+	assert_output '[["2: 2","11: 11",null,"21: 21"],[]]'
+	run jq -c 'select(.type == "fanout.expanded") | [.step, .data.items]' runs/c/events.jsonl
+	assert_output $'["d1",4]\n["d2",4]\n["none",0]'
+}
