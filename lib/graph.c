@@ -52,6 +52,12 @@ void orch_graph_need(orch_graph *g, size_t node, size_t dep)
 	adj_add(&g->rdeps[dep], node);
 }
 
+void orch_graph_need_new(orch_graph *g, size_t node, size_t dep)
+{
+	adj_add(&g->deps[node], dep);
+	adj_add(&g->rdeps[dep], node);
+}
+
 /* Walks are marked per node: a grown graph is walked anew. */
 static void walk_reset(orch_graph *g);
 

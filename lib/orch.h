@@ -212,6 +212,8 @@ void orch_graph_need(orch_graph *g, size_t node, size_t dep);
 /* Nodes n to n2-1 added, with no edges (n2 > n): orch-sched's dynamic
  * fan-out adds instances once a step's answer is known. */
 void orch_graph_grow(orch_graph *g, size_t n2);
+/* node needs dep, which it does not yet: not checked (a node just added). */
+void orch_graph_need_new(orch_graph *g, size_t node, size_t dep);
 /* Kahn's order; among ready nodes, before(a, b, ctx) true puts a first
  * (orch-plan: spec order; orch-sched: priority then index). Fills
  * order[0..n), returns how many got ordered (< n: a cycle). */

@@ -232,14 +232,11 @@ static int released(const struct step *s)
 	return s->st == ST_OK || s->st == ST_DONE || s->st == ST_COND;
 }
 
-/* a needs b (from now on), if it did not; steps before base count a
- * dependant more. */
+/* a needs b from now on; one of them is new (from base on), so a did
+ * not yet. A step before base counts a dependant more. */
 static void link_need(int a, int b, int base)
 {
-	size_t n = orch_graph_ndeps(plan.graph, (size_t)a);
-	orch_graph_need(plan.graph, (size_t)a, (size_t)b);
-	if (orch_graph_ndeps(plan.graph, (size_t)a) == n)
-		return;
+	orch_graph_need_new(plan.graph, (size_t)a, (size_t)b);
 	if (b < base)
 		plan.step[b].users++;
 	if (!released(&plan.step[b]))
