@@ -167,14 +167,16 @@ static void link_dynamic(struct plan *p, size_t i, const node *f)
 		snprintf(name, sizeof name, "%.*s", r[k].n < 64 ? (int)r[k].n : 64, r[k].name);
 		long j = r[k].n < sizeof name ? orch_map_get(p->byid, name) : -1;
 		if (j < 0)
-			problem(f, "foreach: %s reads .steps.%s, which is not a step", sval(f), name);
+			problem(f, "foreach: %s reads .steps.%s, which is not a step", e, name);
 		else if (j == (long)i)
 			problem(f, "step '%s' cannot fan out over its own answer", s->id);
-		else if ((s->dynamic = DYN_AFTER, !needs_step(p, i, (size_t)j))) {
-			s->after = orch_xrealloc(s->after, (s->nafter + 1) * sizeof *s->after);
-			s->after[s->nafter++] = (size_t)j;
-			orch_graph_need(p->graph, i, (size_t)j);
-		}
+		else
+			s->dynamic = DYN_AFTER;
+		if (j < 0 || j == (long)i || needs_step(p, i, (size_t)j))
+			continue;
+		s->after = orch_xrealloc(s->after, (s->nafter + 1) * sizeof *s->after);
+		s->after[s->nafter++] = (size_t)j;
+		orch_graph_need(p->graph, i, (size_t)j);
 	}
 	free(r);
 }

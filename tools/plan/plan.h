@@ -133,7 +133,7 @@ void put_instance_head(orch_jw *w, const struct step *s, long inst);
 void put_instance_item(orch_jw *w, const struct plan *p, const struct step *s, long inst);
 /* A dynamic fan-out's line: expand_after or expand_with (before "job"). */
 void put_dynamic_head(orch_jw *w, const struct plan *p, const struct step *s);
-/* Is j a need that step i's foreach: alone reads (reads.c: not readable)? */
+/* Is step j a need of s that only its foreach: reads (not its templates)? */
 int foreach_only_need(const struct step *s, size_t j);
 void foreach_free(struct plan *p);
 
