@@ -213,11 +213,15 @@ static int item_keys(const struct step *s, jv items, struct keys *ks, char **msg
 	for (int k = 0; !*msg && k < jv_array_length(jv_copy(items)); k++) {
 		ks->key[ks->n++] = orch_item_key(kq, jv_array_get(jv_copy(items), k), 0);
 		long prev = orch_map_get(seen, ks->key[k]);
+		char *name = orch_fmt("%s[%s]", s->name, ks->key[k]);
 		if (prev >= 0)
 			*msg = orch_fmt("foreach: items %ld and %d have the same key '%s'%s", prev + 1,
 			                k + 1, ks->key[k], kx ? "" : ": give key:");
+		else if (orch_map_get(plan.byname, name) >= 0)  /* a plan line written by hand */
+			*msg = orch_fmt("foreach: item %d is %s, already a step of the plan", k + 1, name);
 		else
 			orch_map_put(seen, ks->key[k], k);
+		free(name);
 	}
 	orch_map_free(seen);
 	if (kq)
