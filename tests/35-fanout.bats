@@ -312,11 +312,16 @@ teardown() {
 		'  - id: s' '    foreach: .steps.list.json' '    run: "jq -r .key"' \
 		'  - id: merge' '    needs: [s]' '    run: "jq -c \"[.steps.s[].output]\""'
 	orch run a.yaml > /dev/null
+	# -n expands it from the stored answer that --resume would use
+	run orch run -n --resume a.yaml
+	assert_output $'list\tskip (completed)\ns[a]\tskip (completed)\ns[b]\tskip (completed)\nmerge\tskip (completed)'
 	run orch run a.yaml --resume
 	assert_success
 	run started a
 	assert_output ''
 	sed -i 's/\\"b\\"\]/\\"b\\", \\"c\\", \\"d\\"]/' a.yaml
+	run orch run -n --resume a.yaml
+	assert_line $'s[*]\texpand (items from the answer of list)'
 	run orch run a.yaml --resume
 	assert_success
 	run started a
@@ -341,6 +346,10 @@ teardown() {
 	assert_success
 	run orch out q merge
 	assert_output '["Rslow\n","Rfast\n","Rmid\n"]'
+	run orch run -n --resume q.yaml
+	assert_line $'r[mid]\tskip (completed)'
+	assert_line $'g[fast]\tskip (completed)'
+	refute_output --partial 'run ('
 	run jq -c 'select(.step == "r[mid]" and .type == "step.started") | .data.needs' runs/q/events.jsonl
 	assert_output '["s[mid]"]'
 	t() { jq -r --arg s "$1" --arg t "$2" 'select(.step == $s and .type == $t) | .ts' runs/q/events.jsonl; }

@@ -296,7 +296,8 @@ static void retire(int p, int n, jv *retired)
 	s->result = jv_array();
 	tally.ndone++;
 	let_go(p);
-	emit("INFO", "fanout.expanded", s->name, jv_object_set(jv_object(), jv_string("items"), jv_number(n)));
+	if (!opt.dry_run)
+		emit("INFO", "fanout.expanded", s->name, jv_object_set(jv_object(), jv_string("items"), jv_number(n)));
 	run.manifest_dirty = 1;
 	*retired = jv_array_append(*retired, jv_number(p));
 }
@@ -398,12 +399,45 @@ int expand_step(int i)
 	return 1;
 }
 
-/* -n: the step expands once its needs are done; its dependants wait. */
+/* -n --resume: step i's needs would all be skipped as completed, so
+ * their stored answers are known: i is expanded as it would be (1), and
+ * the caller decides each instance; or it would fail, and says why. */
+static int dry_expand(int i)
+{
+	struct step *s = &plan.step[i];
+	for (size_t k = 0; k < s->ndep; k++)  /* skipped, or a dynamic step expanded so */
+		if (!released(&plan.step[s->dep[k]]))
+			return 0;
+	char *msg = NULL;
+	jv items = answer(i, &msg);
+	struct keys ks = {0};
+	if (!msg)
+		item_keys(s, items, &ks, &msg);
+	if (msg) {
+		printf("%s[*]\tfail (%s)\n", s->name, msg);
+		s->st = ST_FAIL;
+		free(msg);
+	} else {
+		int base = plan.n;
+		jv retired = jv_array();
+		expand_into(i, &ks, items, -1, base, &retired);
+		relink(base, base);
+		jv_free(retired);
+	}
+	keys_free(&ks);
+	jv_free(items);
+	return 1;
+}
+
+/* -n: the step expands once its needs are done (with --resume, from their
+ * stored answers if they would be skipped); its dependants wait. */
 int expand_dry_run(int i)
 {
 	struct step *s = &plan.step[i];
 	if (!jv_is_valid(s->expand))
 		return 0;
+	if (s->st == ST_OK || (opt.resume && !with_of(s) && dry_expand(i)))
+		return 1;  /* expanded now, or with the step it pairs with */
 	size_t n, *keep = with_of(s) ? NULL : inherited(i, &n);
 	jv from = jv_string("");
 	const char *last = "";
