@@ -21,7 +21,8 @@
  * max_items:, or two items with one key, fail the step (kind foreach) and
  * skip its dependants. On --resume the answer is the stored artifact of
  * the step skipped as completed, and each instance is skipped by its
- * fingerprint, as any step is.
+ * fingerprint, as any step is; -n --resume expands it so too, when its
+ * needs would be skipped, and dryrun.c decides each instance.
  * Assumes: start_step alone calls expand_step, and holds no pointer into
  * plan.step across it (plan.step is reallocated here); no step is
  * released but not yet settled then; plan.order is not extended (only
