@@ -52,6 +52,27 @@ void orch_graph_need(orch_graph *g, size_t node, size_t dep)
 	adj_add(&g->rdeps[dep], node);
 }
 
+void orch_graph_need_new(orch_graph *g, size_t node, size_t dep)
+{
+	adj_add(&g->deps[node], dep);
+	adj_add(&g->rdeps[dep], node);
+}
+
+/* Walks are marked per node: a grown graph is walked anew. */
+static void walk_reset(orch_graph *g);
+
+void orch_graph_grow(orch_graph *g, size_t n2)
+{
+	g->deps = orch_xrealloc(g->deps, (n2 + 1) * sizeof *g->deps);
+	g->rdeps = orch_xrealloc(g->rdeps, (n2 + 1) * sizeof *g->rdeps);
+	g->ordered = orch_xrealloc(g->ordered, n2 + 1);
+	memset(g->deps + g->n, 0, (n2 + 1 - g->n) * sizeof *g->deps);
+	memset(g->rdeps + g->n, 0, (n2 + 1 - g->n) * sizeof *g->rdeps);
+	memset(g->ordered + g->n, 0, n2 + 1 - g->n);
+	g->n = n2;
+	walk_reset(g);
+}
+
 size_t orch_graph_ndeps(const orch_graph *g, size_t node) { return g->deps[node].n; }
 const size_t *orch_graph_deps(const orch_graph *g, size_t node) { return g->deps[node].v; }
 size_t orch_graph_nrdeps(const orch_graph *g, size_t node) { return g->rdeps[node].n; }

@@ -218,6 +218,11 @@ typedef struct orch_graph orch_graph;
 orch_graph *orch_graph_new(size_t n);
 /* node needs dep; a duplicate is dropped. Needs keep the order given. */
 void orch_graph_need(orch_graph *g, size_t node, size_t dep);
+/* Nodes n to n2-1 added, with no edges (n2 > n): orch-sched's dynamic
+ * fan-out adds instances once a step's answer is known. */
+void orch_graph_grow(orch_graph *g, size_t n2);
+/* node needs dep, which it does not yet: not checked (a node just added). */
+void orch_graph_need_new(orch_graph *g, size_t node, size_t dep);
 /* Kahn's order; among ready nodes, before(a, b, ctx) true puts a first
  * (orch-plan: spec order; orch-sched: priority then index). Fills
  * order[0..n), returns how many got ordered (< n: a cycle). */
@@ -346,6 +351,13 @@ struct jq_state;
 struct jq_state *orch_jq_compile(const char *prog, char **err);
 /* Run prog on input (consumed): its first output, or jv_invalid with msg. */
 jv orch_jq_first(struct jq_state *jq, jv input);
+
+/* fankey.c: a fan-out item's key, as orch-plan and orch-sched make it:
+ * keyq's value over item (keyq NULL: the item itself; by_path: its
+ * "path"), when that is a number or a name ([A-Za-z0-9._-]{1,64}), else
+ * the first 12 hex digits of its sha256. malloc'd; item consumed. */
+#define ORCH_MAX_ITEMS 100000  /* max_items: when the spec gives none */
+char *orch_item_key(struct jq_state *keyq, jv item, int by_path);
 
 /* schema.c: JSON Schema (orch-check(1) lists the keywords). Compile once,
  * validate many. */

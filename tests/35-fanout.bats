@@ -16,6 +16,30 @@ started() {
 		| select(.type == "step.started") | .step' "runs/$1/events.jsonl" | sort | paste -sd' '
 }
 
+# kill_part_way JOB N: run JOB's plan with orch-sched in the background and
+# kill -9 it at a random moment once some instances of s succeeded (a
+# loaded machine is slow); then check that it was part way through N
+kill_part_way() {
+	orch-plan "$1.yaml" > plan
+	orch-sched --run "runs/$1" -j 8 -q < plan > /dev/null &
+	echo $! > sched.pid
+	for _ in $(seq 300); do
+		[ "$(grep -c '"step.succeeded","step":"s\[' "runs/$1/events.jsonl" 2>/dev/null)" -ge 10 ] && break
+		sleep 0.1
+	done
+	sleep "0.$((RANDOM % 9))"
+	kill -KILL "$(cat sched.pid)"
+	wait "$(cat sched.pid)" || true
+	n=$(jq -rs 'map(select(.type == "step.succeeded" and (.step | startswith("s[")))) | length' "runs/$1/events.jsonl")
+	[ "$n" -gt 0 ] && [ "$n" -lt "$2" ]
+}
+
+# succeeded_twice JOB: how many steps of JOB succeeded more than once
+succeeded_twice() {
+	jq -rs 'map(select(.type == "step.succeeded") | .step) | group_by(.) | map(select(length > 1)) | length' \
+		"runs/$1/events.jsonl"
+}
+
 teardown() {
 	[ -s sched.pid ] && kill -KILL "$(cat sched.pid)" 2>/dev/null
 	return 0
@@ -183,26 +207,189 @@ teardown() {
 @test "fanout: kill -9 during a 500-item fan-out; --resume ends with the same outputs, none twice" {
 	spec big '  - id: s' '    foreach: "[range(500)]"' '    run: "k=$(jq -r .key); sleep 0.0$((k % 5 + 5)); echo \"[$k,\\\"$k\\\"]\""' \
 		'  - id: all' '    needs: [s]' '    run: "jq -c \"[.steps.s[].output] | length\""'
-	orch-plan big.yaml > plan
-	orch-sched --run runs/big -j 8 -q < plan > /dev/null &
-	echo $! > sched.pid
-	# a random moment once some have succeeded (a loaded machine is slow)
-	for _ in $(seq 300); do
-		[ "$(grep -c '"step.succeeded"' runs/big/events.jsonl 2>/dev/null)" -ge 10 ] && break
-		sleep 0.1
-	done
-	sleep "0.$((RANDOM % 9))"
-	kill -KILL "$(cat sched.pid)"
-	wait "$(cat sched.pid)" || true
-	n=$(jq -rs 'map(select(.type == "step.succeeded")) | length' runs/big/events.jsonl)
-	[ "$n" -gt 0 ] && [ "$n" -lt 500 ]  # killed part way
+	kill_part_way big 500
 	run orch run big.yaml --resume -j 8
 	assert_success
 	run orch out big all
 	assert_output 500
-	run jq -rs 'map(select(.type == "step.succeeded") | .step) | group_by(.) | map(select(length > 1)) | length' \
-		runs/big/events.jsonl
+	run succeeded_twice big
 	assert_output 0
 	run sh -c 'for i in 0 7 499; do jq -c .json "runs/big/artifacts/s[$(jq -nr --argjson i $i "\$i | tostring")].json"; done'
 	assert_output $'[0,"0"]\n[7,"7"]\n[499,"499"]'
+}
+
+# ---- dynamic: items from an upstream step's answer ----
+
+@test "fanout: foreach: .steps.X.json is one plan line, expanded when X succeeds, one instance per item" {
+	spec y '  - id: list' "    run: \"echo '[\\\"b\\\", \\\"a\\\", 7]'\"" \
+		'  - id: s' '    foreach: .steps.list.json' '    run: "jq -c [.item,.key]"' \
+		'  - id: merge' '    needs: [s]' '    run: "jq -c \"[.steps.s[].json]\""'
+	run orch-plan y.yaml
+	assert_success
+	run jq -c '[.step, .needs, .expand_after]' <<< "$output"
+	assert_output $'["list",[],null]\n["s",["list"],["list"]]\n["merge",["s"],null]'
+	run orch-plan --waves y.yaml
+	assert_line --regexp '^1 +s\[\*\] +1 +list$'
+	run orch-plan --dot y.yaml
+	assert_output --partial '"s" [label="s[*]"]'
+	run orch run -n y.yaml
+	assert_line $'s[*]\texpand (items from the answer of list)'
+	run orch run y.yaml
+	assert_success
+	run orch out y merge
+	assert_output '[["b","b"],["a","a"],[7,"7"]]'
+	run jq -c 'select(.type == "fanout.expanded") | [.step, .data.items]' runs/y/events.jsonl
+	assert_output '["s",3]'
+	run orch show y
+	assert_line --regexp '^s\[3\] +instances .* 3/3 succeeded$'
+}
+
+@test "fanout: a path into an upstream object, with key:; its instances do not need the upstream" {
+	spec o '  - id: list' "    run: 'echo \"{\\\"docs\\\": [{\\\"id\\\": \\\"x\\\"}, {\\\"id\\\": \\\"y\\\"}], \\\"n\\\": 2}\"'" \
+		'  - id: s' '    foreach: .steps.list.json.docs' '    key: .id' '    run: "jq -c \"[.item.id, .steps]\""'
+	run orch run o.yaml
+	assert_success
+	run orch out o 's[y]'
+	assert_output '["y",{}]'
+	# a template that reads what only foreach: reads is refused: add it to needs
+	spec o '  - id: list' '    run: "echo []"' \
+		'  - id: s' '    foreach: .steps.list.json' '    provider: echo' '    prompt: "{{ .steps.list.output }}"'
+	run orch-plan o.yaml
+	assert_failure 2
+	assert_output --partial 'step s reads .steps.list but does not need it (only its foreach: does): add list to needs'
+	spec o '  - id: s' '    foreach: .steps.nope.json' '    run: "true"'
+	run orch-plan o.yaml
+	assert_failure 2
+	assert_output --partial 'foreach: .steps.nope.json reads .steps.nope, which is not a step'
+	spec o '  - id: list' '    run: "true"' '  - id: s' '    foreach: .steps.list' '    run: "true"'
+	run orch-plan o.yaml
+	assert_failure 2
+	assert_output 'orch-plan: o.yaml:8:14: foreach: .steps.list is a result record, not a list: did you mean .steps.list.json?'
+}
+
+@test "fanout: an upstream answer that is not an array fails the fan-out step (kind foreach); -k goes on" {
+	spec n '  - id: list' "    run: 'echo \"{\\\"a\\\": 1}\"'" \
+		'  - id: s' '    foreach: .steps.list.json' '    run: "true"' \
+		'  - id: after' '    needs: [s]' '    run: "true"' \
+		'  - id: other' '    needs: [list]' '    run: "echo fine"'
+	run orch run n.yaml -k
+	assert_failure 1
+	assert_output --partial 's: foreach: .steps.list.json gives object {"a":1}, not an array'
+	run jq -c 'select(.step == "s" and .type == "step.failed") | [.data.kind, .data.will_retry]' runs/n/events.jsonl
+	assert_output '["foreach",false]'
+	run jq -c 'select(.step == "after") | [.type, .data.reason]' runs/n/events.jsonl
+	assert_output '["step.skipped","upstream_failed"]'
+	run orch out n other
+	assert_output fine
+	# a run: step that prints no JSON has no .json: null is no array either
+	spec n '  - id: list' '    run: "echo hello"' '  - id: s' '    foreach: .steps.list.json' '    run: "true"'
+	run orch run n.yaml
+	assert_failure 1
+	assert_output --partial 's: foreach: .steps.list.json gives null, not an array'
+}
+
+@test "fanout: an upstream answer over max_items, or with two items of one key, fails the fan-out step" {
+	spec x '  - id: list' '    run: "jq -nc \"[range(5)]\""' \
+		'  - id: s' '    foreach: .steps.list.json' '    max_items: 4' '    run: "true"'
+	run orch run x.yaml
+	assert_failure 1
+	assert_output --partial 's: foreach: .steps.list.json gives 5 items, more than max_items (4)'
+	[ ! -e "runs/x/artifacts/s[0].json" ]
+	spec x '  - id: list' '    run: "jq -nc \"[range(5)]\""' \
+		'  - id: s' '    foreach: .steps.list.json' '    key: "\"k\""' '    run: "true"'
+	run orch run x.yaml
+	assert_failure 1
+	assert_output --partial "s: foreach: items 1 and 2 have the same key 'k'"
+	spec x '  - id: list' '    run: "true"' \
+		'  - id: s' '    foreach: .steps.list.json' '    max_items: 0' '    run: "true"'
+	run orch-plan x.yaml
+	assert_failure 2
+	assert_output --partial "'max_items' must be a whole number"
+}
+
+@test "fanout: --resume after items are added to the upstream's answer runs only the new instances" {
+	spec a '  - id: list' "    run: \"echo '[\\\"a\\\", \\\"b\\\"]'\"" \
+		'  - id: s' '    foreach: .steps.list.json' '    run: "jq -r .key"' \
+		'  - id: merge' '    needs: [s]' '    run: "jq -c \"[.steps.s[].output]\""'
+	orch run a.yaml > /dev/null
+	# -n expands it from the stored answer that --resume would use
+	run orch run -n --resume a.yaml
+	assert_output $'list\tskip (completed)\ns[a]\tskip (completed)\ns[b]\tskip (completed)\nmerge\tskip (completed)'
+	run orch run a.yaml --resume
+	assert_success
+	run started a
+	assert_output ''
+	sed -i 's/\\"b\\"\]/\\"b\\", \\"c\\", \\"d\\"]/' a.yaml
+	run orch run -n --resume a.yaml
+	assert_line $'s[*]\texpand (items from the answer of list)'
+	run orch run a.yaml --resume
+	assert_success
+	run started a
+	assert_output 'list merge s[c] s[d]'
+	run orch out a merge
+	assert_output '["a\n","b\n","c\n","d\n"]'
+}
+
+@test "fanout: paired with a dynamic fan-out, instance to instance with no barrier; .steps.X in item order" {
+	spec q '  - id: list' "    run: \"echo '[\\\"slow\\\", \\\"fast\\\", \\\"mid\\\"]'\"" \
+		'  - id: s' '    foreach: .steps.list.json' \
+		'    run: "k=$(jq -r .key); case $k in slow) sleep 1.5 ;; mid) sleep 0.3 ;; esac; echo $k"' \
+		'  - id: r' '    foreach: .steps.s' '    run: "printf R; jq -j .item.output"' \
+		'  - id: g' '    foreach: .steps.s' '    gather: true' '    run: "jq -j .item.output"' \
+		'  - id: merge' '    needs: [r]' '    run: "jq -c \"[.steps.r[].output]\""'
+	run orch-plan q.yaml
+	run jq -c 'select(.step == "r" or .step == "g") | [.step, .needs, .expand_with]' <<< "$output"
+	assert_output $'["r",["s"],"s"]\n["g",["s"],"s"]'
+	run orch run -n q.yaml
+	assert_line $'r[*]\texpand (with s[*])'
+	run orch run q.yaml -j 4
+	assert_success
+	run orch out q merge
+	assert_output '["Rslow\n","Rfast\n","Rmid\n"]'
+	run orch run -n --resume q.yaml
+	assert_line $'r[mid]\tskip (completed)'
+	assert_line $'g[fast]\tskip (completed)'
+	refute_output --partial 'run ('
+	run jq -c 'select(.step == "r[mid]" and .type == "step.started") | .data.needs' runs/q/events.jsonl
+	assert_output '["s[mid]"]'
+	t() { jq -r --arg s "$1" --arg t "$2" 'select(.step == $s and .type == $t) | .ts' runs/q/events.jsonl; }
+	[[ $(t 'r[fast]' step.started) < $(t 's[slow]' step.succeeded) ]]
+	[[ $(t 'g[fast]' step.started) > $(t 's[slow]' step.succeeded) ]]
+}
+
+@test "fanout: kill -9 during a dynamic 300-item fan-out; --resume ends with the same outputs, none twice" {
+	spec dk '  - id: list' '    run: "jq -nc \"[range(300)]\""' \
+		'  - id: s' '    foreach: .steps.list.json' '    run: "k=$(jq -r .key); sleep 0.0$((k % 5 + 5)); echo \"[$k,\\\"$k\\\"]\""' \
+		'  - id: all' '    needs: [s]' '    run: "jq -c \"[.steps.s[].json[0]] | add\""'
+	kill_part_way dk 300
+	run orch run dk.yaml --resume -j 8
+	assert_success
+	run orch out dk all
+	assert_output 44850
+	run succeeded_twice dk
+	assert_output 0
+	run jq -rs '[.[] | select(.type == "step.succeeded" and (.step | startswith("s[")))] | length' runs/dk/events.jsonl
+	assert_output 300
+	run sh -c 'for i in 0 7 299; do jq -c .json "runs/dk/artifacts/s[$i].json"; done'
+	assert_output $'[0,"0"]\n[7,"7"]\n[299,"299"]'
+}
+
+@test "fanout: dynamic over dynamic; an empty answer makes no instance and its dependant sees []" {
+	spec c '  - id: st' '    foreach: [1, 2]' '    run: "jq -c \"[.item, .item * 10]\""' \
+		'  - id: d1' '    foreach: .steps.st | map(.json) | add' '    run: "jq -c .item"' \
+		'  - id: d2' '    foreach: "[.steps.d1[].json] | map(. + 1)"' '    when: .item != 3' \
+		'    provider: echo' '    prompt: "{{ .key }}: {{ .item }}"' \
+		'  - id: none' '    foreach: "[.steps.d2[] | select(.json > 100)]"' '    run: "true"' \
+		'  - id: m' '    needs: [d2, none]' '    run: "jq -c \"[(.steps.d2 | map(.output)), .steps.none]\""'
+	run orch-plan c.yaml
+	run jq -c 'select(.expand_after) | [.step, .expand_after]' <<< "$output"
+	assert_output $'["d1",["st[1]","st[2]"]]\n["d2",["d1"]]\n["none",["d2"]]'
+	run orch run -n c.yaml
+	assert_line $'d2[*]\texpand (items from the answer of d1)'
+	run orch run c.yaml
+	assert_success
+	run orch out c m
+	assert_output '[["2: 2","11: 11",null,"21: 21"],[]]'
+	run jq -c 'select(.type == "fanout.expanded") | [.step, .data.items]' runs/c/events.jsonl
+	assert_output $'["d1",4]\n["d2",4]\n["none",0]'
 }

@@ -45,6 +45,12 @@ static jv jv_line(const struct plan *p, size_t i, jv job)
 	line = jv_object_set(line, jv_string("wave"), jv_number(s->wave));
 	line = jv_object_set(line, jv_string("priority"), jv_number(prio));
 	line = jv_object_set(line, jv_string("index"), jv_number(i));
+	if (s->dynamic == DYN_AFTER) {  /* foreach.c: orch-sched expands it */
+		jv after = jv_array();
+		for (size_t q = 0; q < s->nafter; q++)
+			after = jv_array_append(after, jv_string(p->steps[s->after[q]].id));
+		line = jv_object_set(line, jv_string("expand_after"), after);
+	}
 	line = jv_object_set(line, jv_string("job"), jv_copy(job));
 	return jv_object_set(line, jv_string("spec"), spec);
 }

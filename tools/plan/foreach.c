@@ -8,8 +8,15 @@
  * the instance starts), or a fanned-out step (foreach: .steps.X: one
  * instance per instance of X, the same keys, paired: review[k] needs
  * X[k] only, unless gather: true). A key is key:'s jq over the item when
- * that is a name, else a short hash of it (of its path for a glob item):
- * the same item keeps its key when the list is reordered or grows.
+ * that is a name, else a short hash of it (of its path for a glob item:
+ * lib/fankey.c): the same item keeps its key when the list is reordered
+ * or grows.
+ * A foreach: that reads another step's answer (.steps.list.json, .steps.X
+ * of a fan-out but not as a whole) is dynamic: its items are known only
+ * once that step is done, so it is one plan line, "expand_after" the
+ * needs its foreach: alone reads, and orch-sched expands it then
+ * (tools/sched/expand.c), as Snakemake does a checkpoint's dependants; a
+ * step paired with it is "expand_with" it, expanded alongside.
  * Assumptions: files are named relative to the spec's folder and must
  * resolve inside it (no ../, no symlink out); a file with a NUL byte in
  * its first 8 KiB is binary and refused; max_items: (default 100,000)
@@ -23,8 +30,6 @@
 #include <sys/stat.h>
 #include <jq.h>
 #include "plan.h"
-
-#define MAX_ITEMS_DEFAULT 100000
 
 void check_foreach(const node *x)
 {
@@ -53,13 +58,13 @@ static long max_items(const node *x)
 {
 	const node *m = get(x, "max_items");
 	if (!m)
-		return MAX_ITEMS_DEFAULT;
+		return ORCH_MAX_ITEMS;
 	jv v = m->kind == N_SCALAR ? scalar_jv(m) : jv_null();
 	double d = jv_get_kind(v) == JV_KIND_NUMBER ? jv_number_value(v) : -1;
 	jv_free(v);
 	if (d < 1 || d > 1e7 || d != (double)(long)d) {
 		problem(m, "'max_items' must be a whole number from 1 to 10000000");
-		return MAX_ITEMS_DEFAULT;
+		return ORCH_MAX_ITEMS;
 	}
 	return (long)d;
 }
@@ -132,7 +137,48 @@ static long paired_with(const struct plan *p, const node *f)
 	const char *e = sval(f);
 	if (!e || f->kind != N_SCALAR || strncmp(e, ".steps.", 7) || !orch_job_id_valid(e + 7))
 		return -1;
-	return orch_map_get(p->byid, e + 7);
+	long j = orch_map_get(p->byid, e + 7);
+	return j >= 0 && get(p->steps[j].x, "foreach") ? j : -1;
+}
+
+int foreach_only_need(const struct step *s, size_t j)
+{
+	for (size_t k = 0; k < s->nafter; k++)
+		if (s->after[k] == j)
+			return 1;
+	return 0;
+}
+
+/* foreach: reads the answers of other steps: step i is dynamic, and
+ * needs them (for its foreach: alone, if not in its needs:). */
+static void link_dynamic(struct plan *p, size_t i, const node *f)
+{
+	struct step *s = &p->steps[i];
+	const char *e = sval(f);
+	long whole = strncmp(e, ".steps.", 7) == 0 ? orch_map_get(p->byid, e + 7) : -1;
+	if (whole >= 0) {  /* not fanned out (paired_with): a result record */
+		problem(f, "foreach: %s is a result record, not a list: did you mean %s.json?", e, e);
+		return;
+	}
+	struct step_read *r;
+	size_t n = steps_read(e, 0, &r);
+	for (size_t k = 0; k < n; k++) {
+		char name[65];
+		snprintf(name, sizeof name, "%.*s", r[k].n < 64 ? (int)r[k].n : 64, r[k].name);
+		long j = r[k].n < sizeof name ? orch_map_get(p->byid, name) : -1;
+		if (j < 0)
+			problem(f, "foreach: %s reads .steps.%s, which is not a step", e, name);
+		else if (j == (long)i)
+			problem(f, "step '%s' cannot fan out over its own answer", s->id);
+		else
+			s->dynamic = DYN_AFTER;
+		if (j < 0 || j == (long)i || needs_step(p, i, (size_t)j))
+			continue;
+		s->after = orch_xrealloc(s->after, (s->nafter + 1) * sizeof *s->after);
+		s->after[s->nafter++] = (size_t)j;
+		orch_graph_need(p->graph, i, (size_t)j);
+	}
+	free(r);
 }
 
 /* Each step's files read; a paired step needs the step it pairs with. */
@@ -149,14 +195,12 @@ void link_foreach(struct plan *p)
 		if (!f)
 			continue;
 		long j = paired_with(p, f);
-		if (sval(f) && strncmp(sval(f), ".steps.", 7) == 0 &&
-		    (j < 0 || !get(p->steps[j].x, "foreach")))
-			problem(f, "foreach: %s: only a step that is itself fanned out can be "
-			        "paired with (expanding from an upstream answer is not supported yet)", sval(f));
-		else if (j == (long)i)
+		if (j == (long)i)
 			problem(f, "step '%s' cannot fan out over itself", s->id);
 		else if (j >= 0)
 			orch_graph_need(p->graph, i, (size_t)j);
+		else if (f->kind == N_SCALAR && sval(f))
+			link_dynamic(p, i, f);
 	}
 }
 
@@ -262,32 +306,6 @@ static jv items_from_glob(const struct plan *p, const node *at, long max, struct
 
 /* ---- the keys ---- */
 
-/* The key of item (consumed): key's value when it is a name, else a hash. */
-static char *item_key(struct jq_state *keyq, jv item, int glob)
-{
-	jv v = keyq ? orch_jq_first(keyq, jv_copy(item)) :
-	       glob ? jv_object_get(jv_copy(item), jv_string("path")) : jv_copy(item);
-	if (jv_get_kind(v) == JV_KIND_NUMBER)
-		v = jv_dump_string(v, 0);
-	if (jv_get_kind(v) == JV_KIND_STRING && orch_job_id_valid(jv_string_value(v))) {
-		char *k = orch_xstrdup(jv_string_value(v));
-		jv_free(v);
-		jv_free(item);
-		return k;
-	}
-	if (!jv_is_valid(v))
-		jv_free(v), v = jv_copy(item);
-	char *text = jv_get_kind(v) == JV_KIND_STRING ? orch_xstrdup(jv_string_value(v)) :
-	             orch_dump(jv_copy(v), 1);
-	char hex[65];
-	orch_sha256_hex(text, strlen(text), hex);
-	hex[12] = 0;
-	free(text);
-	jv_free(v);
-	jv_free(item);
-	return orch_xstrdup(hex);
-}
-
 /* fan's keys: one per item, no two alike. */
 static void make_keys(const node *x, struct fan *fan, int glob)
 {
@@ -301,7 +319,7 @@ static void make_keys(const node *x, struct fan *fan, int glob)
 	fan->keys = orch_xmalloc((fan->n + 1) * sizeof *fan->keys);
 	orch_map *seen = orch_map_new(fan->n);
 	for (size_t i = 0; i < fan->n; i++) {
-		fan->keys[i] = item_key(keyq, jv_array_get(jv_copy(fan->items), (int)i), glob);
+		fan->keys[i] = orch_item_key(keyq, jv_array_get(jv_copy(fan->items), (int)i), glob);
 		long prev = orch_map_get(seen, fan->keys[i]);
 		if (prev >= 0)
 			problem(k ? k : get(x, "foreach"), "items %ld and %zu have the same key '%s'%s",
@@ -327,6 +345,23 @@ static void pair(struct step *s, const struct step *x, long j)
 		fan->keys[k] = orch_xstrdup(x->fan->keys[k]);
 }
 
+/* A dynamic foreach: and its key: compile; its max_items: is a number. */
+static void check_dynamic(const node *x, const node *f)
+{
+	const node *k = get(x, "key");
+	max_items(x);
+	for (int q = 0; q < 2; q++) {
+		const node *at = q ? k : f;
+		char *err = NULL;
+		struct jq_state *jq = sval(at) ? orch_jq_compile(sval(at), &err) : NULL;
+		if (sval(at) && !jq)
+			problem(at, "%s: %s", q ? "key" : "foreach", err ? err : "cannot compile");
+		free(err);
+		if (jq)
+			jq_teardown(&jq);
+	}
+}
+
 static void expand(struct plan *p, struct step *s, jv job)
 {
 	const node *f = get(s->x, "foreach"), *src = f->kind == N_MAP ? f->u.kids[1] : f;
@@ -334,6 +369,12 @@ static void expand(struct plan *p, struct step *s, jv job)
 	if (j >= 0) {  /* linked: a fanned-out step, expanded before s */
 		if (p->steps[j].fan)
 			pair(s, &p->steps[j], j);
+		else if (p->steps[j].dynamic)
+			s->dynamic = DYN_WITH, s->with = j;
+		return;
+	}
+	if (s->dynamic) {  /* orch-sched expands it: only check it here */
+		check_dynamic(s->x, f);
 		return;
 	}
 	struct fan *fan = orch_xmalloc(sizeof *fan);
@@ -369,6 +410,7 @@ void foreach_free(struct plan *p)
 		struct step *s = &p->steps[i];
 		free(s->text[0]);
 		free(s->text[1]);
+		free(s->after);
 		if (!s->fan)
 			continue;
 		for (size_t k = 0; k < s->fan->n; k++) {
@@ -441,4 +483,18 @@ void put_instance_item(orch_jw *w, const struct plan *p, const struct step *s, l
 		orch_jw_key(w, "item_file");
 		orch_jw_str(w, fan->files[inst]);
 	}
+}
+
+void put_dynamic_head(orch_jw *w, const struct plan *p, const struct step *s)
+{
+	if (s->dynamic == DYN_WITH) {
+		orch_jw_key(w, "expand_with");
+		orch_jw_str(w, p->steps[s->with].id);
+		return;
+	}
+	orch_jw_key(w, "expand_after");
+	orch_jw_open(w, '[');
+	for (size_t k = 0; k < s->nafter; k++)
+		put_need_names(w, s, -1, &p->steps[s->after[k]], s->after[k]);
+	orch_jw_close(w);
 }

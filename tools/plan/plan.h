@@ -58,6 +58,10 @@ struct step {
 	const char *id;
 	long wave, prio;  /* longest path from a source, to a sink */
 	struct fan *fan;  /* foreach: its instances (foreach.c); NULL if none */
+	int dynamic;      /* foreach: an upstream answer: expanded by orch-sched,
+	                   * DYN_AFTER its needs, or DYN_WITH the step it pairs with */
+	long with;        /* DYN_WITH: that step's index */
+	size_t *after, nafter;  /* needs that its foreach: alone reads (not its instances') */
 	char *text[2];    /* prompt_file's, system_file's text (foreach.c) */
 };
 struct plan {
@@ -92,6 +96,7 @@ struct step_read { const char *name; size_t n; };  /* into the text */
 /* The reads found in text (a template, or a when: condition if not
  * template), in order, as a malloc'd array (free it); how many. */
 size_t steps_read(const char *text, int template, struct step_read **reads);
+int needs_step(const struct plan *p, size_t i, size_t j);  /* step i needs j */
 /* A problem for each step read that is not a step this step needs. */
 void check_reads(const struct plan *p);
 
@@ -113,6 +118,7 @@ struct fan {
 	long pair;         /* foreach: .steps.X, X fanned out: X's index; else -1 */
 	int gather;        /* paired, but each instance needs all of X's */
 };
+enum { DYN_NONE, DYN_AFTER, DYN_WITH };
 void check_foreach(const node *x);         /* the keys' kinds (check_step) */
 void link_foreach(struct plan *p);         /* pairing edges, files read */
 /* Expand every step with foreach: over job: EX_OK, or EX_USAGE (reported). */
@@ -125,6 +131,10 @@ void put_step_name(orch_jw *w, const struct step *s, long inst);
 void put_need_names(orch_jw *w, const struct step *s, long inst, const struct step *d, size_t j);
 void put_instance_head(orch_jw *w, const struct step *s, long inst);
 void put_instance_item(orch_jw *w, const struct plan *p, const struct step *s, long inst);
+/* A dynamic fan-out's line: expand_after or expand_with (before "job"). */
+void put_dynamic_head(orch_jw *w, const struct plan *p, const struct step *s);
+/* Is step j a need of s that only its foreach: reads (not its templates)? */
+int foreach_only_need(const struct step *s, size_t j);
 void foreach_free(struct plan *p);
 
 /* ---- select.c: what orch run's command line chooses ---- */

@@ -388,7 +388,7 @@ static int by_name(const void *a, const void *b)
 	return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
-static int needs_step(const struct plan *p, size_t i, size_t j)
+int needs_step(const struct plan *p, size_t i, size_t j)
 {
 	const size_t *d = orch_graph_deps(p->graph, i);
 	for (size_t k = 0; k < orch_graph_ndeps(p->graph, i); k++)
@@ -419,9 +419,10 @@ static void check_read(const struct plan *p, size_t i, const node *x, const stru
 	else if ((size_t)j == i)
 		problem(x, "step %s reads .steps%s%s%s%s, its own result: a step reads only what it needs",
 		        id, dot, open, name, close);
-	else if (!needs_step(p, i, (size_t)j))
-		problem(x, "step %s reads .steps%s%s%s%s but does not need it: add %s to needs",
-		        id, dot, open, name, close, name);
+	else if (!needs_step(p, i, (size_t)j) || foreach_only_need(&p->steps[i], (size_t)j))
+		problem(x, "step %s reads .steps%s%s%s%s but does not need it%s: add %s to needs",
+		        id, dot, open, name, close,
+		        needs_step(p, i, (size_t)j) ? " (only its foreach: does)" : "", name);
 }
 
 void check_reads(const struct plan *p)

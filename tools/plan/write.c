@@ -220,6 +220,8 @@ static int put_line(struct writer *wr, size_t k, const char *job, size_t njob)
 	orch_jw_jv(w, jv_number(i));
 	if (wr->inst >= 0)
 		put_instance_head(w, s, wr->inst);
+	else if (s->dynamic)  /* foreach.c: orch-sched expands it */
+		put_dynamic_head(w, wr->p, s);
 	/* job before spec: all before it are names and numbers, so the
 	 * first "job":{"job_id":" of a line is the job's (orch(1) reads it
 	 * so, with no JSON parser; a spec's strings could forge one) */
@@ -295,6 +297,8 @@ int print_dot(const struct plan *p, jv job)
 			if (steps[w[k]].fan)  /* a fan-out: one node, its count */
 				printf(" \"%s\" [label=\"%s[%zu]\"];", steps[w[k]].id, steps[w[k]].id,
 				       steps[w[k]].fan->n);
+			else if (steps[w[k]].dynamic)  /* its count known when it runs */
+				printf(" \"%s\" [label=\"%s[*]\"];", steps[w[k]].id, steps[w[k]].id);
 			else
 				printf(" \"%s\";", steps[w[k]].id);
 		printf(" }\n");
@@ -313,16 +317,20 @@ int print_dot(const struct plan *p, jv job)
 int print_waves(const struct plan *p)
 {
 	size_t *w = sorted_by_wave(p), width = 4;
-	for (size_t k = 0; k < p->nsteps; k++)
-		if (strlen(p->steps[k].id) + 8 * !!p->steps[k].fan > width)
-			width = strlen(p->steps[k].id) + 8 * !!p->steps[k].fan;
+	for (size_t k = 0; k < p->nsteps; k++) {  /* room for "[100000]", "[*]" */
+		size_t n = strlen(p->steps[k].id) + 8 * (p->steps[k].fan || p->steps[k].dynamic);
+		width = n > width ? n : width;
+	}
 	printf("%-4s  %-*s  %-8s  %s\n", "wave", (int)width, "step", "priority", "needs");
 	for (size_t k = 0; k < p->nsteps; k++) {
 		const struct step *s = &p->steps[w[k]];
 		const size_t *needs = orch_graph_deps(p->graph, w[k]);
 		size_t n = orch_graph_ndeps(p->graph, w[k]);
 		char name[96];
-		snprintf(name, sizeof name, s->fan ? "%s[%zu]" : "%s", s->id, step_count(s));
+		if (s->dynamic)  /* items from an answer: expanded when its needs are done */
+			snprintf(name, sizeof name, "%s[*]", s->id);
+		else
+			snprintf(name, sizeof name, s->fan ? "%s[%zu]" : "%s", s->id, step_count(s));
 		printf("%-4ld  %-*s  %-8ld  ", s->wave, (int)width, name, priority(s));
 		for (size_t q = 0; q < n; q++)
 			printf("%s%s", q ? ", " : "", p->steps[needs[q]].id);

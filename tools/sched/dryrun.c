@@ -13,6 +13,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "orch.h"
 #include "sched.h"
 
@@ -83,17 +84,30 @@ static char *decide(int i, unsigned char *changed)
 	return text;
 }
 
+static void say(int i, unsigned char *changed)
+{
+	char *what = decide(i, changed);
+	printf("%s\t%s\n", plan.step[i].name, what);
+	free(what);
+}
+
 int dry_run(void)
 {
-	unsigned char *changed = orch_xmalloc(plan.n + 1);
-	for (int i = 0; i < plan.n; i++)
+	int n = plan.n;  /* plan.order's; a dynamic fan-out may add instances */
+	unsigned char *changed = orch_xmalloc(n + 1);
+	for (int i = 0; i < n; i++)
 		changed[i] = 0;
 	resume_read();
-	for (int k = 0; k < plan.n; k++) {
-		int i = (int)plan.order[k];
-		char *what = decide(i, changed);
-		printf("%s\t%s\n", plan.step[i].name, what);
-		free(what);
+	for (int k = 0; k < n; k++) {
+		int i = (int)plan.order[k], before = plan.n;
+		if (!expand_dry_run(i)) {  /* expand.c: a dynamic fan-out, its instances if known */
+			say(i, changed);
+			continue;
+		}
+		changed = orch_xrealloc(changed, plan.n + 1);
+		memset(changed + before, 0, plan.n - before);
+		for (int j = before; j < plan.n; j++)
+			say(j, changed);
 	}
 	free(changed);
 	return EX_OK;

@@ -97,6 +97,7 @@ static struct step *new_step(const char *name, jv spec, jv needs, jv line)
 	s->result = jv_invalid();
 	s->input = jv_invalid();
 	s->inst = group_of_line(line);  /* group.c: a fan-out instance */
+	s->expand = expand_of_line(line);  /* expand.c: one not yet expanded */
 	s->item = jv_invalid();
 	s->pool = s->cond = s->launcher = -1;
 	s->outfd = -1;
@@ -134,9 +135,18 @@ static void keep_step(const char *name, jv spec, jv needs, jv line)
 		jv_free(s->spec);
 		jv_free(s->needs);
 		jv_free(s->inst);
+		jv_free(s->expand);
 		return;
 	}
 	plan.n++;
+}
+
+/* A step added while the plan runs (expand.c): it owns spec and needs. */
+int add_step(const char *name, jv spec, jv needs, jv line)
+{
+	struct step *s = new_step(name, spec, needs, line);
+	orch_map_put(plan.byname, s->name, plan.n);
+	return plan.n++;
 }
 
 /* orch_loop's callback: one plan line (consumed). */
@@ -338,8 +348,8 @@ int read_plan(char **files, int n)
 		return EX_USAGE;
 	}
 	load_pools();
-	if (plan.bad || link_needs() || check_cycles() || compile_conds() || link_launchers() ||
-	    find_workdir())
+	if (plan.bad || link_needs() || check_expand() || check_cycles() || compile_conds() ||
+	    link_launchers() || find_workdir())
 		return EX_USAGE;
 	return 0;
 }
@@ -365,6 +375,7 @@ void plan_free(void)
 		jv_free(s->input);
 		jv_free(s->inst);
 		jv_free(s->item);
+		jv_free(s->expand);
 	}
 	free(plan.step);
 	free(plan.order);

@@ -21,6 +21,7 @@
  *   launch.c      steps run through a launcher (srun, ssh): argv, true status
  *   merge.c       a launched step's own event file, merged into the log
  *   group.c       fan-out instances: their items, their group's array
+ *   expand.c      dynamic fan-out: instances made from a step's answer
  */
 #ifndef SCHED_H
 #define SCHED_H
@@ -67,6 +68,7 @@ struct step {
 	char art[65];        /* sha256 of artifacts/<step>.json, once stored */
 	jv inst;             /* a fan-out instance's plan fields (group.c) */
 	jv item;             /* and its item, from ready until its input record */
+	jv expand;           /* a dynamic fan-out not yet expanded (expand.c) */
 };
 
 struct heap { int *a; int n, cap; };
@@ -140,6 +142,7 @@ static inline void emit(const char *level, const char *type, const char *step, j
 /* plan.c */
 int read_plan(char **files, int n);  /* 0, or the exit status: nothing ran */
 int step_before(int a, int b);       /* higher priority, then plan order */
+int add_step(const char *name, jv spec, jv needs, jv line);  /* running: its index */
 void plan_free(void);
 
 /* spawn.c */
@@ -211,6 +214,12 @@ void group_load_item(struct step *s);  /* ready: its item, content read */
 jv group_input(struct step *s, jv in);  /* .item, .key into the record */
 jv group_spec(const struct step *s, jv spec);  /* less foreach: etc (resume.c) */
 jv group_put(jv steps, const struct step *d, jv r);  /* .steps.<group>[] */
+
+/* expand.c */
+jv expand_of_line(jv line);          /* line borrowed: expand_after/_with, or invalid */
+int check_expand(void);              /* problems found */
+int expand_step(int i);              /* 1: i was a dynamic fan-out, now expanded or failed */
+int expand_dry_run(int i);           /* 1: i is one, and -n said so */
 
 /* loop.c */
 void heap_push(struct heap *h, int i);

@@ -280,6 +280,8 @@ int cond_holds(struct step *s, char **err)
  * record, its when: condition, its first attempt. */
 void start_step(int i)
 {
+	if (expand_step(i))  /* expand.c: a dynamic fan-out makes its instances */
+		return;
 	struct step *s = &plan.step[i];
 	s->input = input_record(s);
 	if (s->cond >= 0) {
@@ -411,7 +413,7 @@ static void failure_text(struct step *s, int status, char *msg, size_t n)
 static int own_kind(const char *k)
 {
 	static const char *const own[] = {"exit", "signal", "timeout", "lost", "spawn",
-		"interrupted", "artifact", "condition", 0};
+		"interrupted", "artifact", "condition", "foreach", 0};
 	for (int i = 0; own[i]; i++)
 		if (strcmp(k, own[i]) == 0)
 			return 1;
