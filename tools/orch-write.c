@@ -278,8 +278,11 @@ static jv read_step_input(struct opts *o)
 		o->files = required || orch_jbool(spec, "files", 0);
 	o->required = required && o->files;
 	jv_free(spec);
-	if (!o->step)
+	if (!o->step) {
 		o->step = orch_jstr(in, "step");  /* valid while the record lives */
+		if (o->step)  /* and its events' step (orch step --batch sets no ORCH_STEP) */
+			setenv("ORCH_STEP", o->step, 1);
+	}
 	return in;
 }
 
