@@ -8,6 +8,12 @@
  *                                step input record in FILE has spec.files
  *                                true or "required", else as --no-files
  *                                (orch step)
+ *   orch-write --inputs DIR < responses: a stream of answers, each with
+ *                                "step": each as --input DIR/<step>
+ *                                --result, its result (or a failure line
+ *                                {"step","failed","exit_code"}) printed
+ *                                as it is done; a failure line passes
+ *                                on as it is (orch step --batch)
  *
  * Reads write records {"path","content","mode"} as ND-JSON (or an answer
  * whose fenced code blocks name their files), writes each file under OUT
@@ -47,6 +53,7 @@ static const char usage[] =
 	"       orch-write --extract [--run DIR] [--outputs DIR] [--mode MODE] [--result] [--step S] < response\n"
 	"       orch-write --no-files --result [--step S] < response\n"
 	"       orch-write --input FILE [--extract | --no-files] --result [--step S] < response\n"
+	"       orch-write --inputs DIR [--extract | --no-files] < responses\n"
 	"MODE: create_new, overwrite (default), append.\n"
 	"--input FILE: the step input record; its spec.files says whether to extract.\n";
 
@@ -59,6 +66,7 @@ struct opts {
 	int result;        /* --result: print the step result */
 	int mode;          /* --mode: of records that name none */
 	const char *step, *outputs, *input;
+	const char *inputs;  /* --inputs DIR: answers a line, records DIR/<step> */
 };
 
 struct batch {
@@ -222,7 +230,13 @@ static int no_files(const struct opts *o, size_t blocks)
 	jv why = jv_object_set(jv_object(), jv_string("kind"), jv_string("no_files"));
 	why = jv_object_set(why, jv_string("message"), jv_string(msg));
 	free(msg);
-	orch_put(jv_object_set(jv_object(), jv_string("failed"), why));
+	jv line = jv_object();
+	if (o->inputs)  /* --inputs: the line names its step and the exit status */
+		line = jv_object_set(line, jv_string("step"), jv_string(o->step));
+	line = jv_object_set(line, jv_string("failed"), why);
+	if (o->inputs)
+		line = jv_object_set(line, jv_string("exit_code"), jv_number(EX_TEMP));
+	orch_put(line);
 	return EX_TEMP;  /* a model may do better next time: worth a retry */
 }
 
@@ -254,6 +268,19 @@ static jv read_answer(jv *resp)
 	return output;
 }
 
+/* Whether the answer's files are written, as the step input record in
+ * says (unless --extract or --no-files did). */
+static void files_of(struct opts *o, jv in)
+{
+	jv spec = orch_jget(in, "spec");
+	const char *files = orch_jstr(spec, "files");
+	int required = files && strcmp(files, "required") == 0;
+	if (o->files < 0)
+		o->files = required || orch_jbool(spec, "files", 0);
+	o->required = required && o->files;
+	jv_free(spec);
+}
+
 /* --input FILE: the step input record (CONTRACT §5) of the step that gave
  * the answer. Its spec.files says whether to write the answer's files
  * (unless --extract or --no-files did); its step names the result's step
@@ -271,13 +298,7 @@ static jv read_step_input(struct opts *o)
 		jv_free(in);
 		orch_exit(EX_USAGE);
 	}
-	jv spec = orch_jget(in, "spec");
-	const char *files = orch_jstr(spec, "files");
-	int required = files && strcmp(files, "required") == 0;
-	if (o->files < 0)
-		o->files = required || orch_jbool(spec, "files", 0);
-	o->required = required && o->files;
-	jv_free(spec);
+	files_of(o, in);
 	if (!o->step) {
 		o->step = orch_jstr(in, "step");  /* valid while the record lives */
 		if (o->step)  /* and its events' step (orch step --batch sets no ORCH_STEP) */
@@ -386,12 +407,90 @@ static int print_result(const char *step, jv output, jv files, jv resp, jv skipp
 	return orch_put(r) < 0 ? EX_FAIL : EX_OK;
 }
 
+
+/* ---- --inputs DIR: a stream of answers (orch step --batch) ---- */
+
+/* A line for an answer that could not be written: its step, the exit
+ * status orch-write --input would have had, why. */
+static void stream_failed(const char *step, int code, const char *msg)
+{
+	jv why = jv_object_set(jv_object(), jv_string("message"), jv_string(msg));
+	jv line = jv_object_set(jv_object(), jv_string("step"), step ? jv_string(step) : jv_null());
+	line = jv_object_set(line, jv_string("failed"), why);
+	orch_put(jv_object_set(line, jv_string("exit_code"), jv_number(code)));
+}
+
+/* The step input record DIR/<step>, or invalid (said). */
+static jv stream_record(const char *dir, const char *step)
+{
+	char *path = orch_fmt("%s/%s", dir, step);
+	FILE *f = fopen(path, "r");
+	jv in = f ? orch_read_one(f, path) : jv_invalid();
+	if (!f)
+		orch_err_sys("cannot read %s", path);
+	else
+		fclose(f);
+	free(path);
+	if (jv_get_kind(in) != JV_KIND_OBJECT) {
+		jv_free(in);
+		return jv_invalid();
+	}
+	return in;
+}
+
+/* One answer (a response whose "step" names it), written and its result
+ * printed as orch-write --input DIR/<step> --result would; a failure as
+ * one line. The response is consumed; 0 always (the stream goes on). */
+static int stream_answer(jv resp, void *ctx)
+{
+	struct opts o = *(const struct opts *)ctx;
+	if (jv_get_kind(resp) == JV_KIND_OBJECT && jv_object_has(jv_copy(resp), jv_string("failed")))
+		return orch_put(resp) < 0 ? EX_FAIL : 0;  /* failed before: passed on */
+	const char *step = jv_get_kind(resp) == JV_KIND_OBJECT ? orch_jstr(resp, "step") : NULL;
+	jv in = step && orch_step_name_valid(step) ? stream_record(o.inputs, step) : jv_invalid();
+	jv output = jv_is_valid(in) ? orch_jget(resp, "content") : jv_invalid();
+	if (jv_get_kind(output) != JV_KIND_STRING) {
+		orch_err("<stdin>: %s", !step ? "an answer with no \"step\"" : !jv_is_valid(in)
+		         ? "no step input record for its step" : "a response needs a \"content\" string");
+		stream_failed(step, EX_USAGE, "orch-write: no answer or no step input record");
+		jv_free(output);
+		jv_free(in);
+		jv_free(resp);
+		return 0;
+	}
+	o.step = step;
+	setenv("ORCH_STEP", step, 1);  /* its events' step */
+	files_of(&o, in);
+	struct batch b = {.dflt_mode = o.mode, .skipped = jv_array()};
+	jv files = jv_array();
+	size_t blocks = o.files ? extract(&b, output) : 0;
+	int rc = o.files && b.n == 0 && !b.bad ? no_files(&o, blocks) : b.bad ? EX_USAGE : EX_OK;
+	if (rc == EX_OK)
+		rc = write_batch(&b, o.outputs, 1, &files);
+	if (rc == EX_OK)
+		print_result(step, output, files, jv_copy(resp), b.skipped);
+	else {
+		if (rc != EX_TEMP || !o.required)  /* no_files said it */
+			stream_failed(step, rc, "orch-write: the answer's files were not written");
+		jv_free(output);
+		jv_free(files);
+		jv_free(b.skipped);
+	}
+	for (size_t i = 0; i < b.n; i++)
+		rec_free(&b.r[i]);
+	free(b.r);
+	jv_free(in);
+	jv_free(resp);
+	return 0;
+}
+
 static struct opts parse_options(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{"extract", no_argument, 0, 'x'},
 		{"no-files", no_argument, 0, 'N'},
 		{"input", required_argument, 0, 'i'},
+		{"inputs", required_argument, 0, 'I'},
 		{"result", no_argument, 0, 'R'},
 		{"step", required_argument, 0, 's'},
 		{"mode", required_argument, 0, 'm'},
@@ -406,6 +505,7 @@ static struct opts parse_options(int argc, char **argv)
 		case 'x': o.answer = 1; o.files = o.files != 0; break;  /* --no-files wins */
 		case 'N': o.answer = 1; o.files = 0; break;
 		case 'i': o.answer = 1; o.input = optarg; break;
+		case 'I': o.answer = 1; o.inputs = optarg; break;
 		case 'R': o.result = 1; break;
 		case 's': o.step = optarg; break;
 		case 'o': o.outputs = optarg; break;
@@ -426,6 +526,8 @@ int main(int argc, char **argv)
 {
 	orch_init(argc, argv);
 	struct opts o = parse_options(argc, argv);
+	if (o.inputs)  /* a stream of answers: each its own step's result */
+		orch_exit(orch_records(stdin, "<stdin>", stream_answer, &o));
 	struct batch b = {.dflt_mode = o.mode, .skipped = jv_array()};
 	jv input = o.input ? read_step_input(&o) : jv_null();
 	jv output = jv_null(), resp = jv_null(), files = jv_array();
