@@ -750,9 +750,11 @@ static int chunk_read(int k)
 	return 1;
 }
 
-/* The request lines read so far; *used: how much was whole lines. */
+/* The whole request lines read so far, taken; the rest kept. */
 static void take_lines(struct sbuf *in)
 {
+	if (in->n == 0)
+		return;
 	char *p = in->p, *end = p + in->n, *nl;
 	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
 		if (nl > p)
@@ -760,7 +762,8 @@ static void take_lines(struct sbuf *in)
 		p = nl + 1;
 	}
 	in->n = (size_t)(end - p);
-	memmove(in->p, p, in->n);
+	if (in->n > 0)
+		memmove(in->p, p, in->n);
 }
 
 /* Wait for stdin or a CMD's answers; stdin read while it has more now.

@@ -263,6 +263,8 @@ static int read_results(struct worker *w)
 		}
 		buf_add(&w->r, chunk, (size_t)k);
 	}
+	if (w->r.n == 0)
+		return open;
 	char *p = w->r.p, *end = p + w->r.n, *nl;
 	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
 		if (nl > p)
@@ -270,7 +272,8 @@ static int read_results(struct worker *w)
 		p = nl + 1;
 	}
 	w->r.n = (size_t)(end - p);
-	memmove(w->r.p, p, w->r.n);
+	if (w->r.n > 0)
+		memmove(w->r.p, p, w->r.n);
 	return open;
 }
 
