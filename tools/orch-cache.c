@@ -524,7 +524,7 @@ static int cmd_wrap(char **argv)
 
 struct sreq { char key[65]; char *step; char *text; size_t len; };
 struct sbuf { char *p; size_t n, cap; };
-struct chunk { pid_t pid; int out; struct sbuf r; struct sreq *q; int n; };
+struct chunk { pid_t pid; int out; FILE *err; struct sbuf r; struct sreq *q; int n; };
 
 static struct {
 	char **argv;
@@ -630,8 +630,8 @@ static void stream_request(const char *line, size_t len)
 /* CMD on the n requests q (taken): 0, or -1 (reported; q failed). */
 static int chunk_start(struct sreq *q, int n)
 {
-	FILE *tf = tmpfile();
-	int p[2] = {-1, -1}, ok = tf != NULL;
+	FILE *tf = tmpfile(), *ef = tmpfile();  /* its stdin, its stderr */
+	int p[2] = {-1, -1}, ok = tf && ef;
 	for (int i = 0; ok && i < n; i++)
 		ok = fwrite(q[i].text, 1, q[i].len, tf) == q[i].len;
 	ok = ok && fflush(tf) == 0 && lseek(fileno(tf), 0, SEEK_SET) == 0 && pipe2(p, O_CLOEXEC) == 0;
@@ -640,6 +640,7 @@ static int chunk_start(struct sreq *q, int n)
 	if (pid == 0) {
 		dup2(fileno(tf), 0);
 		dup2(p[1], 1);
+		dup2(fileno(ef), 2);
 		execvp(st.argv[0], st.argv);
 		orch_err_sys("cannot run %s", st.argv[0]);
 		_exit(errno == ENOENT ? 127 : 126);
@@ -650,6 +651,8 @@ static int chunk_start(struct sreq *q, int n)
 		close(p[1]);
 	if (pid < 0) {
 		orch_err_sys("cannot run %s", st.argv[0]);
+		if (ef)
+			fclose(ef);
 		if (p[0] >= 0)
 			close(p[0]);
 		for (int i = 0; i < n; i++) {
@@ -661,7 +664,7 @@ static int chunk_start(struct sreq *q, int n)
 		return -1;
 	}
 	st.c = orch_xrealloc(st.c, (st.nc + 1) * sizeof *st.c);
-	st.c[st.nc++] = (struct chunk){.pid = pid, .out = p[0], .q = q, .n = n};
+	st.c[st.nc++] = (struct chunk){.pid = pid, .out = p[0], .err = ef, .q = q, .n = n};
 	return 0;
 }
 
@@ -675,8 +678,24 @@ static void send_waiting(void)
 	st.nwait = st.capwait = 0;
 }
 
+/* What CMD said on stderr, passed on to ours; its last line (of 300
+ * bytes at most) in why, if it said anything. */
+static void chunk_said(FILE *err, char *why, size_t size)
+{
+	char line[4096];
+	*why = 0;
+	rewind(err);
+	while (fgets(line, sizeof line, err)) {
+		fputs(line, stderr);
+		line[strcspn(line, "\n")] = 0;
+		if (*line)
+			snprintf(why, size, "%.300s", line);
+	}
+	fclose(err);
+}
+
 /* A request CMD failed alone: its answer as -- CMD would exit. */
-static void failed_alone(struct sreq *r, int status, const char *out)
+static void failed_alone(struct sreq *r, int status, const char *out, const char *why)
 {
 	int code = WIFSIGNALED(status) ? EX_SIGNAL + WTERMSIG(status) :
 	           WEXITSTATUS(status) ? WEXITSTATUS(status) : EX_FAIL;
@@ -686,7 +705,10 @@ static void failed_alone(struct sreq *r, int status, const char *out)
 	jv v = *last == '{' ? jv_parse_sized(last, (int)strcspn(last, "\n")) : jv_invalid();
 	jv f = jv_get_kind(v) == JV_KIND_OBJECT ? orch_jget(v, "failed") : jv_null();
 	jv_free(v);
-	if (jv_get_kind(f) != JV_KIND_OBJECT) {
+	if (jv_get_kind(f) != JV_KIND_OBJECT && *why) {
+		jv_free(f);
+		f = jv_object_set(jv_object(), jv_string("message"), jv_string(why));
+	} else if (jv_get_kind(f) != JV_KIND_OBJECT) {
 		jv_free(f);
 		f = jv_object_set(jv_object(), jv_string("message"), WIFSIGNALED(status)
 		                  ? jv_string_fmt("%s killed by signal %d", st.argv[0], WTERMSIG(status))
@@ -699,6 +721,8 @@ static void failed_alone(struct sreq *r, int status, const char *out)
  * asked again alone, or failed. */
 static void chunk_end(struct chunk *c, int status)
 {
+	char why[512];
+	chunk_said(c->err, why, sizeof why);
 	int lines = 0;
 	for (size_t i = 0; i < c->r.n; i++)
 		lines += c->r.p[i] == '\n';
@@ -719,7 +743,7 @@ static void chunk_end(struct chunk *c, int status)
 				orch_die_sys(EX_FAIL, "writing output failed");
 		} else {
 			jv_free(v);
-			failed_alone(&c->q[i], whole ? W_EXITCODE(1, 0) : status, p);
+			failed_alone(&c->q[i], whole ? W_EXITCODE(1, 0) : status, p, why);
 		}
 		p += len + (p[len] == '\n');
 		sreq_free(&c->q[i]);

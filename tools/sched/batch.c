@@ -220,6 +220,23 @@ static int line_step(struct worker *w, jv v)
 	return (int)i;
 }
 
+/* A failure line's message goes to the end of the instance's log, where
+ * the scheduler reads its last words (last_stderr), as it would have
+ * been the instance's own stderr. */
+static void note_failure(struct step *s, jv failed)
+{
+	const char *m = orch_jstr(failed, "message");
+	char *lname = orch_fmt("%s.log", s->name);
+	int fd = m && *m ? openat(run.log_fd, lname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
+	free(lname);
+	if (fd < 0)
+		return;
+	off_t at = lseek(fd, 0, SEEK_END);
+	if (at >= 0 && orch_write_all(fd, m, strlen(m)) == 0 && orch_write_all(fd, "\n", 1) == 0)
+		s->log_at = at;
+	close(fd);
+}
+
 /* One line of w's stdout: an instance's result, or its failure. */
 static void result_line(struct worker *w, const char *line, size_t n)
 {
@@ -237,6 +254,8 @@ static void result_line(struct worker *w, const char *line, size_t n)
 	if (jv_get_kind(failed) != JV_KIND_NULL && (!orch_jnum(v, "exit_code", &code) ||
 	                                           code < 1 || code > 255))
 		code = 1;
+	if (code != 0)
+		note_failure(s, failed);
 	jv_free(failed);
 	jv_free(v);
 	int err = batch_output(s, line, n);
@@ -303,7 +322,7 @@ static void forget(int k)
 }
 
 /* Its instances still in flight: ended as its death means for each. */
-static void lose_inflight(pid_t pid, int status)
+static void lose_inflight(pid_t pid, int status, const char *group)
 {
 	for (int k = 0; k < queue.nactive; k++) {
 		int i = queue.active[k];
@@ -313,8 +332,9 @@ static void lose_inflight(pid_t pid, int status)
 		if (s->stopped || s->timed_out) {
 			reaped(i, status);
 		} else {
-			char *msg = orch_fmt("its --batch-exec worker (pid %ld) %s", (long)pid,
-			                     WIFSIGNALED(status) ? "was killed" : "exited");
+			char *msg = orch_fmt("its --batch-exec worker (pid %ld) %s before it answered "
+			                     "(logs/%s.log)", (long)pid, WIFSIGNALED(status) ?
+			                     "was killed" : "exited", group);
 			tally.nrun--;
 			s->pid = 0;
 			attempt_failed(i, "lost", msg, 1, NULL, 0);
@@ -334,8 +354,10 @@ int batch_reaped(pid_t pid, int status)
 			continue;
 		if (w->out >= 0)
 			read_results(w);  /* its last lines, written before it ended */
+		char *group = orch_xstrdup(w->group);
 		forget(k);
-		lose_inflight(pid, status);
+		lose_inflight(pid, status, group);
+		free(group);
 		return 1;
 	}
 	return 0;
