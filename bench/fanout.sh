@@ -136,7 +136,7 @@ provider: {name: openai, model: m}
 steps:
   - id: s
     foreach: "[range($FAKE_N)]"
-    max_items: $BIG
+    max_items: $FAKE_N
     prompt: "item {{ .item }}"
 SPEC
 	seq 0 $((FAKE_N - 1)) | awk '{ printf "{\"provider\":\"openai\",\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"item %s\"}],\"opts\":{}}\n", $1 }' > slow.req
