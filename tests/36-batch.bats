@@ -121,6 +121,8 @@ exec jq -c --unbuffered "{step, output: \"ok \(.item)\"}"'
 	wait "$(cat sched.pid)"
 	run jq -r 'select(.type == "step.failed") | "\(.step) \(.data.kind) \(.data.will_retry)"' runs/k/events.jsonl
 	assert_output $'s[0] lost true\ns[1] lost true\ns[2] lost true'
+	run jq -r 'select(.type == "step.failed") | .data.message' runs/k/events.jsonl
+	assert_line --index 0 --regexp '^its --batch-exec worker \(pid [0-9]+\) was killed before it answered \(logs/s\.log\)$'
 	run jq -r 'select(.type == "step.succeeded") | "\(.step) \(.data.attempt)"' runs/k/events.jsonl
 	assert_output $'s[0] 2\ns[1] 2\ns[2] 2'
 	[ "$(wc -l < workers)" -eq 2 ]
@@ -187,4 +189,51 @@ done'
 	assert_output 0
 	run jq -c .output 'runs/big/artifacts/s[0].json' 'runs/big/artifacts/s[299].json'
 	assert_output $'"n0\\n"\n"n299\\n"'
+}
+
+@test "orch-cache stream: hits at once, misses from CMD, each answer with its step; a failure alone; failed lines pass on" {
+	export ORCH_CACHE_DIR=$PWD/cache
+	for i in 1 2 3; do
+		jq -cn --arg s "s[$i]" --arg q "q$i" '{provider: "echo", model: "echo", messages: [{role: "user", content: $q}], step: $s}'
+	done > reqs
+	run orch-cache stream -- orch-call < reqs
+	assert_success
+	run jq -r '"\(.step) \(.content) \(.cache)"' <<< "$output"
+	assert_output $'s[1] q1 miss\ns[2] q2 miss\ns[3] q3 miss'
+	# the one-at-a-time wrapper finds what the stream stored, and the stream hits
+	run orch-cache -- orch-call < <(sed -n 2p reqs)
+	assert_output --partial '"cache":"hit"'
+	{ sed -n 1p reqs; printf '%s\n' '{"step":"s[9]","failed":{"kind":"template"},"exit_code":2}'
+	  jq -cn '{provider: "exec", command: "exit 3", model: "x", messages: [{role: "user", content: "q"}], step: "s[4]"}'
+	  sed -n 3p reqs; } > mixed
+	run --separate-stderr orch-cache stream -- orch-call < mixed
+	assert_success
+	run jq -c '[.step, .cache, .failed.kind, .exit_code]' <<< "$output"
+	assert_line '["s[1]","hit",null,null]'
+	assert_line '["s[9]",null,"template",2]'
+	assert_line '["s[3]","hit",null,null]'
+	assert_line '["s[4]",null,null,1]'
+	[ "${#lines[@]}" -eq 4 ]
+}
+
+@test "orch-write --inputs DIR: each answer written with its own record, results as they come; failures as lines" {
+	mkdir recs
+	export ORCH_RUN_DIR=$PWD/run
+	mkdir -p run/outputs
+	echo '{"job_id":"j","step":"a[1]","spec":{"files":true}}' > 'recs/a[1]'
+	echo '{"job_id":"j","step":"a[2]","spec":{"files":"required"}}' > 'recs/a[2]'
+	echo '{"job_id":"j","step":"a[3]","spec":{}}' > 'recs/a[3]'
+	{ jq -cn '{step: "a[1]", content: "```x/one.txt\none\n```\n", cache: "miss", usage: {prompt_tokens: 1}}'
+	  jq -cn '{step: "a[2]", content: "no file", cache: "hit"}'
+	  jq -cn '{step: "a[3]", content: "```x/three.txt\n3\n```\n", cache: "hit"}'
+	  jq -cn '{step: "a[4]", content: "no record"}'
+	  echo '{"step":"a[5]","failed":{"kind":"template"},"exit_code":2}'; } > answers
+	run --separate-stderr orch-write --inputs recs < answers
+	assert_success
+	run jq -c '[.step, (.files // [] | map(.path)), .failed.kind, .exit_code]' <<< "$output"
+	assert_output $'["a[1]",["x/one.txt"],null,null]\n["a[2]",[],"no_files",75]\n["a[3]",[],null,null]\n["a[4]",[],null,2]\n["a[5]",[],"template",2]'
+	[ "$(cat run/outputs/x/one.txt)" = one ]
+	[ ! -e run/outputs/x/three.txt ]
+	run jq -r 'select(.type == "file.written") | .step' run/events.jsonl
+	assert_output 'a[1]'
 }
