@@ -80,6 +80,11 @@ teardown() {
 	assert_failure 1
 	run jq -r 'select(.type == "step.failed") | "\(.step) \(.data.kind) \(.data.will_retry)"' runs/t/events.jsonl
 	assert_output 's[2] template false'
+	# the same words: the batch renders the record alone to hear them
+	one=$(jq -r 'select(.type == "step.failed") | .data.message' runs/t/events.jsonl)
+	batch=$(jq -r 'select(.type == "step.failed") | .data.message' runs/t1/events.jsonl)
+	[[ $batch == *': no 2' ]]
+	[ "$one" = "$batch (logs/s[2].log)" ]
 }
 
 @test "batch: a failed instance is retried alone, by the same worker's step; its kind kept" {
