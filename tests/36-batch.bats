@@ -221,13 +221,14 @@ done'
 	[ "${#lines[@]}" -eq 4 ]
 }
 
-@test "orch-write --inputs DIR: each answer written with its own record, results as they come; failures as lines" {
-	mkdir recs
+@test "orch-write --inputs FILE: each answer written with its own record, results as they come; failures as lines" {
 	export ORCH_RUN_DIR=$PWD/run
 	mkdir -p run/outputs
-	echo '{"job_id":"j","step":"a[1]","spec":{"files":true}}' > 'recs/a[1]'
-	echo '{"job_id":"j","step":"a[2]","spec":{"files":"required"}}' > 'recs/a[2]'
-	echo '{"job_id":"j","step":"a[3]","spec":{}}' > 'recs/a[3]'
+	# a record a line; a later one for a step (a retry) is the one taken
+	{ echo '{"job_id":"j","step":"a[1]","spec":{}}'
+	  echo '{"job_id":"j","step":"a[1]","spec":{"files":true}}'
+	  echo '{"job_id":"j","step":"a[2]","spec":{"files":"required"}}'
+	  echo '{"job_id":"j","step":"a[3]","spec":{}}'; } > recs
 	{ jq -cn '{step: "a[1]", content: "```x/one.txt\none\n```\n", cache: "miss", usage: {prompt_tokens: 1}}'
 	  jq -cn '{step: "a[2]", content: "no file", cache: "hit"}'
 	  jq -cn '{step: "a[3]", content: "```x/three.txt\n3\n```\n", cache: "hit"}'

@@ -8,9 +8,11 @@
  *                                step input record in FILE has spec.files
  *                                true or "required", else as --no-files
  *                                (orch step)
- *   orch-write --inputs DIR < responses: a stream of answers, each with
- *                                "step": each as --input DIR/<step>
- *                                --result, its result (or a failure line
+ *   orch-write --inputs FILE < responses: a stream of answers, each with
+ *                                "step", their step input records a line
+ *                                each in FILE (which may grow as they
+ *                                come): each as --input RECORD --result,
+ *                                its result (or a failure line
  *                                {"step","failed","exit_code"}) printed
  *                                as it is done; a failure line passes
  *                                on as it is (orch step --batch)
@@ -53,7 +55,7 @@ static const char usage[] =
 	"       orch-write --extract [--run DIR] [--outputs DIR] [--mode MODE] [--result] [--step S] < response\n"
 	"       orch-write --no-files --result [--step S] < response\n"
 	"       orch-write --input FILE [--extract | --no-files] --result [--step S] < response\n"
-	"       orch-write --inputs DIR [--extract | --no-files] < responses\n"
+	"       orch-write --inputs FILE [--extract | --no-files] < responses\n"
 	"MODE: create_new, overwrite (default), append.\n"
 	"--input FILE: the step input record; its spec.files says whether to extract.\n";
 
@@ -66,7 +68,7 @@ struct opts {
 	int result;        /* --result: print the step result */
 	int mode;          /* --mode: of records that name none */
 	const char *step, *outputs, *input;
-	const char *inputs;  /* --inputs DIR: answers a line, records DIR/<step> */
+	const char *inputs;  /* --inputs FILE: answers a line, their records in FILE */
 };
 
 struct batch {
@@ -408,7 +410,7 @@ static int print_result(const char *step, jv output, jv files, jv resp, jv skipp
 }
 
 
-/* ---- --inputs DIR: a stream of answers (orch step --batch) ---- */
+/* ---- --inputs FILE: a stream of answers (orch step --batch) ---- */
 
 /* A line for an answer that could not be written: its step, the exit
  * status orch-write --input would have had, why. */
@@ -420,26 +422,52 @@ static void stream_failed(const char *step, int code, const char *msg)
 	orch_put(jv_object_set(line, jv_string("exit_code"), jv_number(code)));
 }
 
-/* The step input record DIR/<step>, or invalid (said). */
-static jv stream_record(const char *dir, const char *step)
+/* The step input records of --inputs FILE, by step: FILE grows as the
+ * worker hands records on (each before its answer can come), so what is
+ * new in it is read when an answer's record is not known yet. */
+static struct { FILE *f; jv byname; } recs;
+
+static void read_new_records(const char *path)
 {
-	char *path = orch_fmt("%s/%s", dir, step);
-	FILE *f = fopen(path, "r");
-	jv in = f ? orch_read_one(f, path) : jv_invalid();
-	if (!f)
+	if (!recs.f && !(recs.f = fopen(path, "r"))) {
 		orch_err_sys("cannot read %s", path);
-	else
-		fclose(f);
-	free(path);
-	if (jv_get_kind(in) != JV_KIND_OBJECT) {
-		jv_free(in);
-		return jv_invalid();
+		return;
 	}
+	clearerr(recs.f);  /* past its end before: it may have grown */
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	while ((n = getline(&line, &cap, recs.f)) > 0) {
+		if (line[n - 1] != '\n') {  /* half written: again next time */
+			fseeko(recs.f, -(off_t)n, SEEK_CUR);
+			break;
+		}
+		jv r = jv_parse_sized(line, (int)n);
+		const char *step = jv_get_kind(r) == JV_KIND_OBJECT ? orch_jstr(r, "step") : NULL;
+		if (step)
+			recs.byname = jv_object_set(recs.byname, jv_string(step), r);
+		else
+			jv_free(r);
+	}
+	free(line);
+}
+
+/* The step input record of step (taken: a retry hands a new one), or
+ * invalid. */
+static jv stream_record(const char *path, const char *step)
+{
+	if (!jv_is_valid(recs.byname))
+		recs.byname = jv_object();
+	if (!jv_object_has(jv_copy(recs.byname), jv_string(step)))
+		read_new_records(path);
+	jv in = jv_object_get(jv_copy(recs.byname), jv_string(step));
+	if (jv_is_valid(in))
+		recs.byname = jv_object_delete(recs.byname, jv_string(step));
 	return in;
 }
 
 /* One answer (a response whose "step" names it), written and its result
- * printed as orch-write --input DIR/<step> --result would; a failure as
+ * printed as orch-write --input RECORD --result would; a failure as
  * one line. The response is consumed; 0 always (the stream goes on). */
 static int stream_answer(jv resp, void *ctx)
 {
@@ -447,7 +475,7 @@ static int stream_answer(jv resp, void *ctx)
 	if (jv_get_kind(resp) == JV_KIND_OBJECT && jv_object_has(jv_copy(resp), jv_string("failed")))
 		return orch_put(resp) < 0 ? EX_FAIL : 0;  /* failed before: passed on */
 	const char *step = jv_get_kind(resp) == JV_KIND_OBJECT ? orch_jstr(resp, "step") : NULL;
-	jv in = step && orch_step_name_valid(step) ? stream_record(o.inputs, step) : jv_invalid();
+	jv in = step ? stream_record(o.inputs, step) : jv_invalid();
 	jv output = jv_is_valid(in) ? orch_jget(resp, "content") : jv_invalid();
 	if (jv_get_kind(output) != JV_KIND_STRING) {
 		orch_err("<stdin>: %s", !step ? "an answer with no \"step\"" : !jv_is_valid(in)
@@ -526,8 +554,14 @@ int main(int argc, char **argv)
 {
 	orch_init(argc, argv);
 	struct opts o = parse_options(argc, argv);
-	if (o.inputs)  /* a stream of answers: each its own step's result */
-		orch_exit(orch_records(stdin, "<stdin>", stream_answer, &o));
+	if (o.inputs) {  /* a stream of answers: each its own step's result */
+		recs.byname = jv_invalid();
+		int rc = orch_records(stdin, "<stdin>", stream_answer, &o);
+		jv_free(recs.byname);
+		if (recs.f)
+			fclose(recs.f);
+		orch_exit(rc);
+	}
 	struct batch b = {.dflt_mode = o.mode, .skipped = jv_array()};
 	jv input = o.input ? read_step_input(&o) : jv_null();
 	jv output = jv_null(), resp = jv_null(), files = jv_array();
