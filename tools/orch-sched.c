@@ -12,6 +12,8 @@
  *    new file artifacts/.<step>.out (renamed to <step>.json if it succeeds),
  *    its stderr logs/<step>.log. The main loop only waits for children,
  *    signals and timers (sigtimedwait), so no output size can deadlock it.
+ *    The one exception, --batch-exec's workers, talk over pipes that wake
+ *    the loop with SIGIO (sched/batch.c).
  *  - Each step is its own process group: timeouts and interrupts signal the
  *    group (SIGTERM, then SIGKILL after --grace); when a step's command
  *    exits, whatever it left in its group is killed.
