@@ -46,6 +46,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -530,8 +531,14 @@ static struct {
 	char **argv;
 	struct sreq *wait; int nwait, capwait;  /* misses not yet sent */
 	struct chunk *c; int nc;                /* CMDs running */
+	double last_start;                      /* when the last CMD began */
 	int bad;
 } st;
+
+/* A CMD begins at most every CHUNK_GAP seconds: the misses that come in
+ * the meantime join the next one (a process per few requests costs more
+ * than the wait, when the answers come at once, as the cache's do). */
+#define CHUNK_GAP 0.004
 
 static void sbuf_add(struct sbuf *b, const char *p, size_t n)
 {
@@ -663,15 +670,17 @@ static int chunk_start(struct sreq *q, int n)
 		free(q);
 		return -1;
 	}
+	st.last_start = orch_mono();
 	st.c = orch_xrealloc(st.c, (st.nc + 1) * sizeof *st.c);
 	st.c[st.nc++] = (struct chunk){.pid = pid, .out = p[0], .err = ef, .q = q, .n = n};
 	return 0;
 }
 
-/* The misses read so far go to one CMD. */
-static void send_waiting(void)
+/* The misses read so far go to one CMD, unless one began too recently
+ * (and more may come). */
+static void send_waiting(int open)
 {
-	if (st.nwait == 0)
+	if (st.nwait == 0 || (open && orch_mono() < st.last_start + CHUNK_GAP))
 		return;
 	chunk_start(st.wait, st.nwait);
 	st.wait = NULL;
@@ -798,8 +807,10 @@ static int stream_turn(struct sbuf *in, int open)
 	for (int k = 0; k < st.nc; k++)
 		fds[k] = (struct pollfd){.fd = st.c[k].out, .events = POLLIN};
 	fds[st.nc] = (struct pollfd){.fd = open ? 0 : -1, .events = POLLIN};
-	int nc = st.nc;
-	if (poll(fds, nc + 1, -1) < 0 && errno != EINTR)
+	int nc = st.nc, ms = -1;
+	if (st.nwait > 0)  /* until the misses waiting may go */
+		ms = (int)ceil(fmax(0, st.last_start + CHUNK_GAP - orch_mono()) * 1000);
+	if (poll(fds, nc + 1, ms) < 0 && errno != EINTR)
 		orch_die_sys(EX_FAIL, "poll");
 	for (int k = nc - 1; k >= 0; k--)
 		if (fds[k].revents)
@@ -820,7 +831,7 @@ static int stream_turn(struct sbuf *in, int open)
 		fds[nc].revents = open && poll(&more, 1, 1) > 0 ? more.revents : 0;
 	}
 	free(fds);
-	send_waiting();
+	send_waiting(open);
 	return open;
 }
 
@@ -830,7 +841,7 @@ static int cmd_stream(char **argv)
 	signal(SIGPIPE, SIG_DFL);
 	struct sbuf in = {0};
 	int open = 1;
-	while (open || st.nc > 0)
+	while (open || st.nc > 0 || st.nwait > 0)
 		open = stream_turn(&in, open);
 	free(in.p);
 	return st.bad ? EX_USAGE : EX_OK;
