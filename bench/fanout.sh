@@ -71,3 +71,90 @@ t "orch-plan" orch-plan big.yaml
 orch-plan big.yaml > big.plan
 t "orch-sched -n (read, fingerprint, report)" sh -c 'orch-sched --run runs/big -n < big.plan'
 t "orch-sched -j $J (every instance run)" sh -c "orch-sched --run runs/big -q -j $J < big.plan"
+
+# ==== batch worker (issue 14: orch step --batch) =============================
+# The N-item echo fan-out again, through one `orch step --batch` serving
+# every instance (orch run's default) and through one `orch step` per
+# instance (ORCH_BATCH=0), both at -j 50, each beside the floor (one
+# orch-call -j 50 over the same requests, measured here again); then N
+# items against tests/fakeprovider answering after 100 ms, at -j 50, beside
+# orch-call -j 50 over the same requests and the ideal N x 0.1 / 50 s.
+# FAKE_N (default N) items for that case; SLOW_ONE=1 adds the one-orch-step-
+# per-instance row there too (slow). The last column: wall / floor.
+fake=  # the source tree's tests/fakeprovider, from BINDIR (build/bin, build/san/bin)
+for d in "$bin/../.." "$bin/../../.."; do
+	[ -x "$d/tests/fakeprovider" ] && fake=$d/tests/fakeprovider && break
+done
+N=$(wc -l < requests)
+FAKE_N=${FAKE_N:-$N}
+
+# tb LABEL FLOOR CMD...: wall seconds, per item, peak RSS, and wall / FLOOR
+tb() {
+	label=$1 floor=$2
+	shift 2
+	/usr/bin/time -f '%e %M' -o time.out "$@" > /dev/null 2> err.out ||
+		{ echo "$label: failed: $(tail -1 err.out)"; return; }
+	read -r wall rss < time.out
+	awk -v l="$label" -v w="$wall" -v r="$rss" -v n="$items" -v f="$floor" \
+		'BEGIN { printf "%-44s %8.2fs %9.3f ms/item %7.0f MB %7.1fx\n", l, w, 1000 * w / n, r / 1024, (f > 0 ? w / f : 0) }'
+}
+# wall CMD...: its wall seconds
+wall() {
+	/usr/bin/time -f '%e' -o time.out "$@" > /dev/null 2>&1
+	cat time.out
+}
+
+items=$N
+printf '\n%-44s %9s %18s %10s %8s\n' "batch: $N echo items, -j 50" wall "per item" "peak RSS" "x floor"
+floor=$(wall sh -c 'orch-call -j 50 < requests')
+tb "orch-call -j 50 over all (the floor)" "$floor" sh -c 'orch-call -j 50 < requests'
+for way in batch one; do
+	b=1 name="one orch step --batch"
+	[ $way = batch ] || { b=0 name="one orch step per instance"; }
+	rm -rf runs
+	export ORCH_CACHE_DIR="$tmp/cache-$way"
+	ORCH_BATCH=$b tb "$name (cache cold)" "$floor" orch run fan.yaml -j 50
+	rm -rf runs
+	ORCH_BATCH=$b tb "$name (cache warm)" "$floor" orch run fan.yaml -j 50
+done
+if command -v parallel > /dev/null; then
+	tb "parallel -j2 orch-call, one per request" "$floor" \
+		parallel -j2 --pipe -N1 orch-call < requests
+fi
+
+if [ -n "$fake" ]; then
+	python3 "$fake" --portfile "$tmp/port" --delay 0.1 > /dev/null 2>&1 &
+	fpid=$!
+	i=0
+	while [ ! -s "$tmp/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	export OPENAI_BASE_URL="http://127.0.0.1:$(cat "$tmp/port")/v1" OPENAI_API_KEY=sk-bench
+	export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1
+	cat > slow.yaml <<SPEC
+job: slow
+task: bench
+provider: {name: openai, model: m}
+steps:
+  - id: s
+    foreach: "[range($FAKE_N)]"
+    max_items: $FAKE_N
+    prompt: "item {{ .item }}"
+SPEC
+	seq 0 $((FAKE_N - 1)) | awk '{ printf "{\"provider\":\"openai\",\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"item %s\"}],\"opts\":{}}\n", $1 }' > slow.req
+	items=$FAKE_N
+	ideal=$(awk -v n="$FAKE_N" 'BEGIN { print n * 0.1 / 50 }')
+	printf '\n%-44s %9s %18s %10s %8s\n' "batch: $FAKE_N items, server 100 ms, -j 50" wall "per item" "peak RSS" "x ideal"
+	tb "ideal: N x 0.1 / 50" "$ideal" sleep "$ideal"
+	tb "orch-call -j 50 over all (the floor)" "$ideal" sh -c 'orch-call -j 50 < slow.req'
+	rm -rf runs
+	export ORCH_CACHE_DIR="$tmp/cache-slow"
+	tb "one orch step --batch (cache cold)" "$ideal" orch run slow.yaml -j 50
+	if [ "${SLOW_ONE:-0}" = 1 ]; then
+		rm -rf runs "$ORCH_CACHE_DIR"
+		ORCH_BATCH=0 tb "one orch step per instance (cache cold)" "$ideal" orch run slow.yaml -j 50
+	fi
+	kill "$fpid" 2> /dev/null
+	wait "$fpid" 2> /dev/null
+else
+	echo "tests/fakeprovider: not found; the 100 ms server case is not run"
+fi
+# ==== end of the batch worker block ==========================================

@@ -7,6 +7,9 @@
  *   orch-cache put KEY          store the one JSON value on stdin
  *   orch-cache -- CMD [ARG...]  request on stdin; hit: print it; miss: run
  *                               CMD on the request, store and print its answer
+ *   orch-cache stream -- CMD... request lines; each answered as it comes,
+ *                               with its "step"; the misses read together
+ *                               go to one CMD
  *   orch-cache stats            {"dir","entries","bytes","oldest"}
  *   orch-cache prune [--max-size SIZE] [--older-than AGE]
  *
@@ -48,6 +51,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +69,7 @@ static const char usage[] =
 	"       orch-cache [--run DIR] get KEY\n"
 	"       orch-cache [--run DIR] put KEY < response\n"
 	"       orch-cache [--run DIR] -- CMD [ARG...] < request\n"
+	"       orch-cache [--run DIR] stream -- CMD [ARG...] < requests\n"
 	"       orch-cache [--run DIR] stats\n"
 	"       orch-cache [--run DIR] prune [--max-size SIZE] [--older-than AGE]\n"
 	"The cache is $ORCH_CACHE_DIR, else the config file's cache:, else RUN/.cache.\n";
@@ -733,6 +739,348 @@ static int cmd_wrap(char **argv)
 	return orch_put(mark(v, "miss")) < 0 ? EX_FAIL : EX_OK;
 }
 
+
+/* ---- the stream: many requests, answers as they come ---- */
+
+/* orch-cache stream -- CMD [ARG...]: request lines in, one line out per
+ * request, in the order the answers come, each with the request's "step":
+ * a hit at once (the entry's hit line, the step put in front), a miss
+ * from CMD. The misses read together go to one CMD (its stdin the
+ * requests, a line each; it prints one answer per request in their
+ * order, as orch-call does); an answer is stored and printed as -- CMD
+ * would. When CMD fails, its answers cannot be told apart: each of its
+ * requests is asked again alone, and a request that fails alone is
+ * printed as {"step","failed":{"kind"?,"message"},"exit_code":N}, N what
+ * -- CMD would have exited, "failed" the one CMD printed if it did; a
+ * line with "failed" in (a step that never became a request) is printed
+ * as it is. Exit
+ * 0 once stdin ends and every request is answered; 2 if a line was no
+ * request (said on stderr, and answered as failed when it names a step). */
+
+struct sreq { char key[65]; char *step; char *text; size_t len; };
+struct sbuf { char *p; size_t n, cap; };
+struct chunk { pid_t pid; int out; FILE *err; struct sbuf r; struct sreq *q; int n; };
+
+static struct {
+	char **argv;
+	struct sreq *wait; int nwait, capwait;  /* misses not yet sent */
+	struct chunk *c; int nc;                /* CMDs running */
+	double last_start;                      /* when the last CMD began */
+	int bad;
+} st;
+
+/* A CMD begins at most every CHUNK_GAP seconds: the misses that come in
+ * the meantime join the next one (a process per few requests costs more
+ * than the wait, when the answers come at once, as the cache's do). */
+#define CHUNK_GAP 0.004
+
+static void sbuf_add(struct sbuf *b, const char *p, size_t n)
+{
+	if (b->cap - b->n < n + 1)
+		b->p = orch_xrealloc(b->p, b->cap = (b->n + n + 1) * 2);
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+	b->p[b->n] = 0;
+}
+
+static void stream_emit(const char *type, const char *key, const char *step)
+{
+	orch_emit(orch_run_dir(), "INFO", type, step,
+	          jv_object_set(jv_object(), jv_string("cache_key"), jv_string(key)));
+}
+
+/* Print v (consumed) with "step" first. */
+static int put_tagged(jv v, const char *step)
+{
+	jv o = jv_object_set(jv_object(), jv_string("step"), step ? jv_string(step) : jv_null());
+	jv_object_foreach(v, k, x)
+		o = jv_object_set(o, k, x);
+	jv_free(v);
+	return orch_put(o);
+}
+
+/* The entry's hit line with "step" put in front: no parsing. */
+static int put_hit(const char *line, size_t len, const char *step)
+{
+	jv s = jv_dump_string(step ? jv_string(step) : jv_null(), 0);
+	int empty = len < 2 || line[1] == '}';
+	int ok = len > 0 && line[0] == '{' &&
+	         printf("{\"step\":%s%s%.*s\n", jv_string_value(s), empty ? "" : ",",
+	                (int)(len - 1), line + 1) > 0 && fflush(stdout) == 0;
+	jv_free(s);
+	return ok ? 0 : -1;
+}
+
+static void put_failed(const struct sreq *r, jv failed, int code)
+{
+	jv o = jv_object_set(jv_object(), jv_string("step"), r->step ? jv_string(r->step) : jv_null());
+	o = jv_object_set(o, jv_string("failed"), failed);
+	o = jv_object_set(o, jv_string("exit_code"), jv_number(code));
+	orch_put(o);
+}
+
+static void sreq_free(struct sreq *r)
+{
+	free(r->step);
+	free(r->text);
+}
+
+/* One request line: answered from the cache, or kept for CMD; a line
+ * that says a step failed before it became a request passes on. */
+static void stream_request(const char *line, size_t len)
+{
+	jv req = jv_parse_sized(line, (int)len);
+	struct sreq r = {.step = NULL};
+	if (jv_get_kind(req) == JV_KIND_OBJECT && jv_object_has(jv_copy(req), jv_string("failed"))) {
+		jv_free(req);
+		if (printf("%.*s\n", (int)len, line) < 0 || fflush(stdout) != 0)
+			orch_die_sys(EX_FAIL, "writing output failed");
+		return;
+	}
+	const char *step = jv_get_kind(req) == JV_KIND_OBJECT ? orch_jstr(req, "step") : NULL;
+	r.step = step ? orch_xstrdup(step) : NULL;
+	if (!jv_is_valid(req) || request_key(req, r.key, "<stdin>") < 0) {
+		if (!jv_is_valid(req))
+			orch_err("<stdin>: a line that is no JSON request: %.80s", line);
+		st.bad = 1;
+		if (r.step)
+			put_failed(&r, jv_object_set(jv_object(), jv_string("message"),
+			                             jv_string("no request")), EX_USAGE);
+		sreq_free(&r);
+		return;
+	}
+	char *h;
+	size_t hlen;
+	char *e = entry_read(r.key, 1, &h, &hlen);
+	if (e) {
+		stream_emit("cache.hit", r.key, r.step);
+		if (put_hit(h, hlen, r.step) < 0)
+			orch_die_sys(EX_FAIL, "writing output failed");
+		free(e);
+		sreq_free(&r);
+		return;
+	}
+	stream_emit("cache.miss", r.key, r.step);
+	r.text = orch_fmt("%.*s\n", (int)len, line);
+	r.len = len + 1;
+	if (st.nwait == st.capwait)
+		st.wait = orch_xrealloc(st.wait, (st.capwait = st.capwait ? 2 * st.capwait : 64) * sizeof *st.wait);
+	st.wait[st.nwait++] = r;
+}
+
+/* CMD on the n requests q (taken): 0, or -1 (reported; q failed). */
+static int chunk_start(struct sreq *q, int n)
+{
+	FILE *tf = tmpfile(), *ef = tmpfile();  /* its stdin, its stderr */
+	int p[2] = {-1, -1}, ok = tf && ef;
+	for (int i = 0; ok && i < n; i++)
+		ok = fwrite(q[i].text, 1, q[i].len, tf) == q[i].len;
+	ok = ok && fflush(tf) == 0 && lseek(fileno(tf), 0, SEEK_SET) == 0 && pipe2(p, O_CLOEXEC) == 0;
+	fflush(stdout);
+	pid_t pid = ok ? fork() : -1;
+	if (pid == 0) {
+		dup2(fileno(tf), 0);
+		dup2(p[1], 1);
+		dup2(fileno(ef), 2);
+		execvp(st.argv[0], st.argv);
+		orch_err_sys("cannot run %s", st.argv[0]);
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	if (tf)
+		fclose(tf);
+	if (p[1] >= 0)
+		close(p[1]);
+	if (pid < 0) {
+		orch_err_sys("cannot run %s", st.argv[0]);
+		if (ef)
+			fclose(ef);
+		if (p[0] >= 0)
+			close(p[0]);
+		for (int i = 0; i < n; i++) {
+			put_failed(&q[i], jv_object_set(jv_object(), jv_string("message"),
+			           jv_string_fmt("cannot run %s", st.argv[0])), EX_FAIL);
+			sreq_free(&q[i]);
+		}
+		free(q);
+		return -1;
+	}
+	st.last_start = orch_mono();
+	st.c = orch_xrealloc(st.c, (st.nc + 1) * sizeof *st.c);
+	st.c[st.nc++] = (struct chunk){.pid = pid, .out = p[0], .err = ef, .q = q, .n = n};
+	return 0;
+}
+
+/* The misses read so far go to one CMD, unless one began too recently
+ * (and more may come). */
+static void send_waiting(int open)
+{
+	if (st.nwait == 0 || (open && orch_mono() < st.last_start + CHUNK_GAP))
+		return;
+	chunk_start(st.wait, st.nwait);
+	st.wait = NULL;
+	st.nwait = st.capwait = 0;
+}
+
+/* What CMD said on stderr, passed on to ours; its last line (of 300
+ * bytes at most) in why, if it said anything. */
+static void chunk_said(FILE *err, char *why, size_t size)
+{
+	char line[4096];
+	*why = 0;
+	rewind(err);
+	while (fgets(line, sizeof line, err)) {
+		fputs(line, stderr);
+		line[strcspn(line, "\n")] = 0;
+		if (*line)
+			snprintf(why, size, "%.300s", line);
+	}
+	fclose(err);
+}
+
+/* A request CMD failed alone: its answer as -- CMD would exit. */
+static void failed_alone(struct sreq *r, int status, const char *out, const char *why)
+{
+	int code = WIFSIGNALED(status) ? EX_SIGNAL + WTERMSIG(status) :
+	           WEXITSTATUS(status) ? WEXITSTATUS(status) : EX_FAIL;
+	const char *last = out, *nl;
+	while ((nl = strchr(last, '\n')) && nl[1])
+		last = nl + 1;
+	jv v = *last == '{' ? jv_parse_sized(last, (int)strcspn(last, "\n")) : jv_invalid();
+	jv f = jv_get_kind(v) == JV_KIND_OBJECT ? orch_jget(v, "failed") : jv_null();
+	jv_free(v);
+	if (jv_get_kind(f) != JV_KIND_OBJECT && *why) {
+		jv_free(f);
+		f = jv_object_set(jv_object(), jv_string("message"), jv_string(why));
+	} else if (jv_get_kind(f) != JV_KIND_OBJECT) {
+		jv_free(f);
+		f = jv_object_set(jv_object(), jv_string("message"), WIFSIGNALED(status)
+		                  ? jv_string_fmt("%s killed by signal %d", st.argv[0], WTERMSIG(status))
+		                  : jv_string_fmt("%s exited %d", st.argv[0], code));
+	}
+	put_failed(r, f, code);
+}
+
+/* A CMD has ended: its answers stored and printed, or its requests
+ * asked again alone, or failed. */
+static void chunk_end(struct chunk *c, int status)
+{
+	char why[512];
+	chunk_said(c->err, why, sizeof why);
+	int lines = 0;
+	for (size_t i = 0; i < c->r.n; i++)
+		lines += c->r.p[i] == '\n';
+	int whole = WIFEXITED(status) && WEXITSTATUS(status) == 0 && lines == c->n;
+	if (!whole && c->n > 1) {
+		for (int i = 0; i < c->n; i++)
+			chunk_start(memcpy(orch_xmalloc(sizeof *c->q), &c->q[i], sizeof *c->q), 1);
+		free(c->q);
+		return;
+	}
+	char *p = c->r.p ? c->r.p : "";
+	for (int i = 0; i < c->n; i++) {
+		size_t len = strcspn(p, "\n");
+		jv v = whole ? jv_parse_sized(p, (int)len) : jv_invalid();
+		if (jv_is_valid(v)) {
+			entry_write(c->q[i].key, jv_copy(v));
+			if (put_tagged(mark(v, "miss"), c->q[i].step) < 0)
+				orch_die_sys(EX_FAIL, "writing output failed");
+		} else {
+			jv_free(v);
+			failed_alone(&c->q[i], whole ? W_EXITCODE(1, 0) : status, p, why);
+		}
+		p += len + (p[len] == '\n');
+		sreq_free(&c->q[i]);
+	}
+	free(c->q);
+}
+
+/* Read a CMD's answers; at its end, settle it. 1 if it ended. */
+static int chunk_read(int k)
+{
+	struct chunk *c = &st.c[k];
+	char buf[65536];
+	ssize_t n = read(c->out, buf, sizeof buf);
+	if (n < 0 && errno == EINTR)
+		return 0;
+	if (n > 0) {
+		sbuf_add(&c->r, buf, (size_t)n);
+		return 0;
+	}
+	close(c->out);
+	int status = 0;
+	while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	struct chunk done = *c;
+	st.c[k] = st.c[--st.nc];
+	chunk_end(&done, status);
+	free(done.r.p);
+	return 1;
+}
+
+/* The whole request lines read so far, taken; the rest kept. */
+static void take_lines(struct sbuf *in)
+{
+	if (in->n == 0)
+		return;
+	char *p = in->p, *end = p + in->n, *nl;
+	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+		if (nl > p)
+			stream_request(p, (size_t)(nl - p));
+		p = nl + 1;
+	}
+	in->n = (size_t)(end - p);
+	if (in->n > 0)
+		memmove(in->p, p, in->n);
+}
+
+/* Wait for stdin or a CMD's answers; stdin read while it has more now.
+ * 0 once stdin has ended. */
+static int stream_turn(struct sbuf *in, int open)
+{
+	struct pollfd *fds = orch_xmalloc((st.nc + 1) * sizeof *fds);
+	for (int k = 0; k < st.nc; k++)
+		fds[k] = (struct pollfd){.fd = st.c[k].out, .events = POLLIN};
+	fds[st.nc] = (struct pollfd){.fd = open ? 0 : -1, .events = POLLIN};
+	int nc = st.nc, ms = -1;
+	if (st.nwait > 0)  /* until the misses waiting may go */
+		ms = (int)ceil(fmax(0, st.last_start + CHUNK_GAP - orch_mono()) * 1000);
+	if (poll(fds, nc + 1, ms) < 0 && errno != EINTR)
+		orch_die_sys(EX_FAIL, "poll");
+	for (int k = nc - 1; k >= 0; k--)
+		if (fds[k].revents)
+			chunk_read(k);
+	char buf[65536];
+	while (open && fds[nc].revents) {
+		ssize_t n = read(0, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			open = 0;
+			if (in->n > 0)
+				sbuf_add(in, "\n", 1);
+		} else
+			sbuf_add(in, buf, (size_t)n);
+		take_lines(in);
+		struct pollfd more = {.fd = 0, .events = POLLIN};
+		fds[nc].revents = open && poll(&more, 1, 1) > 0 ? more.revents : 0;
+	}
+	free(fds);
+	send_waiting(open);
+	return open;
+}
+
+static int cmd_stream(char **argv)
+{
+	st.argv = argv;
+	signal(SIGPIPE, SIG_DFL);
+	struct sbuf in = {0};
+	int open = 1;
+	while (open || st.nc > 0 || st.nwait > 0)
+		open = stream_turn(&in, open);
+	free(in.p);
+	return st.bad ? EX_USAGE : EX_OK;
+}
+
 /* ---- stats, prune ---- */
 
 struct ent { char name[72]; time_t mtime; off_t size; };
@@ -951,6 +1299,8 @@ int main(int argc, char **argv)
 			orch_die(EX_USAGE, "bad key %s (64 lowercase hex digits)", av[1]);
 		orch_exit(sub[0] == 'g' ? cmd_get(av[1]) : cmd_put(av[1]));
 	}
+	if (strcmp(sub, "stream") == 0 && ac >= 3 && strcmp(av[1], "--") == 0)
+		orch_exit(cmd_stream(av + 2));
 	if (strcmp(sub, "stats") == 0 && ac == 1)
 		orch_exit(cmd_stats());
 	if (strcmp(sub, "prune") == 0)

@@ -12,6 +12,8 @@
  *    new file artifacts/.<step>.out (renamed to <step>.json if it succeeds),
  *    its stderr logs/<step>.log. The main loop only waits for children,
  *    signals and timers (sigtimedwait), so no output size can deadlock it.
+ *    The one exception, --batch-exec's workers, talk over pipes that wake
+ *    the loop with SIGIO (sched/batch.c).
  *  - Each step is its own process group: timeouts and interrupts signal the
  *    group (SIGTERM, then SIGKILL after --grace); when a step's command
  *    exits, whatever it left in its group is killed.
@@ -41,7 +43,8 @@
 #include "sched/sched.h"
 
 static const char usage[] =
-	"usage: orch-sched [-knq] [-j N] [--resume] [--exec CMD] [--wait] [--run DIR]\n"
+	"usage: orch-sched [-knq] [-j N] [--resume] [--exec CMD] [--batch-exec CMD]\n"
+	"                  [--wait] [--run DIR]\n"
 	"                  [--grace S] [--backoff-base S] [--backoff-max S]\n"
 	"                  [--spec FILE] [--forwarded] [--launcher CMD]\n"
 	"                  [--status-wait S] [PLAN...]\n"
@@ -53,6 +56,8 @@ static const char usage[] =
 	"                       unless they or their needs' results changed since\n"
 	"  -n, --dry-run        print what each step would do, and why; run nothing\n"
 	"      --exec CMD       the command of steps with no run: (prompt steps)\n"
+	"      --batch-exec CMD one CMD per fan-out prompt step serves all its\n"
+	"                       instances, a record a line (orch-sched(1) BATCH)\n"
 	"      --wait           wait for the run's lock instead of refusing\n"
 	"      --grace S        seconds between SIGTERM and SIGKILL (default 5)\n"
 	"      --backoff-base S first retry delay bound (default 1)\n"
@@ -94,6 +99,7 @@ static void parse_opts(int argc, char **argv)
 		{"resume", no_argument, 0, 'R'},
 		{"dry-run", no_argument, 0, 'n'},
 		{"exec", required_argument, 0, 'x'},
+		{"batch-exec", required_argument, 0, 'X'},
 		{"wait", no_argument, 0, 'W'},
 		{"grace", required_argument, 0, 'g'},
 		{"backoff-base", required_argument, 0, 'b'},
@@ -114,6 +120,7 @@ static void parse_opts(int argc, char **argv)
 		case 'R': opt.resume = 1; break;
 		case 'n': opt.dry_run = 1; break;
 		case 'x': opt.exec_cmd = optarg; break;
+		case 'X': opt.batch_cmd = optarg; break;
 		case 'W': opt.wait_lock = 1; break;
 		case 'g': opt.grace = number("--grace", optarg, 0); break;
 		case 'b': opt.backoff_base = number("--backoff-base", optarg, 0); break;

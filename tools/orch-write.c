@@ -8,6 +8,14 @@
  *                                step input record in FILE has spec.files
  *                                true or "required", else as --no-files
  *                                (orch step)
+ *   orch-write --inputs FILE < responses: a stream of answers, each with
+ *                                "step", their step input records a line
+ *                                each in FILE (which may grow as they
+ *                                come): each as --input RECORD --result,
+ *                                its result (or a failure line
+ *                                {"step","failed","exit_code"}) printed
+ *                                as it is done; a failure line passes
+ *                                on as it is (orch step --batch)
  *
  * Reads write records {"path","content","mode"} as ND-JSON (or an answer
  * whose fenced code blocks name their files), writes each file under OUT
@@ -47,6 +55,7 @@ static const char usage[] =
 	"       orch-write --extract [--run DIR] [--outputs DIR] [--mode MODE] [--result] [--step S] < response\n"
 	"       orch-write --no-files --result [--step S] < response\n"
 	"       orch-write --input FILE [--extract | --no-files] --result [--step S] < response\n"
+	"       orch-write --inputs FILE [--extract | --no-files] < responses\n"
 	"MODE: create_new, overwrite (default), append.\n"
 	"--input FILE: the step input record; its spec.files says whether to extract.\n";
 
@@ -59,6 +68,7 @@ struct opts {
 	int result;        /* --result: print the step result */
 	int mode;          /* --mode: of records that name none */
 	const char *step, *outputs, *input;
+	const char *inputs;  /* --inputs FILE: answers a line, their records in FILE */
 };
 
 struct batch {
@@ -222,7 +232,13 @@ static int no_files(const struct opts *o, size_t blocks)
 	jv why = jv_object_set(jv_object(), jv_string("kind"), jv_string("no_files"));
 	why = jv_object_set(why, jv_string("message"), jv_string(msg));
 	free(msg);
-	orch_put(jv_object_set(jv_object(), jv_string("failed"), why));
+	jv line = jv_object();
+	if (o->inputs)  /* --inputs: the line names its step and the exit status */
+		line = jv_object_set(line, jv_string("step"), jv_string(o->step));
+	line = jv_object_set(line, jv_string("failed"), why);
+	if (o->inputs)
+		line = jv_object_set(line, jv_string("exit_code"), jv_number(EX_TEMP));
+	orch_put(line);
 	return EX_TEMP;  /* a model may do better next time: worth a retry */
 }
 
@@ -254,6 +270,19 @@ static jv read_answer(jv *resp)
 	return output;
 }
 
+/* Whether the answer's files are written, as the step input record in
+ * says (unless --extract or --no-files did). */
+static void files_of(struct opts *o, jv in)
+{
+	jv spec = orch_jget(in, "spec");
+	const char *files = orch_jstr(spec, "files");
+	int required = files && strcmp(files, "required") == 0;
+	if (o->files < 0)
+		o->files = required || orch_jbool(spec, "files", 0);
+	o->required = required && o->files;
+	jv_free(spec);
+}
+
 /* --input FILE: the step input record (CONTRACT §5) of the step that gave
  * the answer. Its spec.files says whether to write the answer's files
  * (unless --extract or --no-files did); its step names the result's step
@@ -271,15 +300,12 @@ static jv read_step_input(struct opts *o)
 		jv_free(in);
 		orch_exit(EX_USAGE);
 	}
-	jv spec = orch_jget(in, "spec");
-	const char *files = orch_jstr(spec, "files");
-	int required = files && strcmp(files, "required") == 0;
-	if (o->files < 0)
-		o->files = required || orch_jbool(spec, "files", 0);
-	o->required = required && o->files;
-	jv_free(spec);
-	if (!o->step)
+	files_of(o, in);
+	if (!o->step) {
 		o->step = orch_jstr(in, "step");  /* valid while the record lives */
+		if (o->step)  /* and its events' step (orch step --batch sets no ORCH_STEP) */
+			setenv("ORCH_STEP", o->step, 1);
+	}
 	return in;
 }
 
@@ -383,12 +409,116 @@ static int print_result(const char *step, jv output, jv files, jv resp, jv skipp
 	return orch_put(r) < 0 ? EX_FAIL : EX_OK;
 }
 
+
+/* ---- --inputs FILE: a stream of answers (orch step --batch) ---- */
+
+/* A line for an answer that could not be written: its step, the exit
+ * status orch-write --input would have had, why. */
+static void stream_failed(const char *step, int code, const char *msg)
+{
+	jv why = jv_object_set(jv_object(), jv_string("message"), jv_string(msg));
+	jv line = jv_object_set(jv_object(), jv_string("step"), step ? jv_string(step) : jv_null());
+	line = jv_object_set(line, jv_string("failed"), why);
+	orch_put(jv_object_set(line, jv_string("exit_code"), jv_number(code)));
+}
+
+/* The step input records of --inputs FILE, by step: FILE grows as the
+ * worker hands records on (each before its answer can come), so what is
+ * new in it is read when an answer's record is not known yet. */
+static struct { FILE *f; jv byname; } recs;
+
+static void read_new_records(const char *path)
+{
+	if (!recs.f && !(recs.f = fopen(path, "r"))) {
+		orch_err_sys("cannot read %s", path);
+		return;
+	}
+	clearerr(recs.f);  /* past its end before: it may have grown */
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	while ((n = getline(&line, &cap, recs.f)) > 0) {
+		if (line[n - 1] != '\n') {  /* half written: again next time */
+			fseeko(recs.f, -(off_t)n, SEEK_CUR);
+			break;
+		}
+		jv r = jv_parse_sized(line, (int)n);
+		const char *step = jv_get_kind(r) == JV_KIND_OBJECT ? orch_jstr(r, "step") : NULL;
+		if (step)
+			recs.byname = jv_object_set(recs.byname, jv_string(step), r);
+		else
+			jv_free(r);
+	}
+	free(line);
+}
+
+/* The step input record of step (taken: a retry hands a new one), or
+ * invalid. */
+static jv stream_record(const char *path, const char *step)
+{
+	if (!jv_is_valid(recs.byname))
+		recs.byname = jv_object();
+	if (!jv_object_has(jv_copy(recs.byname), jv_string(step)))
+		read_new_records(path);
+	jv in = jv_object_get(jv_copy(recs.byname), jv_string(step));
+	if (jv_is_valid(in))
+		recs.byname = jv_object_delete(recs.byname, jv_string(step));
+	return in;
+}
+
+/* One answer (a response whose "step" names it), written and its result
+ * printed as orch-write --input RECORD --result would; a failure as
+ * one line. The response is consumed; 0 always (the stream goes on). */
+static int stream_answer(jv resp, void *ctx)
+{
+	struct opts o = *(const struct opts *)ctx;
+	if (jv_get_kind(resp) == JV_KIND_OBJECT && jv_object_has(jv_copy(resp), jv_string("failed")))
+		return orch_put(resp) < 0 ? EX_FAIL : 0;  /* failed before: passed on */
+	const char *step = jv_get_kind(resp) == JV_KIND_OBJECT ? orch_jstr(resp, "step") : NULL;
+	jv in = step ? stream_record(o.inputs, step) : jv_invalid();
+	jv output = jv_is_valid(in) ? orch_jget(resp, "content") : jv_invalid();
+	if (jv_get_kind(output) != JV_KIND_STRING) {
+		orch_err("<stdin>: %s", !step ? "an answer with no \"step\"" : !jv_is_valid(in)
+		         ? "no step input record for its step" : "a response needs a \"content\" string");
+		stream_failed(step, EX_USAGE, "orch-write: no answer or no step input record");
+		jv_free(output);
+		jv_free(in);
+		jv_free(resp);
+		return 0;
+	}
+	o.step = step;
+	setenv("ORCH_STEP", step, 1);  /* its events' step */
+	files_of(&o, in);
+	struct batch b = {.dflt_mode = o.mode, .skipped = jv_array()};
+	jv files = jv_array();
+	size_t blocks = o.files ? extract(&b, output) : 0;
+	int rc = o.files && b.n == 0 && !b.bad ? no_files(&o, blocks) : b.bad ? EX_USAGE : EX_OK;
+	if (rc == EX_OK)
+		rc = write_batch(&b, o.outputs, 1, &files);
+	if (rc == EX_OK)
+		print_result(step, output, files, jv_copy(resp), b.skipped);
+	else {
+		if (rc != EX_TEMP || !o.required)  /* no_files said it */
+			stream_failed(step, rc, "orch-write: the answer's files were not written");
+		jv_free(output);
+		jv_free(files);
+		jv_free(b.skipped);
+	}
+	for (size_t i = 0; i < b.n; i++)
+		rec_free(&b.r[i]);
+	free(b.r);
+	jv_free(in);
+	jv_free(resp);
+	return 0;
+}
+
 static struct opts parse_options(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{"extract", no_argument, 0, 'x'},
 		{"no-files", no_argument, 0, 'N'},
 		{"input", required_argument, 0, 'i'},
+		{"inputs", required_argument, 0, 'I'},
 		{"result", no_argument, 0, 'R'},
 		{"step", required_argument, 0, 's'},
 		{"mode", required_argument, 0, 'm'},
@@ -403,6 +533,7 @@ static struct opts parse_options(int argc, char **argv)
 		case 'x': o.answer = 1; o.files = o.files != 0; break;  /* --no-files wins */
 		case 'N': o.answer = 1; o.files = 0; break;
 		case 'i': o.answer = 1; o.input = optarg; break;
+		case 'I': o.answer = 1; o.inputs = optarg; break;
 		case 'R': o.result = 1; break;
 		case 's': o.step = optarg; break;
 		case 'o': o.outputs = optarg; break;
@@ -423,6 +554,14 @@ int main(int argc, char **argv)
 {
 	orch_init(argc, argv);
 	struct opts o = parse_options(argc, argv);
+	if (o.inputs) {  /* a stream of answers: each its own step's result */
+		recs.byname = jv_invalid();
+		int rc = orch_records(stdin, "<stdin>", stream_answer, &o);
+		jv_free(recs.byname);
+		if (recs.f)
+			fclose(recs.f);
+		orch_exit(rc);
+	}
 	struct batch b = {.dflt_mode = o.mode, .skipped = jv_array()};
 	jv input = o.input ? read_step_input(&o) : jv_null();
 	jv output = jv_null(), resp = jv_null(), files = jv_array();

@@ -144,6 +144,8 @@ static void reap_all(void)
 		kill(-pid, SIGKILL);
 		if (waitpid(pid, &status, 0) != pid)
 			break;
+		if (batch_reaped(pid, status))  /* a --batch-exec worker */
+			continue;
 		for (int k = 0; k < queue.nactive; k++)
 			if (plan.step[queue.active[k]].pid == pid) {
 				reaped(queue.active[k], status);
@@ -259,6 +261,7 @@ void run_loop(void)
 {
 	for (;;) {
 		reap_all();
+		batch_io();
 		timers();
 		start_ready();
 		double next = timers();  /* again: what just started has deadlines */
@@ -270,6 +273,7 @@ void run_loop(void)
 		if (tally.nrun > 0 || isfinite(next))
 			wait_for(next);
 	}
+	batch_end();
 }
 
 void loop_free(void)

@@ -22,6 +22,7 @@
  *   merge.c       a launched step's own event file, merged into the log
  *   group.c       fan-out instances: their items, their group's array
  *   expand.c      dynamic fan-out: instances made from a step's answer
+ *   batch.c       --batch-exec: one worker serving a fan-out's instances
  */
 #ifndef SCHED_H
 #define SCHED_H
@@ -77,6 +78,7 @@ struct pool { char *name; int limit, used; struct heap wait; const char *launche
 struct opts {
 	int jobs, keep_going, resume, wait_lock, quiet, forwarded, dry_run;
 	const char *exec_cmd;
+	const char *batch_cmd; /* --batch-exec: serves prompt fan-outs (batch.c) */
 	double grace, backoff_base, backoff_max;
 	const char *launcher;  /* --launcher */
 	double status_wait;    /* for a launched step's status file */
@@ -153,6 +155,16 @@ void end_output(struct step *s);   /* close stdout; remove it unless stored */
 char *last_stderr(struct step *s);   /* "line (logs/<step>.log)", or NULL */
 void spawn_free(void);
 void child_signals(posix_spawnattr_t *at, int pgroup);
+char *input_text(struct step *s, size_t *n);  /* the record, one line */
+int spawn_worker(const char *cmd, const char *group, int fd[3], pid_t *pid);
+int batch_output(struct step *s, const char *line, size_t n);  /* 0, or errno */
+
+/* batch.c */
+int batch_serves(const struct step *s);
+int batch_hand(struct step *s);      /* 0, or errno (nothing runs) */
+void batch_io(void);                 /* results read, records written */
+int batch_reaped(pid_t pid, int status);  /* 1: pid was a worker */
+void batch_end(void);                /* the loop is over: workers end */
 
 /* launch.c */
 int link_launchers(void);            /* problems found */

@@ -118,12 +118,19 @@ static const char *resolve(const char *name)
 	return paths.vals[paths.n++];
 }
 
-static int input_fd(struct step *s)
+/* The attempt's input record, one line (not NUL-terminated): *n bytes. */
+char *input_text(struct step *s, size_t *n)
 {
 	jv in = jv_object_set(jv_copy(s->input), jv_string("attempt"), jv_number(s->attempt));
+	char *txt = orch_json_text(in, n);
+	txt[(*n)++] = '\n';  /* over the NUL: the length is what counts */
+	return txt;
+}
+
+static int input_fd(struct step *s)
+{
 	size_t n;
-	char *txt = orch_json_text(in, &n);
-	txt[n++] = '\n';  /* over the NUL: the length is what counts */
+	char *txt = input_text(s, &n);
 	int fd = memfd_create("orch-step-input", MFD_CLOEXEC);
 	if (fd >= 0 && (orch_write_all(fd, txt, n) < 0 || lseek(fd, 0, SEEK_SET) < 0)) {
 		int e = errno;
@@ -219,6 +226,8 @@ static void spawn_attrs(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at, c
 
 int spawn(struct step *s)
 {
+	if (batch_serves(s))  /* batch.c: its step's worker serves it */
+		return batch_hand(s);
 	int fd[3], err = open_fds(s, fd);
 	if (err)
 		return err;
@@ -254,6 +263,52 @@ int spawn(struct step *s)
 		return err;
 	}
 	s->outfd = fd[1];
+	return 0;
+}
+
+/* A --batch-exec worker (batch.c) for group: fd[0] and fd[1] its stdin
+ * and stdout, its stderr appended to logs/<group>.log; no ORCH_STEP or
+ * ORCH_ATTEMPT. 0 and *pid, or errno. */
+int spawn_worker(const char *cmd, const char *group, int fd[3], pid_t *pid)
+{
+	char *lname = orch_fmt("%s.log", group);
+	fd[2] = openat(run.log_fd, lname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	free(lname);
+	if (fd[2] < 0)
+		return errno;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	spawn_attrs(&fa, &at, fd);
+	char **envp = run.envp, *words;
+	envp[run.nenv + 2] = NULL;  /* the environment ends before them */
+	char **argv = command_argv(cmd, &words);
+	const char *file = resolve(argv[0]);
+	int err = file == argv[0] ? posix_spawnp(pid, file, &fa, &at, argv, envp)
+	                          : posix_spawn(pid, file, &fa, &at, argv, envp);
+	free(argv);
+	free(words);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(fd[2]);
+	if (err)
+		*pid = 0;
+	return err;
+}
+
+/* A batched instance's answer, line[0..n), as the stdout file its own
+ * process would have left: 0, or errno. */
+int batch_output(struct step *s, const char *line, size_t n)
+{
+	int fd = output_fd(s);
+	if (fd < 0)
+		return errno;
+	if (orch_write_all(fd, line, n) < 0 || orch_write_all(fd, "\n", 1) < 0) {
+		int e = errno;
+		close(fd);
+		unlink_output(s);
+		return e;
+	}
+	s->outfd = fd;
 	return 0;
 }
 
