@@ -839,7 +839,9 @@ static void stream_request(const char *line, size_t len)
 	}
 	const char *step = jv_get_kind(req) == JV_KIND_OBJECT ? orch_jstr(req, "step") : NULL;
 	r.step = step ? orch_xstrdup(step) : NULL;
+	jv asked = jv_copy(req);  /* for the step index: what changed */
 	if (!jv_is_valid(req) || request_key(req, r.key, "<stdin>") < 0) {
+		jv_free(asked);
 		if (!jv_is_valid(req))
 			orch_err("<stdin>: a line that is no JSON request: %.80s", line);
 		st.bad = 1;
@@ -854,13 +856,14 @@ static void stream_request(const char *line, size_t len)
 	char *e = entry_read(r.key, 1, &h, &hlen);
 	if (e) {
 		stream_emit("cache.hit", r.key, r.step);
+		index_note(r.key, asked);
 		if (put_hit(h, hlen, r.step) < 0)
 			orch_die_sys(EX_FAIL, "writing output failed");
 		free(e);
 		sreq_free(&r);
 		return;
 	}
-	stream_emit("cache.miss", r.key, r.step);
+	orch_emit(orch_run_dir(), "INFO", "cache.miss", r.step, miss_data(r.key, asked));
 	r.text = orch_fmt("%.*s\n", (int)len, line);
 	r.len = len + 1;
 	if (st.nwait == st.capwait)
@@ -980,8 +983,9 @@ static void chunk_end(struct chunk *c, int status)
 	for (int i = 0; i < c->n; i++) {
 		size_t len = strcspn(p, "\n");
 		jv v = whole ? jv_parse_sized(p, (int)len) : jv_invalid();
-		if (jv_is_valid(v)) {
-			entry_write(c->q[i].key, jv_copy(v));
+		if (jv_is_valid(v)) {  /* stored: the step's last answered call */
+			if (entry_write(c->q[i].key, jv_copy(v)) == 0)
+				index_note(c->q[i].key, jv_parse_sized(c->q[i].text, (int)c->q[i].len));
 			if (put_tagged(mark(v, "miss"), c->q[i].step) < 0)
 				orch_die_sys(EX_FAIL, "writing output failed");
 		} else {
