@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "orch.h"
 
 /* A step's keys, in the order fold_step sets them first. */
@@ -35,7 +36,7 @@ static const char *const status_name[] = {
 struct mstep {
 	char *name;
 	double attempts, calls;
-	jv val[NKEYS];                 /* started .. error: as the events gave them */
+	jv val[K_ERROR - K_STARTED + 1];  /* started .. error, as the events gave them */
 	unsigned char order[NKEYS], n; /* the keys it has, in their object's order */
 	unsigned char status;
 };
@@ -99,8 +100,8 @@ static void forget_steps(orch_manifest *m)
 {
 	for (size_t i = 0; i < m->nstep; i++) {
 		free(m->step[i].name);
-		for (int k = 0; k < NKEYS; k++)
-			jv_free(m->step[i].val[k]);
+		for (int k = K_STARTED; k <= K_ERROR; k++)
+			jv_free(m->step[i].val[k - K_STARTED]);
 	}
 	m->nstep = 0;
 	orch_map_free(m->byname);
@@ -234,8 +235,8 @@ static void put(struct mstep *s, enum mkey k)
 static void put_jv(struct mstep *s, enum mkey k, jv v)
 {
 	put(s, k);
-	jv_free(s->val[k]);
-	s->val[k] = v;
+	jv_free(s->val[k - K_STARTED]);
+	s->val[k - K_STARTED] = v;
 }
 
 /* Key k deleted: the keys after it move up. */
@@ -246,8 +247,10 @@ static void drop(struct mstep *s, enum mkey k)
 		return;
 	memmove(at, at + 1, (size_t)(s->order + s->n - at - 1));
 	s->n--;
-	jv_free(s->val[k]);
-	s->val[k] = jv_invalid();
+	if (k >= K_STARTED && k <= K_ERROR) {
+		jv_free(s->val[k - K_STARTED]);
+		s->val[k - K_STARTED] = jv_invalid();
+	}
 }
 
 /* The step named, new (at the end) if it was not there: with status
@@ -262,8 +265,8 @@ static struct mstep *step_named(orch_manifest *m, const char *name, int with_def
 	struct mstep *s = &m->step[m->nstep];
 	memset(s, 0, sizeof *s);
 	s->name = orch_xstrdup(name);
-	for (int k = 0; k < NKEYS; k++)
-		s->val[k] = jv_invalid();
+	for (int k = K_STARTED; k <= K_ERROR; k++)
+		s->val[k - K_STARTED] = jv_invalid();
 	orch_map_put(m->byname, s->name, (long)m->nstep++);
 	if (with_defaults) {
 		put(s, K_STATUS);  /* s->status is S_PENDING */
@@ -342,7 +345,7 @@ static jv step_jv(const struct mstep *s)
 		       k == K_ATTEMPTS ? jv_number(s->attempts) :
 		       k == K_CALLS ? jv_number(s->calls) :
 		       k == K_ARTIFACT ? jv_string_fmt("artifacts/%s.json", s->name) :
-		       jv_copy(s->val[k]);
+		       jv_copy(s->val[k - K_STARTED]);
 		o = jv_object_set(o, jv_string(key_name[k]), v);
 	}
 	return o;
@@ -506,14 +509,34 @@ static void dump_steps(orch_manifest *m, FILE *f)
 	fputc('}', f);
 }
 
-/* The manifest's text, as jv_dump_string(orch_manifest_get(m), 0) and a
- * newline, without the whole object: *len bytes, or NULL. */
-static char *manifest_text(orch_manifest *m, size_t *len)
+/* The manifest's text is 20 MB at 100,000 steps: it grows in pages of
+ * its own, by mremap, never copied into a buffer twice its size. */
+struct text { char *p; size_t n, cap; };
+
+static ssize_t text_write(void *ctx, const char *buf, size_t len)
 {
-	char *text = NULL;
-	FILE *f = open_memstream(&text, len);
+	struct text *t = ctx;
+	if (t->n + len > t->cap) {
+		size_t cap = (2 * (t->n + len) + 0xfffff) & ~(size_t)0xfffff;
+		void *p = t->p ? mremap(t->p, t->cap, cap, MREMAP_MAYMOVE) :
+		          mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return -1;
+		t->p = p;
+		t->cap = cap;
+	}
+	memcpy(t->p + t->n, buf, len);
+	t->n += len;
+	return (ssize_t)len;
+}
+
+/* Into t: the manifest's text, as jv_dump_string(orch_manifest_get(m), 0)
+ * and a newline, without the whole object. 0, or -1. */
+static int manifest_text(orch_manifest *m, struct text *t)
+{
+	FILE *f = fopencookie(t, "w", (cookie_io_functions_t){.write = text_write});
 	if (!f)
-		return NULL;
+		return -1;
 	jv top = outer(m);
 	int first = 1;
 	fputc('{', f);
@@ -531,11 +554,8 @@ static char *manifest_text(orch_manifest *m, size_t *len)
 	}
 	fputs("}\n", f);
 	jv_free(top);
-	if (fclose(f) != 0) {
-		free(text);
-		return NULL;
-	}
-	return text;
+	int bad = ferror(f);
+	return fclose(f) == 0 && !bad ? 0 : -1;
 }
 
 int orch_manifest_write(orch_manifest *m)
@@ -544,10 +564,10 @@ int orch_manifest_write(orch_manifest *m)
 		orch_err_sys("cannot read %s", m->events);
 		return -1;
 	}
-	size_t len = 0;
-	char *text = manifest_text(m, &len);
-	int rc = text ? orch_atomic_write(m->out, text, len, 0644, 0) : -1;
-	free(text);
+	struct text t = {NULL, 0, 0};
+	int rc = manifest_text(m, &t) < 0 ? -1 : orch_atomic_write(m->out, t.p, t.n, 0644, 0);
+	if (t.p)
+		munmap(t.p, t.cap);
 	if (rc < 0) {
 		orch_err_sys("cannot write %s", m->out);
 		return -1;
