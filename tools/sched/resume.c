@@ -206,7 +206,8 @@ static jv stored_result(const char *name, char art[65])
 	return r;
 }
 
-/* Is s still done (its result and art then set)? If not, why not. */
+/* Is s still done (its art then set, and its result if a dependant will
+ * take it)? If not, why not. */
 int why_not_done(struct step *s, const char **why)
 {
 	const struct prior *p = prior_of(s);
@@ -230,7 +231,10 @@ int why_not_done(struct step *s, const char **why)
 		*why = "no artifact";
 		return 0;
 	}
-	s->result = r;
+	if (s->users == 0)  /* no dependant takes it: not held (all at once on --resume) */
+		jv_free(r);
+	else
+		s->result = r;
 	return 1;
 }
 
