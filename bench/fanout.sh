@@ -60,21 +60,14 @@ else
 fi
 t "orch-call -j 50 over all (the floor)" sh -c 'orch-call -j 50 < requests'
 
-# big COUNT: big<COUNT>.yaml, COUNT instances of run: true and a step
-# that needs them all (its input holds every instance's result)
+# big COUNT [all]: big<COUNT>.yaml, COUNT instances of run: true; with
+# "all", big<COUNT>all.yaml, and a step that needs them all after them
 big() {
-	cat > "big$1.yaml" <<SPEC
-job: big$1
-task: bench
-steps:
-  - id: s
-    foreach: "[range($1)]"
-    max_items: $1
-    run: "true"
-  - id: all
-    needs: [s]
-    run: "cat > /dev/null"
-SPEC
+	{
+		printf 'job: big\ntask: bench\nsteps:\n  - id: s\n'
+		printf '    foreach: "[range(%s)]"\n    max_items: %s\n    run: "true"\n' "$1" "$1"
+		[ -z "${2:-}" ] || printf '  - id: all\n    needs: [s]\n    run: "cat > /dev/null"\n'
+	} > "big$1${2:-}.yaml"
 }
 
 # per LABEL CMD: a row of CMD's cost per instance at each count in SIZES
@@ -96,23 +89,25 @@ per() {
 	printf "%-36s %-8s%s\n%-36s %-8s%s\n" "$label" "us/inst" "$us" "" "KB/inst" "$kb"
 }
 
-printf '\n%-45s' "per instance, by count"
+printf '\n%-45s' "per instance (and a step needing all), by count"
 for n in $SIZES; do
 	printf ' %10s' "$n"
-	big "$n"
-	orch-plan "big$n.yaml" > "big$n.plan"
+	big "$n" all
+	orch-plan "big${n}all.yaml" > "big$n.plan"
 done
 echo
-per "orch-plan" 'orch-plan big{}.yaml'
+per "orch-plan" 'orch-plan big{}all.yaml'
 per "orch-sched -n (read, order, report)" 'orch-sched --run runs/big{} -n < big{}.plan'
 
-printf '\n%-44s %9s %18s %10s\n' "$BIG instances of run: true, and one needing all" wall "per item" "peak RSS"
+printf '\n%-44s %9s %18s %10s\n' "$BIG instances of run: true" wall "per item" "peak RSS"
 big "$BIG"
+big "$BIG" all
 N=$BIG
 t "orch-plan" orch-plan "big$BIG.yaml"
 orch-plan "big$BIG.yaml" > big.plan
+orch-plan "big${BIG}all.yaml" > bigall.plan
 t "orch-sched -n (read, fingerprint, report)" sh -c "orch-sched --run runs/big -n < big.plan"
 t "orch-sched -j $J (every instance run)" sh -c "orch-sched --run runs/big -q -j $J < big.plan"
 t "orch-sched --resume -n (events read too)" sh -c "orch-sched --run runs/big --resume -n < big.plan"
-rm -f runs/big/artifacts/all.json
-t "orch-sched --resume -j $J (the last alone)" sh -c "orch-sched --run runs/big --resume -q -j $J < big.plan"
+t "orch-sched --resume -j $J (nothing to run)" sh -c "orch-sched --run runs/big --resume -q -j $J < big.plan"
+t "--resume -j $J, one more step needing all" sh -c "orch-sched --run runs/big --resume -q -j $J < bigall.plan"
