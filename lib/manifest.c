@@ -6,17 +6,49 @@
  * job.started (data.resume not true) starts the state again; a resumed one
  * keeps the steps that finished before. steps_total is the plan's count of
  * steps (job.started data.steps): steps holds only those that have begun
- * or been skipped, so pending ones are steps_total less those. */
+ * or been skipped, so pending ones are steps_total less those.
+ *
+ * Scale: 100,000 steps are held as C records (struct mstep: a few numbers,
+ * the jv values events gave, and the order its keys were set in, since a
+ * jv object keeps keys in the order they were first set and a deleted key
+ * set again goes last), not as 100,000 jv objects; the manifest is written
+ * as a stream of each step's object, never built whole; files.paths is
+ * checked through a map, not a scan. The text is what jv_dump_string of
+ * the whole object gives (orch_manifest_get builds it, for orch-events).
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "orch.h"
+
+/* A step's keys, in the order fold_step sets them first. */
+enum mkey { K_STATUS, K_ATTEMPTS, K_CALLS, K_STARTED, K_ENDED, K_DURATION, K_REASON,
+            K_ERROR_KIND, K_ERROR, K_ARTIFACT, NKEYS };
+static const char *const key_name[NKEYS] = {
+	"status", "attempts", "provider_calls", "started", "ended", "duration_s", "reason",
+	"error_kind", "error", "artifact"};
+enum mstatus { S_PENDING, S_RUNNING, S_RETRYING, S_SUCCEEDED, S_FAILED, S_SKIPPED };
+static const char *const status_name[] = {
+	"pending", "running", "retrying", "succeeded", "failed", "skipped"};
+
+struct mstep {
+	char *name;
+	double attempts, calls;
+	jv val[K_ERROR - K_STARTED + 1];  /* started .. error, as the events gave them */
+	unsigned char order[NKEYS], n; /* the keys it has, in their object's order */
+	unsigned char status;
+};
 
 struct orch_manifest {
 	char *run_dir, *events, *out;
 	long offset, lineno;
-	jv state;
+	jv state;             /* all but the steps: "steps" is {} in its place */
+	struct mstep *step;   /* in the order they first appeared */
+	size_t nstep, cap;
+	orch_map *byname;     /* step name -> index in step */
+	orch_map *paths;      /* files.paths, borrowed from state */
 };
 
 static jv fresh(const char *job_id)
@@ -56,13 +88,36 @@ orch_manifest *orch_manifest_new(const char *run_dir)
 	char *job = orch_run_job_id(run_dir);
 	m->state = fresh(job);
 	free(job);
+	m->step = NULL;
+	m->nstep = m->cap = 0;
+	m->byname = orch_map_new(64);
+	m->paths = orch_map_new(16);
 	return m;
+}
+
+/* No steps, no paths seen: with a fresh state, or at the end. */
+static void forget_steps(orch_manifest *m)
+{
+	for (size_t i = 0; i < m->nstep; i++) {
+		free(m->step[i].name);
+		for (int k = K_STARTED; k <= K_ERROR; k++)
+			jv_free(m->step[i].val[k - K_STARTED]);
+	}
+	m->nstep = 0;
+	orch_map_free(m->byname);
+	orch_map_free(m->paths);
+	m->byname = orch_map_new(64);
+	m->paths = orch_map_new(16);
 }
 
 void orch_manifest_free(orch_manifest *m)
 {
 	if (!m)
 		return;
+	forget_steps(m);
+	orch_map_free(m->byname);
+	orch_map_free(m->paths);
+	free(m->step);
 	jv_free(m->state);
 	free(m->run_dir);
 	free(m->events);
@@ -70,8 +125,8 @@ void orch_manifest_free(orch_manifest *m)
 	free(m);
 }
 
-/* path is a list of keys; returns m with m[path] = v. */
-static jv set_in(jv m, const char *a, const char *b, const char *c, jv v)
+/* Returns m with m[a] = v, or m[a][b] = v (b not NULL). */
+static jv set_in(jv m, const char *a, const char *b, jv v)
 {
 	if (!b)
 		return jv_object_set(m, jv_string(a), v);
@@ -81,15 +136,15 @@ static jv set_in(jv m, const char *a, const char *b, const char *c, jv v)
 		jv_free(inner);
 		inner = jv_object();
 	}
-	inner = set_in(inner, b, c, NULL, v);
+	inner = jv_object_set(inner, jv_string(b), v);
 	return jv_object_set(m, jv_string(a), inner);
 }
 
-static double num_in(jv m, const char *a, const char *b, const char *c)
+static double num_in(jv m, const char *a, const char *b)
 {
 	jv v = jv_copy(m);
-	const char *path[] = {a, b, c};
-	for (int i = 0; i < 3 && path[i]; i++) {
+	const char *path[] = {a, b};
+	for (int i = 0; i < 2 && path[i]; i++) {
 		if (jv_get_kind(v) != JV_KIND_OBJECT) {
 			jv_free(v);
 			return 0;
@@ -101,9 +156,9 @@ static double num_in(jv m, const char *a, const char *b, const char *c)
 	return d;
 }
 
-static jv add_in(jv m, const char *a, const char *b, const char *c, double d)
+static jv add_in(jv m, const char *a, const char *b, double d)
 {
-	return set_in(m, a, b, c, jv_number(num_in(m, a, b, c) + d));
+	return set_in(m, a, b, jv_number(num_in(m, a, b) + d));
 }
 
 static jv get_data(jv e, const char *key)
@@ -117,161 +172,279 @@ static jv get_data(jv e, const char *key)
 	return jv_is_valid(v) ? v : (jv_free(v), jv_null());
 }
 
-/* Copy data[key] (if any) into m.a.b.c? as key. */
-static jv copy_data(jv m, jv e, const char *key, const char *a, const char *b)
+/* Copy data[key] (if any) into m[a]. */
+static jv copy_data(jv m, jv e, const char *key, const char *a)
 {
 	jv v = get_data(e, key);
 	if (jv_get_kind(v) == JV_KIND_NULL) {
 		jv_free(v);
 		return m;
 	}
-	return set_in(m, a, b, b ? key : NULL, v) ;
+	return set_in(m, a, NULL, v);
 }
 
-static jv fold_job(jv m, jv e, const char *type, const char *ts)
+/* Returns 1 when the job starts afresh: no steps, no files. */
+static int fold_job(orch_manifest *mf, jv e, const char *type, const char *ts)
 {
+	jv m = mf->state;
+	int afresh = 0;
 	if (strcmp(type, "job.started") == 0) {
 		jv resume = get_data(e, "resume");
-		if (jv_get_kind(resume) != JV_KIND_TRUE) {
+		if ((afresh = jv_get_kind(resume) != JV_KIND_TRUE)) {
 			jv job = jv_object_get(jv_copy(m), jv_string("job_id"));
 			jv_free(m);
 			m = fresh("");
 			m = jv_object_set(m, jv_string("job_id"), job);
 		}
 		jv_free(resume);
-		m = set_in(m, "status", NULL, NULL, jv_string("running"));
-		m = set_in(m, "started", NULL, NULL, jv_string(ts));
-		m = set_in(m, "ended", NULL, NULL, jv_null());
-		m = set_in(m, "duration_s", NULL, NULL, jv_null());
-		m = set_in(m, "error", NULL, NULL, jv_null());
-		m = copy_data(m, e, "project", "project", NULL);
-		m = copy_data(m, e, "task", "task", NULL);
-		m = copy_data(m, e, "provider", "provider", NULL);
-		m = copy_data(m, e, "steps", "steps_total", NULL);
+		m = set_in(m, "status", NULL, jv_string("running"));
+		m = set_in(m, "started", NULL, jv_string(ts));
+		m = set_in(m, "ended", NULL, jv_null());
+		m = set_in(m, "duration_s", NULL, jv_null());
+		m = set_in(m, "error", NULL, jv_null());
+		m = copy_data(m, e, "project", "project");
+		m = copy_data(m, e, "task", "task");
+		m = copy_data(m, e, "provider", "provider");
+		m = copy_data(m, e, "steps", "steps_total");
 	} else if (strcmp(type, "job.succeeded") == 0 || strcmp(type, "job.failed") == 0 ||
 	           strcmp(type, "job.cancelled") == 0) {
-		m = set_in(m, "status", NULL, NULL, jv_string(type + 4));
-		m = set_in(m, "ended", NULL, NULL, jv_string(ts));
-		m = copy_data(m, e, "duration_s", "duration_s", NULL);
-		m = copy_data(m, e, "error", "error", NULL);
-		m = copy_data(m, e, "artifacts", "artifacts", NULL);
+		m = set_in(m, "status", NULL, jv_string(type + 4));
+		m = set_in(m, "ended", NULL, jv_string(ts));
+		m = copy_data(m, e, "duration_s", "duration_s");
+		m = copy_data(m, e, "error", "error");
+		m = copy_data(m, e, "artifacts", "artifacts");
 	}
-	return m;
+	mf->state = m;
+	return afresh;
 }
 
-static jv fold_step(jv m, jv e, const char *type, const char *step, const char *ts)
+/* ---- the steps, as C records ---- */
+
+static int has(const struct mstep *s, enum mkey k)
 {
-	jv steps = jv_object_get(jv_copy(m), jv_string("steps"));
-	m = jv_object_set(m, jv_string("steps"), jv_null());  /* unshared: no O(n) copy */
-	jv s = jv_object_get(jv_copy(steps), jv_string(step));
-	if (jv_get_kind(s) != JV_KIND_OBJECT) {
-		jv_free(s);
-		s = jv_object_set(jv_object(), jv_string("status"), jv_string("pending"));
-		s = jv_object_set(s, jv_string("attempts"), jv_number(0));
-		s = jv_object_set(s, jv_string("provider_calls"), jv_number(0));
+	return memchr(s->order, k, s->n) != NULL;
+}
+
+/* Key k set: last in the order unless it was there. */
+static void put(struct mstep *s, enum mkey k)
+{
+	if (!has(s, k))
+		s->order[s->n++] = (unsigned char)k;
+}
+
+static void put_jv(struct mstep *s, enum mkey k, jv v)
+{
+	put(s, k);
+	jv_free(s->val[k - K_STARTED]);
+	s->val[k - K_STARTED] = v;
+}
+
+/* Key k deleted: the keys after it move up. */
+static void drop(struct mstep *s, enum mkey k)
+{
+	unsigned char *at = memchr(s->order, k, s->n);
+	if (!at)
+		return;
+	memmove(at, at + 1, (size_t)(s->order + s->n - at - 1));
+	s->n--;
+	if (k >= K_STARTED && k <= K_ERROR) {
+		jv_free(s->val[k - K_STARTED]);
+		s->val[k - K_STARTED] = jv_invalid();
 	}
+}
+
+/* The step named, new (at the end) if it was not there: with status
+ * pending, no attempts and no calls if with_defaults, else no keys. */
+static struct mstep *step_named(orch_manifest *m, const char *name, int with_defaults)
+{
+	long i = orch_map_get(m->byname, name);
+	if (i >= 0)
+		return &m->step[i];
+	if (m->nstep == m->cap)
+		m->step = orch_xrealloc(m->step, (m->cap = m->cap ? 2 * m->cap : 64) * sizeof *m->step);
+	struct mstep *s = &m->step[m->nstep];
+	memset(s, 0, sizeof *s);
+	s->name = orch_xstrdup(name);
+	for (int k = K_STARTED; k <= K_ERROR; k++)
+		s->val[k - K_STARTED] = jv_invalid();
+	orch_map_put(m->byname, s->name, (long)m->nstep++);
+	if (with_defaults) {
+		put(s, K_STATUS);  /* s->status is S_PENDING */
+		put(s, K_ATTEMPTS);
+		put(s, K_CALLS);
+	}
+	return s;
+}
+
+/* Copy data[key] (if any) into s's key k. */
+static void copy_step_data(struct mstep *s, jv e, const char *key, enum mkey k)
+{
+	jv v = get_data(e, key);
+	if (jv_get_kind(v) == JV_KIND_NULL)
+		jv_free(v);
+	else
+		put_jv(s, k, v);
+}
+
+static void fold_started(struct mstep *s, jv e, const char *ts)
+{
+	s->status = S_RUNNING;
+	put(s, K_STATUS);
+	put_jv(s, K_STARTED, jv_string(ts));
+	jv att = get_data(e, "attempt");
+	s->attempts = jv_get_kind(att) == JV_KIND_NUMBER ? jv_number_value(att) :
+	              (has(s, K_ATTEMPTS) ? s->attempts : 0) + 1;
+	jv_free(att);
+	put(s, K_ATTEMPTS);
+	drop(s, K_ERROR);
+	drop(s, K_REASON);  /* of a skip before */
+}
+
+/* step.succeeded, step.failed, step.skipped: what is after "step.". */
+static void fold_ended(struct mstep *s, jv e, const char *what, const char *ts)
+{
+	jv retry = get_data(e, "will_retry");
+	int again = jv_get_kind(retry) == JV_KIND_TRUE;
+	jv_free(retry);
+	s->status = again ? S_RETRYING : *what == 'f' ? S_FAILED :
+	            what[1] == 'u' ? S_SUCCEEDED : S_SKIPPED;
+	put(s, K_STATUS);
+	put_jv(s, K_ENDED, jv_string(ts));
+	copy_step_data(s, e, "duration_s", K_DURATION);
+	copy_step_data(s, e, "reason", K_REASON);
+	if (*what == 'f') {
+		copy_step_data(s, e, "kind", K_ERROR_KIND);
+		copy_step_data(s, e, "message", K_ERROR);
+	}
+	if (*what == 's' && what[1] == 'u')
+		put(s, K_ARTIFACT);  /* "artifacts/<step>.json" */
+}
+
+static void fold_step(orch_manifest *m, jv e, const char *type, const char *step, const char *ts)
+{
+	struct mstep *s = step_named(m, step, 1);
 	const char *what = type + 5;  /* after "step." */
-	if (strcmp(what, "started") == 0) {
-		s = set_in(s, "status", NULL, NULL, jv_string("running"));
-		s = set_in(s, "started", NULL, NULL, jv_string(ts));
-		jv att = get_data(e, "attempt");
-		s = set_in(s, "attempts", NULL, NULL,
-		           jv_get_kind(att) == JV_KIND_NUMBER ? att :
-		           (jv_free(att), jv_number(num_in(s, "attempts", 0, 0) + 1)));
-		s = jv_object_delete(s, jv_string("error"));
-		s = jv_object_delete(s, jv_string("reason"));  /* of a skip before */
-	} else if (strcmp(what, "succeeded") == 0 || strcmp(what, "failed") == 0 ||
-	           strcmp(what, "skipped") == 0) {
-		jv retry = get_data(e, "will_retry");
-		int again = jv_get_kind(retry) == JV_KIND_TRUE;
-		jv_free(retry);
-		s = set_in(s, "status", NULL, NULL, jv_string(again ? "retrying" : what));
-		s = set_in(s, "ended", NULL, NULL, jv_string(ts));
-		s = copy_data(s, e, "duration_s", "duration_s", NULL);
-		s = copy_data(s, e, "reason", "reason", NULL);
-		if (*what == 'f') {
-			s = copy_data(s, e, "kind", "error_kind", NULL);
-			s = copy_data(s, e, "message", "error", NULL);
-		}
-		if (*what == 's' && what[1] == 'u')
-			s = set_in(s, "artifact", NULL, NULL, jv_string_fmt("artifacts/%s.json", step));
-	} else if (strcmp(what, "retrying") == 0)
-		s = set_in(s, "status", NULL, NULL, jv_string("retrying"));
-	steps = jv_object_set(steps, jv_string(step), s);
-	return jv_object_set(m, jv_string("steps"), steps);
+	if (strcmp(what, "started") == 0)
+		fold_started(s, e, ts);
+	else if (strcmp(what, "succeeded") == 0 || strcmp(what, "failed") == 0 ||
+	         strcmp(what, "skipped") == 0)
+		fold_ended(s, e, what, ts);
+	else if (strcmp(what, "retrying") == 0) {
+		s->status = S_RETRYING;
+		put(s, K_STATUS);
+	}
 }
 
-static jv fold_llm(jv m, jv e, const char *step)
+/* A step's object, its keys in their order. */
+static jv step_jv(const struct mstep *s)
 {
+	jv o = jv_object();
+	for (int i = 0; i < s->n; i++) {
+		enum mkey k = s->order[i];
+		jv v = k == K_STATUS ? jv_string(status_name[s->status]) :
+		       k == K_ATTEMPTS ? jv_number(s->attempts) :
+		       k == K_CALLS ? jv_number(s->calls) :
+		       k == K_ARTIFACT ? jv_string_fmt("artifacts/%s.json", s->name) :
+		       jv_copy(s->val[k - K_STARTED]);
+		o = jv_object_set(o, jv_string(key_name[k]), v);
+	}
+	return o;
+}
+
+/* ---- the rest of the state, as jv ---- */
+
+static jv fold_llm(orch_manifest *mf, jv e, const char *step)
+{
+	jv m = mf->state;
 	jv ok = get_data(e, "success");
 	int failed = jv_get_kind(ok) == JV_KIND_FALSE;
 	jv_free(ok);
-	m = add_in(m, "llm", "calls", NULL, 1);
-	m = add_in(m, "llm", "failures", NULL, failed);
+	m = add_in(m, "llm", "calls", 1);
+	m = add_in(m, "llm", "failures", failed);
 	jv tok = get_data(e, "tokens");
 	double p = 0, c = 0;
 	if (jv_get_kind(tok) == JV_KIND_NUMBER)
 		c = jv_number_value(tok);
 	else if (jv_get_kind(tok) == JV_KIND_OBJECT) {
-		p = num_in(tok, "prompt", 0, 0) + num_in(tok, "prompt_tokens", 0, 0);
-		c = num_in(tok, "completion", 0, 0) + num_in(tok, "completion_tokens", 0, 0);
+		p = num_in(tok, "prompt", 0) + num_in(tok, "prompt_tokens", 0);
+		c = num_in(tok, "completion", 0) + num_in(tok, "completion_tokens", 0);
 	}
 	jv_free(tok);
 	jv d = get_data(e, "duration_s");
 	double secs = jv_get_kind(d) == JV_KIND_NUMBER ? jv_number_value(d) : 0;
 	jv_free(d);
-	m = add_in(m, "llm", "prompt_tokens", NULL, p);
-	m = add_in(m, "llm", "completion_tokens", NULL, c);
-	m = add_in(m, "llm", "duration_s", NULL, secs);
-	if (step)
-		m = add_in(m, "steps", step, "provider_calls", 1);
+	m = add_in(m, "llm", "prompt_tokens", p);
+	m = add_in(m, "llm", "completion_tokens", c);
+	m = add_in(m, "llm", "duration_s", secs);
+	if (step) {
+		struct mstep *s = step_named(mf, step, 0);
+		s->calls = (has(s, K_CALLS) ? s->calls : 0) + 1;
+		put(s, K_CALLS);
+	}
 	return m;
 }
 
-static jv fold_file(jv m, jv e)
+/* Is path in paths already? Through the map, unless a NUL in it hides
+ * what follows from the map: then by a scan. */
+static int path_seen(orch_manifest *mf, jv paths, jv path)
 {
+	const char *p = jv_string_value(path);
+	if (!memchr(p, 0, (size_t)jv_string_length_bytes(jv_copy(path))))
+		return orch_map_get(mf->paths, p) >= 0;
+	int seen = 0;
+	jv_array_foreach(paths, i, x) {
+		seen |= jv_equal(x, jv_copy(path));
+		(void)i;
+	}
+	return seen;
+}
+
+static jv fold_file(orch_manifest *mf, jv e)
+{
+	jv m = mf->state;
 	jv wrote = get_data(e, "wrote");
 	int w = jv_get_kind(wrote) != JV_KIND_FALSE;
 	jv_free(wrote);
-	m = add_in(m, "files", w ? "written" : "unchanged", NULL, 1);
+	m = add_in(m, "files", w ? "written" : "unchanged", 1);
 	jv path = get_data(e, "path");
 	if (jv_get_kind(path) != JV_KIND_STRING) {
 		jv_free(path);
 		return m;
 	}
 	jv files = jv_object_get(jv_copy(m), jv_string("files"));
+	m = jv_object_set(m, jv_string("files"), jv_null());  /* unshared: no O(n) copy */
 	jv paths = jv_object_get(jv_copy(files), jv_string("paths"));
-	int seen = 0;
-	jv_array_foreach(paths, i, p) {
-		seen |= jv_equal(p, jv_copy(path));
-		(void)i;
-	}
-	if (!seen)
+	files = jv_object_set(files, jv_string("paths"), jv_null());
+	if (!path_seen(mf, paths, path)) {
+		/* the map borrows the text of the copy that paths keeps */
+		orch_map_put(mf->paths, jv_string_value(path), 0);
 		paths = jv_array_append(paths, jv_copy(path));
+	}
 	jv_free(path);
 	files = jv_object_set(files, jv_string("paths"), paths);
 	return jv_object_set(m, jv_string("files"), files);
 }
 
-static jv fold(jv m, jv e)
+static void fold(orch_manifest *m, jv e)
 {
 	const char *type = orch_jstr(e, "type"), *ts = orch_jstr(e, "ts");
 	const char *step = orch_jstr(e, "step");
 	if (!type || !ts)
-		return m;
-	if (strncmp(type, "job.", 4) == 0)
-		m = fold_job(m, e, type, ts);
-	else if (strncmp(type, "step.", 5) == 0 && step)
-		m = fold_step(m, e, type, step, ts);
+		return;
+	if (strncmp(type, "job.", 4) == 0) {
+		if (fold_job(m, e, type, ts))
+			forget_steps(m);
+	} else if (strncmp(type, "step.", 5) == 0 && step)
+		fold_step(m, e, type, step, ts);
 	else if (strcmp(type, "llm.response") == 0)
-		m = fold_llm(m, e, step);
+		m->state = fold_llm(m, e, step);
 	else if (strcmp(type, "cache.hit") == 0)
-		m = add_in(m, "cache", "hits", NULL, 1);
+		m->state = add_in(m->state, "cache", "hits", 1);
 	else if (strcmp(type, "cache.miss") == 0)
-		m = add_in(m, "cache", "misses", NULL, 1);
+		m->state = add_in(m->state, "cache", "misses", 1);
 	else if (strcmp(type, "file.written") == 0)
-		m = fold_file(m, e);
-	return add_in(m, "events", NULL, NULL, 1);
+		m->state = fold_file(m, e);
+	m->state = add_in(m->state, "events", NULL, 1);
 }
 
 int orch_manifest_update(orch_manifest *m)
@@ -293,7 +466,7 @@ int orch_manifest_update(orch_manifest *m)
 		m->lineno++;
 		jv e = orch_parse_line(line, n - 1);
 		if (jv_get_kind(e) == JV_KIND_OBJECT)
-			m->state = fold(m->state, e);  /* e is only read */
+			fold(m, e);  /* e is only read */
 		else if (n > 1)
 			orch_err_at(m->events, m->lineno, 0, "not an event, skipped");
 		jv_free(e);
@@ -303,14 +476,86 @@ int orch_manifest_update(orch_manifest *m)
 	return 0;
 }
 
-jv orch_manifest_get(orch_manifest *m)
+/* The state with what is computed on the way out ("steps" still {}). */
+static jv outer(orch_manifest *m)
 {
 	jv s = jv_copy(m->state);
-	double h = num_in(s, "cache", "hits", 0), x = num_in(s, "cache", "misses", 0);
-	s = set_in(s, "cache", "hit_rate", NULL, jv_number(h + x > 0 ? h / (h + x) : 0));
+	double h = num_in(s, "cache", "hits"), x = num_in(s, "cache", "misses");
+	s = set_in(s, "cache", "hit_rate", jv_number(h + x > 0 ? h / (h + x) : 0));
 	char ts[32];
 	orch_now_iso(ts);
 	return jv_object_set(s, jv_string("updated"), jv_string(ts));
+}
+
+jv orch_manifest_get(orch_manifest *m)
+{
+	jv steps = jv_object();
+	for (size_t i = 0; i < m->nstep; i++)
+		steps = jv_object_set(steps, jv_string(m->step[i].name), step_jv(&m->step[i]));
+	return jv_object_set(outer(m), jv_string("steps"), steps);
+}
+
+/* "steps":{...} onto f, one step's object at a time. */
+static void dump_steps(orch_manifest *m, FILE *f)
+{
+	fputc('{', f);
+	for (size_t i = 0; i < m->nstep; i++) {
+		if (i)
+			fputc(',', f);
+		jv_dumpf(jv_string(m->step[i].name), f, 0);
+		fputc(':', f);
+		jv_dumpf(step_jv(&m->step[i]), f, 0);
+	}
+	fputc('}', f);
+}
+
+/* The manifest's text is 20 MB at 100,000 steps: it grows in pages of
+ * its own, by mremap, never copied into a buffer twice its size. */
+struct text { char *p; size_t n, cap; };
+
+static ssize_t text_write(void *ctx, const char *buf, size_t len)
+{
+	struct text *t = ctx;
+	if (t->n + len > t->cap) {
+		size_t cap = (2 * (t->n + len) + 0xfffff) & ~(size_t)0xfffff;
+		void *p = t->p ? mremap(t->p, t->cap, cap, MREMAP_MAYMOVE) :
+		          mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return -1;
+		t->p = p;
+		t->cap = cap;
+	}
+	memcpy(t->p + t->n, buf, len);
+	t->n += len;
+	return (ssize_t)len;
+}
+
+/* Into t: the manifest's text, as jv_dump_string(orch_manifest_get(m), 0)
+ * and a newline, without the whole object. 0, or -1. */
+static int manifest_text(orch_manifest *m, struct text *t)
+{
+	FILE *f = fopencookie(t, "w", (cookie_io_functions_t){.write = text_write});
+	if (!f)
+		return -1;
+	jv top = outer(m);
+	int first = 1;
+	fputc('{', f);
+	jv_object_foreach(top, k, v) {
+		if (!first)
+			fputc(',', f);
+		first = 0;
+		int steps = strcmp(jv_string_value(k), "steps") == 0;
+		jv_dumpf(k, f, 0);
+		fputc(':', f);
+		if (steps)
+			jv_free(v), dump_steps(m, f);
+		else
+			jv_dumpf(v, f, 0);
+	}
+	fputs("}\n", f);
+	jv_free(top);
+	int bad = ferror(f);
+	return fclose(f) == 0 && !bad ? 0 : -1;
 }
 
 int orch_manifest_write(orch_manifest *m)
@@ -319,7 +564,11 @@ int orch_manifest_write(orch_manifest *m)
 		orch_err_sys("cannot read %s", m->events);
 		return -1;
 	}
-	if (orch_atomic_json(m->out, orch_manifest_get(m), 0) < 0) {
+	struct text t = {NULL, 0, 0};
+	int rc = manifest_text(m, &t) < 0 ? -1 : orch_atomic_write(m->out, t.p, t.n, 0644, 0);
+	if (t.p)
+		munmap(t.p, t.cap);
+	if (rc < 0) {
 		orch_err_sys("cannot write %s", m->out);
 		return -1;
 	}

@@ -63,6 +63,20 @@ static char *why_run(int i, unsigned char *changed)
 	return orch_xstrdup(why);
 }
 
+/* May a dependant of s read its result here: to test its when:, or as
+ * its item (a fan-out instance paired with s: group.c)? If not, a
+ * completed step's result is dropped at once: 100,000 of them are not
+ * held to the end. */
+static int result_read(const struct step *s)
+{
+	for (size_t k = 0; k < s->nrdep; k++) {
+		const struct step *d = &plan.step[s->rdep[k]];
+		if (d->cond >= 0 || jv_is_valid(d->inst))
+			return 1;
+	}
+	return 0;
+}
+
 /* i's decision as text, and its st: ST_DONE, ST_COND, or ST_READY (run);
  * changed[i] set when it runs because it, or what it needs, changed. */
 static char *decide(int i, unsigned char *changed)
@@ -71,6 +85,10 @@ static char *decide(int i, unsigned char *changed)
 	char *why = opt.resume ? why_run(i, changed) : orch_xstrdup("no --resume");
 	if (!why) {
 		s->st = ST_DONE;
+		if (!result_read(s)) {
+			jv_free(s->result);
+			s->result = jv_invalid();
+		}
 		return orch_xstrdup("skip (completed)");
 	}
 	if (s->cond >= 0 && need_that_runs(s) < 0 && cond_false(s)) {

@@ -120,6 +120,7 @@ jv group_put(jv steps, const struct step *d, jv r)
 	if (!g)
 		return jv_object_set(steps, jv_string(d->name), r);
 	jv a = jv_object_get(jv_copy(steps), jv_string(g));
+	steps = jv_object_set(steps, jv_string(g), jv_null());  /* a unshared: no O(n) copy */
 	if (jv_get_kind(a) != JV_KIND_ARRAY)
 		a = (jv_free(a), jv_array());
 	steps = jv_object_set(steps, jv_string(g), jv_null());  /* a unshared: appended in place */

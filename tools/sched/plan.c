@@ -83,6 +83,28 @@ static jv line_needs(jv line, jv spec)
 	return str_array(needs);
 }
 
+/* needs (consumed), or the step before's array when equal: a fan-out's
+ * instances need the same steps (one array, not 100,000 of 272 bytes). A
+ * paired instance's own (review[k] needs summarize[k]) is made its size:
+ * a parsed array holds 16 slots. */
+static jv shared_needs(jv needs)
+{
+	if (plan.n > 0 && jv_equal(jv_copy(needs), jv_copy(plan.step[plan.n - 1].needs))) {
+		jv_free(needs);
+		return jv_copy(plan.step[plan.n - 1].needs);
+	}
+	int n = jv_array_length(jv_copy(needs));
+	if (n >= 16)
+		return needs;
+	jv small = jv_array_sized(n);
+	jv_array_foreach(needs, k, nm) {
+		small = jv_array_append(small, nm);
+		(void)k;
+	}
+	jv_free(needs);
+	return small;
+}
+
 /* A new step at plan.step[plan.n]; it owns spec and needs. */
 static struct step *new_step(const char *name, jv spec, jv needs, jv line)
 {
@@ -93,7 +115,7 @@ static struct step *new_step(const char *name, jv spec, jv needs, jv line)
 	memset(s, 0, sizeof *s);
 	s->name = orch_xstrdup(name);
 	s->spec = spec;
-	s->needs = needs;
+	s->needs = shared_needs(needs);
 	s->result = jv_invalid();
 	s->input = jv_invalid();
 	s->inst = group_of_line(line);  /* group.c: a fan-out instance */
