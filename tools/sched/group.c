@@ -123,6 +123,5 @@ jv group_put(jv steps, const struct step *d, jv r)
 	steps = jv_object_set(steps, jv_string(g), jv_null());  /* a unshared: no O(n) copy */
 	if (jv_get_kind(a) != JV_KIND_ARRAY)
 		a = (jv_free(a), jv_array());
-	steps = jv_object_set(steps, jv_string(g), jv_null());  /* a unshared: appended in place */
 	return jv_object_set(steps, jv_string(g), jv_array_append(a, r));
 }
