@@ -80,6 +80,8 @@ void orch_graph_grow(orch_graph *g, size_t n2)
 	memset(g->deps + g->n, 0, (n2 + 1 - g->n) * sizeof *g->deps);
 	memset(g->rdeps + g->n, 0, (n2 + 1 - g->n) * sizeof *g->rdeps);
 	memset(g->ordered + g->n, 0, n2 + 1 - g->n);
+	g->mark = orch_xrealloc(g->mark, (n2 + 1) * sizeof *g->mark);  /* orch_graph_need's */
+	memset(g->mark + g->n + 1, 0, (n2 - g->n) * sizeof *g->mark);
 	g->n = n2;
 	walk_reset(g);
 }

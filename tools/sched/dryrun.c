@@ -63,15 +63,15 @@ static char *why_run(int i, unsigned char *changed)
 	return orch_xstrdup(why);
 }
 
-/* May a dependant of s read its result here: to test its when:, or as
- * its item (a fan-out instance paired with s: group.c)? If not, a
- * completed step's result is dropped at once: 100,000 of them are not
- * held to the end. */
+/* May a dependant of s read its result here: to test its when:, as its
+ * item (a fan-out instance paired with s: group.c), or as the items of a
+ * dynamic fan-out (expand.c)? If not, a completed step's result is
+ * dropped at once: 100,000 of them are not held to the end. */
 static int result_read(const struct step *s)
 {
 	for (size_t k = 0; k < s->nrdep; k++) {
 		const struct step *d = &plan.step[s->rdep[k]];
-		if (d->cond >= 0 || jv_is_valid(d->inst))
+		if (d->cond >= 0 || jv_is_valid(d->inst) || jv_is_valid(d->expand))
 			return 1;
 	}
 	return 0;

@@ -16,7 +16,9 @@
  * orch_events_steps() (lib/event.c) has it, but into a few bytes per step
  * of the plan (struct prior), not an object per step: 100,000 instances
  * cost 15 MB, not 90. Steps the events name that are not in the plan
- * matter only for their open attempts (orphan.c): they are kept apart.
+ * are kept apart, by name: their open attempts matter to orphan.c, and
+ * the instances of a dynamic fan-out (expand.c), added to the plan later,
+ * are looked up there.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +38,22 @@ struct prior {
 
 static struct prior *prior;  /* per plan step; NULL until a step event */
 static int nprior;           /* plan.n, when prior was made */
-static jv others;            /* steps not in the plan: name -> [seq, open data or null] */
+static jv others;            /* steps not in the plan: name ->
+                                [seq, open data or null, done, fingerprint, spec_hash] */
 static long seq, fresh;      /* events counted; the count at the last fresh start */
+
+/* A string v (borrowed) as fp_is has it, its text in out. */
+static unsigned char hex_of(jv v, char out[65])
+{
+	const char *t = jv_get_kind(v) == JV_KIND_STRING ? jv_string_value(v) : NULL;
+	*out = 0;
+	if (!t)
+		return 0;
+	if (strlen(t) != 64)
+		return 2;
+	memcpy(out, t, 65);
+	return 1;
+}
 
 /* A string field of data as fp_is has it, its text in out. */
 static unsigned char hex_field(jv data, const char *key, char out[65])
@@ -77,13 +93,18 @@ static void fold_other(const char *step, const char *type, jv data)
 	jv o = jv_object_get(jv_copy(others), jv_string(step));
 	if (jv_get_kind(o) != JV_KIND_ARRAY) {
 		jv_free(o);
-		o = JV_ARRAY(jv_number(++seq), jv_null());
+		o = JV_ARRAY(jv_number(++seq), jv_null(), jv_false(), jv_null(), jv_null());
 	}
 	others = jv_object_set(others, jv_string(step), jv_null());  /* o unshared */
 	if (strcmp(type, "step.started") == 0)
 		o = jv_array_set(o, 1, jv_copy(data));
 	else if (strcmp(type, "step.succeeded") == 0 || strcmp(type, "step.failed") == 0)
 		o = jv_array_set(o, 1, jv_null());
+	if (strcmp(type, "step.succeeded") == 0) {
+		o = jv_array_set(o, 2, jv_true());
+		o = jv_array_set(o, 3, orch_jget(data, "fingerprint"));
+		o = jv_array_set(o, 4, orch_jget(data, "spec_hash"));
+	}
 	others = jv_object_set(others, jv_string(step), o);
 }
 
@@ -137,9 +158,39 @@ void resume_read(void)
 	free(ev);
 }
 
+/* What the events said of a step added to the plan after they were read
+ * (a dynamic fan-out's instance), from others; NULL: nothing. Valid until
+ * the next call. */
+static const struct prior *late_prior(const struct step *s)
+{
+	static struct prior late;
+	static int made;
+	if (!made)
+		late.open = jv_invalid(), made = 1;
+	jv o = jv_is_valid(others) ? jv_object_get(jv_copy(others), jv_string(s->name)) : jv_invalid();
+	if (jv_get_kind(o) != JV_KIND_ARRAY) {
+		jv_free(o);
+		return NULL;
+	}
+	jv_free(late.open);
+	jv open = jv_array_get(jv_copy(o), 1), fp = jv_array_get(jv_copy(o), 3),
+	   sh = jv_array_get(jv_copy(o), 4);
+	late.seq = (long)jv_number_value(jv_array_get(jv_copy(o), 0));
+	late.open = jv_get_kind(open) == JV_KIND_OBJECT ? open : (jv_free(open), jv_invalid());
+	late.done = jv_get_kind(jv_array_get(jv_copy(o), 2)) == JV_KIND_TRUE;
+	late.fp_is = hex_of(fp, late.fp);
+	late.sh_is = hex_of(sh, late.sh);
+	jv_free(fp);
+	jv_free(sh);
+	jv_free(o);
+	return &late;
+}
+
 /* What the events said of step s, or NULL: nothing. */
 static const struct prior *prior_of(const struct step *s)
 {
+	if (s - plan.step >= nprior)  /* none was when the events were read */
+		return late_prior(s);
 	const struct prior *p = prior ? &prior[s - plan.step] : NULL;
 	return p && p->seq > fresh ? p : NULL;
 }
@@ -280,7 +331,7 @@ static struct open *opens(int *n)
 	struct open *o = orch_xmalloc(((size_t)plan.n + jv_object_length(jv_copy(others)) + 1) *
 	                              sizeof *o);
 	*n = 0;
-	for (int i = 0; i < plan.n; i++) {
+	for (int i = 0; i < nprior; i++) {  /* the plan's as read; others below */
 		const struct prior *p = prior_of(&plan.step[i]);
 		if (p && jv_is_valid(p->open))
 			o[(*n)++] = (struct open){p->seq, jv_string(plan.step[i].name), jv_copy(p->open)};
