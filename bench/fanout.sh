@@ -108,6 +108,9 @@ orch-plan "big$BIG.yaml" > big.plan
 orch-plan "big${BIG}all.yaml" > bigall.plan
 t "orch-sched -n (read, fingerprint, report)" sh -c "orch-sched --run runs/big -n < big.plan"
 t "orch-sched -j $J (every instance run)" sh -c "orch-sched --run runs/big -q -j $J < big.plan"
+t "orch-sched --resume -n (events read too)" sh -c "orch-sched --run runs/big --resume -n < big.plan"
+t "orch-sched --resume -j $J (nothing to run)" sh -c "orch-sched --run runs/big --resume -q -j $J < big.plan"
+t "--resume -j $J, one more step needing all" sh -c "orch-sched --run runs/big --resume -q -j $J < bigall.plan"
 # The N-item echo fan-out again, through one `orch step --batch` serving
 # every instance (orch run's default) and through one `orch step` per
 # instance (ORCH_BATCH=0), both at -j 50, each beside the floor (one
@@ -192,10 +195,4 @@ SPEC
 else
 	echo "tests/fakeprovider: not found; the 100 ms server case is not run"
 fi
-# ==== end of the batch worker block ==========================================
-=======
-t "orch-sched --resume -n (events read too)" sh -c "orch-sched --run runs/big --resume -n < big.plan"
-t "orch-sched --resume -j $J (nothing to run)" sh -c "orch-sched --run runs/big --resume -q -j $J < big.plan"
-t "--resume -j $J, one more step needing all" sh -c "orch-sched --run runs/big --resume -q -j $J < bigall.plan"
-
-# ==== batch worker (issue 14: orch step --batch) ======================
+# ==== end of the batch worker block ===================================
