@@ -6,6 +6,9 @@
  * request record (it has "messages") is taken as it is. Each request is
  * sent to its provider; one response record per request is printed, in
  * input order. --render prints the requests instead of sending them.
+ * --serve (orch-cache stream's CMD) takes stdin's lines as they come,
+ * and prints each answer as it is done, with the request's "id" first,
+ * a failure as its own {"id","step","failed","exit_code"} line.
  *
  * Providers: ollama (POST /api/chat, NDJSON), openai and every
  * OpenAI-compatible server (POST {base}/chat/completions, SSE), anthropic
