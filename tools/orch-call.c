@@ -613,7 +613,7 @@ static jv served(struct job *j)
 		                  orch_jget(j->out, "failed") : jv_object());
 		return jv_object_set(o, jv_string("exit_code"), jv_number(j->rc ? j->rc : EX_FAIL));
 	}
-	jv_object_foreach(jv_copy(j->out), k, v)
+	jv_object_foreach(j->out, k, v)
 		o = jv_object_set(o, k, v);
 	return o;
 }
@@ -835,7 +835,8 @@ static void serve(void)
 	int open = 1;
 	for (;;) {
 		char *nl;
-		while (q.active < (size_t)opt.jobs && (nl = memchr(in.p + used, '\n', in.n - used))) {
+		while (q.active < (size_t)opt.jobs && in.n > used &&
+		       (nl = memchr(in.p + used, '\n', in.n - used))) {
 			char *line = in.p + used;
 			used = (size_t)(nl - in.p) + 1;
 			line += strspn(line, " \t\r");
@@ -852,12 +853,15 @@ static void serve(void)
 				status_is(EX_USAGE);
 			}
 		}
-		if (!open && !q.n && !memchr(in.p + used, '\n', in.n - used))
+		if (!open && !q.n && (in.n == used || !memchr(in.p + used, '\n', in.n - used)))
 			break;
 		if (!pump_fd(open && q.active < (size_t)opt.jobs ? 0 : -1) || !open)
 			continue;
-		memmove(in.p, in.p + used, in.n -= used);
-		used = 0;
+		if (used) {
+			memmove(in.p, in.p + used, in.n - used);
+			in.n -= used;
+			used = 0;
+		}
 		if (in.cap - in.n < 65536)
 			in.p = orch_xrealloc(in.p, in.cap = 2 * in.cap + 65536);
 		ssize_t r = read(0, in.p + in.n, in.cap - in.n - 1);
