@@ -183,6 +183,10 @@ SPEC
 	printf '\n%-44s %9s %18s %10s %8s\n' "batch: $FAKE_N items, server 100 ms, -j 50" wall "per item" "peak RSS" "x ideal"
 	tb "ideal: N x 0.1 / 50" "$ideal" sleep "$ideal"
 	tb "orch-call -j 50 over all (the floor)" "$ideal" sh -c 'orch-call -j 50 < slow.req'
+	seq 0 $((FAKE_N - 1)) | awk '{ printf "{\"provider\":\"openai\",\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"item %s\"}],\"opts\":{},\"step\":\"s[%s]\"}\n", $1, $1 }' > slow.steps
+	export ORCH_CACHE_DIR="$tmp/cache-stream"
+	tb "orch-cache stream -- orch-call --serve -j 50" "$ideal" \
+		sh -c 'orch-cache stream -- orch-call --serve -j 50 < slow.steps'
 	rm -rf runs
 	export ORCH_CACHE_DIR="$tmp/cache-slow"
 	tb "one orch step --batch (cache cold)" "$ideal" orch run slow.yaml -j 50

@@ -201,7 +201,7 @@ done'
 	for i in 1 2 3; do
 		jq -cn --arg s "s[$i]" --arg q "q$i" '{provider: "echo", model: "echo", messages: [{role: "user", content: $q}], step: $s}'
 	done > reqs
-	run orch-cache stream -- orch-call < reqs
+	run orch-cache stream -- orch-call --serve < reqs
 	assert_success
 	run jq -r '"\(.step) \(.content) \(.cache)"' <<< "$output"
 	assert_output $'s[1] q1 miss\ns[2] q2 miss\ns[3] q3 miss'
@@ -211,7 +211,7 @@ done'
 	{ sed -n 1p reqs; printf '%s\n' '{"step":"s[9]","failed":{"kind":"template"},"exit_code":2}'
 	  jq -cn '{provider: "exec", command: "exit 3", model: "x", messages: [{role: "user", content: "q"}], step: "s[4]"}'
 	  sed -n 3p reqs; } > mixed
-	run --separate-stderr orch-cache stream -- orch-call < mixed
+	run --separate-stderr orch-cache stream -- orch-call --serve < mixed
 	assert_success
 	run jq -c '[.step, .cache, .failed.kind, .exit_code]' <<< "$output"
 	assert_line '["s[1]","hit",null,null]'
@@ -242,4 +242,49 @@ done'
 	[ ! -e run/outputs/x/three.txt ]
 	run jq -r 'select(.type == "file.written") | .step' run/events.jsonl
 	assert_output 'a[1]'
+}
+
+# A request to the fake provider (tests/fakeprovider) for step $1, model $2.
+fake_req() {
+	jq -cn --arg s "$1" --arg m "${2:-m}" \
+		'{provider: "openai", model: $m, messages: [{role: "user", content: $s}], step: $s}'
+}
+
+@test "orch-cache stream: one long-lived CMD serves every miss, answers matched by id; a failure alone; CMD dying fails only what it left, once" {
+	export ORCH_CACHE_DIR=$PWD/cache NO_PROXY=127.0.0.1 no_proxy=127.0.0.1
+	"$ORCH_SRC/tests/fakeprovider" --portfile port --log calls.jsonl --delay 0.3 3>&- &
+	fake=$!
+	for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
+	export OPENAI_BASE_URL="http://127.0.0.1:$(cat port)/v1" OPENAI_API_KEY=sk-test-x
+	printf '#!/bin/sh\necho start >> "%s/starts"\nexec orch-call --serve -j 8 --retries 0 "$@"\n' "$PWD" > cmd
+	chmod +x cmd
+	# answers as they come (s[2] before s[1]); the 401 fails alone, nobody asked twice
+	{ fake_req 's[1]'; fake_req 's[2]' fail401; jq -cn '{provider: "echo", messages: [{role: "user", content: "e"}], step: "s[3]"}'
+	  sleep 1; fake_req 's[4]'
+	  sleep 1  # then CMD is killed with s[5] in flight: s[5] failed, never asked again
+	  fake_req 's[5]'; sleep 0.1
+	  jq -cn '{provider: "exec", command: "kill -9 $PPID", model: "k", messages: [{role: "user", content: "k"}], step: "s[6]"}'
+	  sleep 1; fake_req 's[7]'; } | orch-cache stream -- ./cmd > out 2> err || true
+	kill "$fake"
+	run jq -c '[.step, .cache, .failed != null, .exit_code]' out
+	assert_line --index 0 '["s[3]","miss",false,null]'
+	assert_line '["s[1]","miss",false,null]'
+	assert_line '["s[2]",null,true,1]'
+	assert_line '["s[4]","miss",false,null]'
+	assert_line '["s[5]",null,true,137]'
+	assert_line '["s[6]",null,true,137]'
+	assert_line '["s[7]","miss",false,null]'
+	[ "${#lines[@]}" -eq 7 ]
+	run jq -r 'select(.step == "s[5]") | .failed.message' out
+	assert_output --partial 'killed by signal 9 before it answered'
+	[ "$(wc -l < starts)" -eq 2 ]  # one CMD, started again after it died
+	# each request reached the provider once: s[1], s[2], s[4], s[5], s[7]
+	run jq -rs 'map(.body.messages[0].content // .messages[0].content) | sort | join(" ")' calls.jsonl
+	assert_output 's[1] s[2] s[4] s[5] s[7]'
+	# s[1] was stored: asked again, a hit, no CMD
+	rm starts
+	fake_req 's[1]' | orch-cache stream -- ./cmd > out
+	run jq -r .cache out
+	assert_output hit
+	[ ! -e starts ]
 }

@@ -418,3 +418,26 @@ load fake
 	run jq -r .content <<<"$output"
 	assert_output --regexp '^0 1 2 [0-9]+ $'
 }
+
+@test "--serve: requests taken as they come, each answer printed when done with its id, before stdin ends; a failure its own line" {
+	mkfifo in
+	orch-call --serve -j 4 < in > out 2> err &
+	pid=$!
+	exec 5> in
+	jq -cn '{id: 7, provider: "exec", command: "sleep 2; cat", model: "slow", messages: [{role: "user", content: "late"}], step: "a"}' >&5
+	jq -cn '{id: "x", provider: "echo", messages: [{role: "user", content: "now"}], step: "b"}' >&5
+	for _ in $(seq 50); do [ -s out ] && break; sleep 0.05; done
+	# the echo answer is out while stdin is open and the slow one still runs
+	run jq -c '[.id, .content]' out
+	assert_output '["x","now"]'
+	jq -cn '{id: 8, provider: "exec", command: "exit 3", model: "f", messages: [{role: "user", content: "q"}], step: "c"}' >&5
+	exec 5>&-
+	wait "$pid" || true
+	run jq -c '[.id, .step, .content, .failed.message, .exit_code]' out
+	assert_line --index 0 '["x",null,"now",null,null]'
+	assert_line --index 1 '[8,"c",null,"step c: exec: the command exited with status 3",1]'
+	assert_line --index 2 '[7,null,"late\n",null,null]'
+	[ "${#lines[@]}" -eq 3 ]
+	run grep -c '"id"' <(orch-call < /dev/null; jq -cn '{provider: "echo", messages: [{role: "user", content: "q"}]}' | orch-call)
+	assert_output 0  # without --serve: no id, as before
+}

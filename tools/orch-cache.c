@@ -8,8 +8,8 @@
  *   orch-cache -- CMD [ARG...]  request on stdin; hit: print it; miss: run
  *                               CMD on the request, store and print its answer
  *   orch-cache stream -- CMD... request lines; each answered as it comes,
- *                               with its "step"; the misses read together
- *                               go to one CMD
+ *                               with its "step"; every miss goes to one
+ *                               CMD speaking orch-call --serve's protocol
  *   orch-cache stats            {"dir","entries","bytes","oldest"}
  *   orch-cache prune [--max-size SIZE] [--older-than AGE]
  *
@@ -57,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -745,34 +746,36 @@ static int cmd_wrap(char **argv)
 /* orch-cache stream -- CMD [ARG...]: request lines in, one line out per
  * request, in the order the answers come, each with the request's "step":
  * a hit at once (the entry's hit line, the step put in front), a miss
- * from CMD. The misses read together go to one CMD (its stdin the
- * requests, a line each; it prints one answer per request in their
- * order, as orch-call does); an answer is stored and printed as -- CMD
- * would. When CMD fails, its answers cannot be told apart: each of its
- * requests is asked again alone, and a request that fails alone is
- * printed as {"step","failed":{"kind"?,"message"},"exit_code":N}, N what
- * -- CMD would have exited, "failed" the one CMD printed if it did; a
- * line with "failed" in (a step that never became a request) is printed
- * as it is. Exit
- * 0 once stdin ends and every request is answered; 2 if a line was no
- * request (said on stderr, and answered as failed when it names a step). */
+ * from CMD. One CMD serves every miss: it starts at the first, and again
+ * at the next miss after it has ended. It speaks orch-call --serve's
+ * protocol (orch-call(1), SERVE): each miss is written to its stdin as
+ * it comes, the request line with "id":N put in front (N a number, one
+ * per request of the stream); it prints one line per request, as each
+ * is done, with the same "id": the answer, which is stored and printed
+ * as -- CMD would, or {"id"?,"step","failed":{"kind"?,"message"},
+ * "exit_code":N}, printed without the id. A line with no id of a
+ * request that waits for one (a CMD that does not speak the protocol)
+ * is said on stderr and dropped. Once stdin ends, CMD's stdin is closed
+ * and the stream ends with CMD. When CMD ends with requests unanswered,
+ * each is printed as {"step","failed":{"message"},"exit_code":N}, N
+ * what -- CMD would have exited (never asked again: it may have been
+ * called); a line with "failed" in (a step that never became a request)
+ * is printed as it is. Exit 0 once stdin ends and every request is
+ * answered; 2 if a line was no request (said on stderr, and answered as
+ * failed when it names a step). */
 
 struct sreq { char key[65]; char *step; char *text; size_t len; };
 struct sbuf { char *p; size_t n, cap; };
-struct chunk { pid_t pid; int out; FILE *err; struct sbuf r; struct sreq *q; int n; };
 
 static struct {
 	char **argv;
-	struct sreq *wait; int nwait, capwait;  /* misses not yet sent */
-	struct chunk *c; int nc;                /* CMDs running */
-	double last_start;                      /* when the last CMD began */
+	pid_t pid;                  /* CMD, or 0 */
+	int to, from;               /* its stdin (a socket), its stdout */
+	struct sbuf out, ans;       /* for its stdin, not written yet; its answers' last part */
+	struct sreq **sent;         /* by id; NULL once answered */
+	size_t nsent, capsent, lo;  /* ids below lo are answered */
 	int bad;
-} st;
-
-/* A CMD begins at most every CHUNK_GAP seconds: the misses that come in
- * the meantime join the next one (a process per few requests costs more
- * than the wait, when the answers come at once, as the cache's do). */
-#define CHUNK_GAP 0.004
+} st = {.to = -1, .from = -1};
 
 static void sbuf_add(struct sbuf *b, const char *p, size_t n)
 {
@@ -781,6 +784,12 @@ static void sbuf_add(struct sbuf *b, const char *p, size_t n)
 	memcpy(b->p + b->n, p, n);
 	b->n += n;
 	b->p[b->n] = 0;
+}
+
+static void sbuf_drop(struct sbuf *b, size_t n)  /* the first n bytes */
+{
+	memmove(b->p, b->p + n, b->n - n);
+	b->n -= n;
 }
 
 static void stream_emit(const char *type, const char *key, const char *step)
@@ -816,209 +825,216 @@ static void put_failed(const struct sreq *r, jv failed, int code)
 	jv o = jv_object_set(jv_object(), jv_string("step"), r->step ? jv_string(r->step) : jv_null());
 	o = jv_object_set(o, jv_string("failed"), failed);
 	o = jv_object_set(o, jv_string("exit_code"), jv_number(code));
-	orch_put(o);
+	if (orch_put(o) < 0)
+		orch_die_sys(EX_FAIL, "writing output failed");
 }
 
 static void sreq_free(struct sreq *r)
 {
 	free(r->step);
 	free(r->text);
+	free(r);
 }
 
-/* One request line: answered from the cache, or kept for CMD; a line
+/* CMD begins, its stdin a socket (written without SIGPIPE), its stderr
+ * ours: 0, or -1 (reported). */
+static int cmd_start(void)
+{
+	int sv[2], p[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		orch_err_sys("socketpair");
+		return -1;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		orch_err_sys("pipe");
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(sv[1], 0);
+		dup2(p[1], 1);
+		execvp(st.argv[0], st.argv);
+		orch_err_sys("cannot run %s", st.argv[0]);
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	close(sv[1]);
+	close(p[1]);
+	if (pid < 0) {
+		orch_err_sys("cannot run %s", st.argv[0]);
+		close(sv[0]);
+		close(p[0]);
+		return -1;
+	}
+	st.pid = pid;
+	st.to = sv[0];
+	st.from = p[0];
+	return 0;
+}
+
+/* A miss (taken) goes to CMD, started if it is not running. */
+static void send_miss(struct sreq *r, const char *line, size_t len)
+{
+	if (!st.pid && cmd_start() < 0) {
+		put_failed(r, jv_object_set(jv_object(), jv_string("message"),
+		           jv_string_fmt("cannot run %s", st.argv[0])), EX_FAIL);
+		sreq_free(r);
+		return;
+	}
+	if (st.nsent == st.capsent)
+		st.sent = orch_xrealloc(st.sent, (st.capsent = st.capsent ? 2 * st.capsent : 256) * sizeof *st.sent);
+	char tag[48];
+	line += strspn(line, " \t\r");  /* an object: request_key said so */
+	len = strcspn(line, "\n");
+	int n = snprintf(tag, sizeof tag, "{\"id\":%zu%s", st.nsent, len > 2 && line[1] != '}' ? "," : "");
+	sbuf_add(&st.out, tag, (size_t)n);
+	sbuf_add(&st.out, line + 1, len - 1);
+	sbuf_add(&st.out, "\n", 1);
+	st.sent[st.nsent++] = r;
+}
+
+/* One request line: answered from the cache, or sent to CMD; a line
  * that says a step failed before it became a request passes on. */
 static void stream_request(const char *line, size_t len)
 {
 	jv req = jv_parse_sized(line, (int)len);
-	struct sreq r = {.step = NULL};
+	struct sreq *r = orch_xmalloc(sizeof *r);
+	*r = (struct sreq){.step = NULL};
 	if (jv_get_kind(req) == JV_KIND_OBJECT && jv_object_has(jv_copy(req), jv_string("failed"))) {
 		jv_free(req);
+		free(r);
 		if (printf("%.*s\n", (int)len, line) < 0 || fflush(stdout) != 0)
 			orch_die_sys(EX_FAIL, "writing output failed");
 		return;
 	}
 	const char *step = jv_get_kind(req) == JV_KIND_OBJECT ? orch_jstr(req, "step") : NULL;
-	r.step = step ? orch_xstrdup(step) : NULL;
+	r->step = step ? orch_xstrdup(step) : NULL;
 	jv asked = jv_copy(req);  /* for the step index: what changed */
-	if (!jv_is_valid(req) || request_key(req, r.key, "<stdin>") < 0) {
+	if (!jv_is_valid(req) || request_key(req, r->key, "<stdin>") < 0) {
 		jv_free(asked);
 		if (!jv_is_valid(req))
 			orch_err("<stdin>: a line that is no JSON request: %.80s", line);
 		st.bad = 1;
-		if (r.step)
-			put_failed(&r, jv_object_set(jv_object(), jv_string("message"),
-			                             jv_string("no request")), EX_USAGE);
-		sreq_free(&r);
+		if (r->step)
+			put_failed(r, jv_object_set(jv_object(), jv_string("message"),
+			                            jv_string("no request")), EX_USAGE);
+		sreq_free(r);
 		return;
 	}
 	char *h;
 	size_t hlen;
-	char *e = entry_read(r.key, 1, &h, &hlen);
+	char *e = entry_read(r->key, 1, &h, &hlen);
 	if (e) {
-		stream_emit("cache.hit", r.key, r.step);
-		index_note(r.key, asked);
-		if (put_hit(h, hlen, r.step) < 0)
+		stream_emit("cache.hit", r->key, r->step);
+		index_note(r->key, asked);
+		if (put_hit(h, hlen, r->step) < 0)
 			orch_die_sys(EX_FAIL, "writing output failed");
 		free(e);
-		sreq_free(&r);
+		sreq_free(r);
 		return;
 	}
-	orch_emit(orch_run_dir(), "INFO", "cache.miss", r.step, miss_data(r.key, asked));
-	r.text = orch_fmt("%.*s\n", (int)len, line);
-	r.len = len + 1;
-	if (st.nwait == st.capwait)
-		st.wait = orch_xrealloc(st.wait, (st.capwait = st.capwait ? 2 * st.capwait : 64) * sizeof *st.wait);
-	st.wait[st.nwait++] = r;
+	orch_emit(orch_run_dir(), "INFO", "cache.miss", r->step, miss_data(r->key, asked));
+	r->text = orch_fmt("%.*s", (int)len, line);
+	r->len = len;
+	send_miss(r, line, len);
 }
 
-/* CMD on the n requests q (taken): 0, or -1 (reported; q failed). */
-static int chunk_start(struct sreq *q, int n)
+/* One line of CMD: the answer to the request of its id, stored and
+ * printed, or its failure printed. */
+static void stream_answer(const char *line, size_t len)
 {
-	FILE *tf = tmpfile(), *ef = tmpfile();  /* its stdin, its stderr */
-	int p[2] = {-1, -1}, ok = tf && ef;
-	for (int i = 0; ok && i < n; i++)
-		ok = fwrite(q[i].text, 1, q[i].len, tf) == q[i].len;
-	ok = ok && fflush(tf) == 0 && lseek(fileno(tf), 0, SEEK_SET) == 0 && pipe2(p, O_CLOEXEC) == 0;
-	fflush(stdout);
-	pid_t pid = ok ? fork() : -1;
-	if (pid == 0) {
-		dup2(fileno(tf), 0);
-		dup2(p[1], 1);
-		dup2(fileno(ef), 2);
-		execvp(st.argv[0], st.argv);
-		orch_err_sys("cannot run %s", st.argv[0]);
-		_exit(errno == ENOENT ? 127 : 126);
-	}
-	if (tf)
-		fclose(tf);
-	if (p[1] >= 0)
-		close(p[1]);
-	if (pid < 0) {
-		orch_err_sys("cannot run %s", st.argv[0]);
-		if (ef)
-			fclose(ef);
-		if (p[0] >= 0)
-			close(p[0]);
-		for (int i = 0; i < n; i++) {
-			put_failed(&q[i], jv_object_set(jv_object(), jv_string("message"),
-			           jv_string_fmt("cannot run %s", st.argv[0])), EX_FAIL);
-			sreq_free(&q[i]);
-		}
-		free(q);
-		return -1;
-	}
-	st.last_start = orch_mono();
-	st.c = orch_xrealloc(st.c, (st.nc + 1) * sizeof *st.c);
-	st.c[st.nc++] = (struct chunk){.pid = pid, .out = p[0], .err = ef, .q = q, .n = n};
-	return 0;
-}
-
-/* The misses read so far go to one CMD, unless one began too recently
- * (and more may come). */
-static void send_waiting(int open)
-{
-	if (st.nwait == 0 || (open && orch_mono() < st.last_start + CHUNK_GAP))
+	jv v = jv_parse_sized(line, (int)len);
+	double id = -1;
+	if (jv_get_kind(v) != JV_KIND_OBJECT || !orch_jnum(v, "id", &id) || id < 0 ||
+	    id >= st.nsent || id != floor(id) || !st.sent[(size_t)id]) {
+		orch_err("%s: a line with no \"id\" of a request waiting for one (does it speak "
+		         "orch-call --serve?): %.80s", st.argv[0], line);
+		jv_free(v);
 		return;
-	chunk_start(st.wait, st.nwait);
-	st.wait = NULL;
-	st.nwait = st.capwait = 0;
-}
-
-/* What CMD said on stderr, passed on to ours; its last line (of 300
- * bytes at most) in why, if it said anything. */
-static void chunk_said(FILE *err, char *why, size_t size)
-{
-	char line[4096];
-	*why = 0;
-	rewind(err);
-	while (fgets(line, sizeof line, err)) {
-		fputs(line, stderr);
-		line[strcspn(line, "\n")] = 0;
-		if (*line)
-			snprintf(why, size, "%.300s", line);
 	}
-	fclose(err);
+	struct sreq *r = st.sent[(size_t)id];
+	st.sent[(size_t)id] = NULL;
+	v = jv_object_delete(v, jv_string("id"));
+	if (jv_object_has(jv_copy(v), jv_string("failed"))) {
+		double code = EX_FAIL;
+		orch_jnum(v, "exit_code", &code);
+		put_failed(r, orch_jget(v, "failed"), (int)code);
+		jv_free(v);
+	} else {  /* stored: the step's last answered call */
+		if (entry_write(r->key, jv_copy(v)) == 0)
+			index_note(r->key, jv_parse_sized(r->text, (int)r->len));
+		if (put_tagged(mark(v, "miss"), r->step) < 0)
+			orch_die_sys(EX_FAIL, "writing output failed");
+	}
+	sreq_free(r);
 }
 
-/* A request CMD failed alone: its answer as -- CMD would exit. */
-static void failed_alone(struct sreq *r, int status, const char *out, const char *why)
+/* CMD has ended: each request it left unanswered failed, as -- CMD
+ * would have exited. */
+static void cmd_end(void)
 {
+	int status = 0;
+	while (waitpid(st.pid, &status, 0) < 0 && errno == EINTR)
+		;
+	close(st.from);
+	if (st.to >= 0)
+		close(st.to);
+	st.pid = 0;
+	st.to = st.from = -1;
+	st.out.n = st.ans.n = 0;
 	int code = WIFSIGNALED(status) ? EX_SIGNAL + WTERMSIG(status) :
 	           WEXITSTATUS(status) ? WEXITSTATUS(status) : EX_FAIL;
-	const char *last = out, *nl;
-	while ((nl = strchr(last, '\n')) && nl[1])
-		last = nl + 1;
-	jv v = *last == '{' ? jv_parse_sized(last, (int)strcspn(last, "\n")) : jv_invalid();
-	jv f = jv_get_kind(v) == JV_KIND_OBJECT ? orch_jget(v, "failed") : jv_null();
-	jv_free(v);
-	if (jv_get_kind(f) != JV_KIND_OBJECT && *why) {
-		jv_free(f);
-		f = jv_object_set(jv_object(), jv_string("message"), jv_string(why));
-	} else if (jv_get_kind(f) != JV_KIND_OBJECT) {
-		jv_free(f);
-		f = jv_object_set(jv_object(), jv_string("message"), WIFSIGNALED(status)
-		                  ? jv_string_fmt("%s killed by signal %d", st.argv[0], WTERMSIG(status))
-		                  : jv_string_fmt("%s exited %d", st.argv[0], code));
+	for (; st.lo < st.nsent; st.lo++) {
+		struct sreq *r = st.sent[st.lo];
+		if (!r)
+			continue;
+		st.sent[st.lo] = NULL;
+		put_failed(r, jv_object_set(jv_object(), jv_string("message"), WIFSIGNALED(status)
+		           ? jv_string_fmt("%s killed by signal %d before it answered", st.argv[0], WTERMSIG(status))
+		           : jv_string_fmt("%s exited %d before it answered", st.argv[0], WEXITSTATUS(status))),
+		           code);
+		sreq_free(r);
 	}
-	put_failed(r, f, code);
 }
 
-/* A CMD has ended: its answers stored and printed, or its requests
- * asked again alone, or failed. */
-static void chunk_end(struct chunk *c, int status)
+/* Read CMD's answers; at its end, settle it. */
+static void cmd_read(void)
 {
-	char why[512];
-	chunk_said(c->err, why, sizeof why);
-	int lines = 0;
-	for (size_t i = 0; i < c->r.n; i++)
-		lines += c->r.p[i] == '\n';
-	int whole = WIFEXITED(status) && WEXITSTATUS(status) == 0 && lines == c->n;
-	if (!whole && c->n > 1) {
-		for (int i = 0; i < c->n; i++)
-			chunk_start(memcpy(orch_xmalloc(sizeof *c->q), &c->q[i], sizeof *c->q), 1);
-		free(c->q);
+	char buf[65536];
+	ssize_t n = read(st.from, buf, sizeof buf);
+	if (n < 0 && errno == EINTR)
+		return;
+	if (n <= 0) {
+		cmd_end();
 		return;
 	}
-	char *p = c->r.p ? c->r.p : "";
-	for (int i = 0; i < c->n; i++) {
-		size_t len = strcspn(p, "\n");
-		jv v = whole ? jv_parse_sized(p, (int)len) : jv_invalid();
-		if (jv_is_valid(v)) {  /* stored: the step's last answered call */
-			if (entry_write(c->q[i].key, jv_copy(v)) == 0)
-				index_note(c->q[i].key, jv_parse_sized(c->q[i].text, (int)c->q[i].len));
-			if (put_tagged(mark(v, "miss"), c->q[i].step) < 0)
-				orch_die_sys(EX_FAIL, "writing output failed");
-		} else {
-			jv_free(v);
-			failed_alone(&c->q[i], whole ? W_EXITCODE(1, 0) : status, p, why);
-		}
-		p += len + (p[len] == '\n');
-		sreq_free(&c->q[i]);
+	sbuf_add(&st.ans, buf, (size_t)n);
+	char *p = st.ans.p, *end = p + st.ans.n, *nl;
+	while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
+		if (nl > p)
+			stream_answer(p, (size_t)(nl - p));
+		p = nl + 1;
 	}
-	free(c->q);
+	sbuf_drop(&st.ans, (size_t)(p - st.ans.p));
+	while (st.lo < st.nsent && !st.sent[st.lo])
+		st.lo++;
 }
 
-/* Read a CMD's answers; at its end, settle it. 1 if it ended. */
-static int chunk_read(int k)
+/* Write what waits for CMD's stdin, as much as it takes now. */
+static void cmd_write(void)
 {
-	struct chunk *c = &st.c[k];
-	char buf[65536];
-	ssize_t n = read(c->out, buf, sizeof buf);
-	if (n < 0 && errno == EINTR)
-		return 0;
-	if (n > 0) {
-		sbuf_add(&c->r, buf, (size_t)n);
-		return 0;
+	if (!st.pid || st.to < 0 || st.out.n == 0)
+		return;
+	ssize_t n = send(st.to, st.out.p, st.out.n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n > 0)
+		sbuf_drop(&st.out, (size_t)n);
+	else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		st.out.n = 0;  /* it has gone: its end says what it left */
+		close(st.to);
+		st.to = -1;
 	}
-	close(c->out);
-	int status = 0;
-	while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
-		;
-	struct chunk done = *c;
-	st.c[k] = st.c[--st.nc];
-	chunk_end(&done, status);
-	free(done.r.p);
-	return 1;
 }
 
 /* The whole request lines read so far, taken; the rest kept. */
@@ -1032,29 +1048,26 @@ static void take_lines(struct sbuf *in)
 			stream_request(p, (size_t)(nl - p));
 		p = nl + 1;
 	}
-	in->n = (size_t)(end - p);
-	if (in->n > 0)
-		memmove(in->p, p, in->n);
+	sbuf_drop(in, (size_t)(p - in->p));
 }
 
-/* Wait for stdin or a CMD's answers; stdin read while it has more now.
- * 0 once stdin has ended. */
+/* Wait for stdin, CMD's answers or room in its stdin; stdin read while
+ * it has more now. 0 once stdin has ended. */
 static int stream_turn(struct sbuf *in, int open)
 {
-	struct pollfd *fds = orch_xmalloc((st.nc + 1) * sizeof *fds);
-	for (int k = 0; k < st.nc; k++)
-		fds[k] = (struct pollfd){.fd = st.c[k].out, .events = POLLIN};
-	fds[st.nc] = (struct pollfd){.fd = open ? 0 : -1, .events = POLLIN};
-	int nc = st.nc, ms = -1;
-	if (st.nwait > 0)  /* until the misses waiting may go */
-		ms = (int)ceil(fmax(0, st.last_start + CHUNK_GAP - orch_mono()) * 1000);
-	if (poll(fds, nc + 1, ms) < 0 && errno != EINTR)
+	struct pollfd fds[3] = {
+		{.fd = open ? 0 : -1, .events = POLLIN},
+		{.fd = st.from, .events = POLLIN},
+		{.fd = st.out.n ? st.to : -1, .events = POLLOUT},
+	};
+	if (poll(fds, 3, -1) < 0 && errno != EINTR)
 		orch_die_sys(EX_FAIL, "poll");
-	for (int k = nc - 1; k >= 0; k--)
-		if (fds[k].revents)
-			chunk_read(k);
+	if (fds[2].revents)
+		cmd_write();
+	if (fds[1].revents)
+		cmd_read();
 	char buf[65536];
-	while (open && fds[nc].revents) {
+	while (open && fds[0].revents) {
 		ssize_t n = read(0, buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1066,10 +1079,13 @@ static int stream_turn(struct sbuf *in, int open)
 			sbuf_add(in, buf, (size_t)n);
 		take_lines(in);
 		struct pollfd more = {.fd = 0, .events = POLLIN};
-		fds[nc].revents = open && poll(&more, 1, 1) > 0 ? more.revents : 0;
+		fds[0].revents = open && poll(&more, 1, 0) > 0 ? more.revents : 0;
 	}
-	free(fds);
-	send_waiting(open);
+	cmd_write();
+	if (!open && st.pid && st.to >= 0 && st.out.n == 0) {  /* all sent: CMD may end */
+		close(st.to);
+		st.to = -1;
+	}
 	return open;
 }
 
@@ -1079,9 +1095,12 @@ static int cmd_stream(char **argv)
 	signal(SIGPIPE, SIG_DFL);
 	struct sbuf in = {0};
 	int open = 1;
-	while (open || st.nc > 0 || st.nwait > 0)
+	while (open || st.pid)
 		open = stream_turn(&in, open);
 	free(in.p);
+	free(st.out.p);
+	free(st.ans.p);
+	free(st.sent);
 	return st.bad ? EX_USAGE : EX_OK;
 }
 

@@ -6,6 +6,9 @@
  * request record (it has "messages") is taken as it is. Each request is
  * sent to its provider; one response record per request is printed, in
  * input order. --render prints the requests instead of sending them.
+ * --serve (orch-cache stream's CMD) takes stdin's lines as they come,
+ * and prints each answer as it is done, with the request's "id" first,
+ * a failure as its own {"id","step","failed","exit_code"} line.
  *
  * Providers: ollama (POST /api/chat, NDJSON), openai and every
  * OpenAI-compatible server (POST {base}/chat/completions, SSE), anthropic
@@ -35,6 +38,7 @@
  * stdout in its turn, and is not retried. Its cost is priced from the
  * request's prices, the config's, then the table (lib/price.c).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
@@ -48,7 +52,7 @@
 #include "call/call.h"
 
 static const char usage[] =
-	"usage: orch-call [--render] [--stream] [-j N] [--provider NAME] [--model MODEL]\n"
+	"usage: orch-call [--render] [--stream] [--serve] [-j N] [--provider NAME] [--model MODEL]\n"
 	"                 [--command CMD] [--retries N] [--timeout S] [--connect-timeout S]\n"
 	"                 [--idle-timeout S] [--backoff S] [--rpm N] [--tpm N] [--verbose]\n"
 	"                 [--budget USD] [--budget-tokens N] [--run DIR] [FILE...]\n"
@@ -58,6 +62,9 @@ static const char usage[] =
 	"      --render            print the requests instead of calling (a dry run)\n"
 	"      --stream            ask for a streamed answer; append its text to the\n"
 	"                          step's log, run/logs/STEP.log, as it arrives\n"
+	"      --serve             take requests on stdin as they come; print each\n"
+	"                          answer as it is done, with the request's \"id\"\n"
+	"                          (orch-call(1), SERVE)\n"
 	"  -j, --jobs N            keep up to N requests in flight (default 1)\n"
 	"  -p, --provider NAME     ollama, openai, anthropic, exec or echo; overrides\n"
 	"                          the spec and the request; NAME[:MODEL],... is a\n"
@@ -352,14 +359,26 @@ static char *failure(const struct job *j, int late)
 	return orch_fmt("%s%s%s", st, j->err, tries);
 }
 
+/* {"failed":{"kind"?,"message"}} (message consumed). */
+static jv failed_line(jv message, const char *kind)
+{
+	jv f = jv_object();
+	if (kind)
+		f = jv_object_set(f, jv_string("kind"), jv_string(kind));
+	f = jv_object_set(f, jv_string("message"), message);
+	return jv_object_set(jv_object(), jv_string("failed"), f);
+}
+
 /* One line: step, provider, HTTP status, the provider's message. */
 static void give_up(struct job *j, int late)
 {
 	char *f = failure(j, late);
 	orch_err("step %s: %s: %s", j->step ? j->step : "-", j->name, f);
 	log_note(j, "\n[orch-call: %s: %s]\n", j->name, f);
-	free(f);
 	j->rc = j->transient ? EX_TEMP : EX_FAIL;
+	if (opt.serve)  /* its own failure line; the others go on */
+		j->out = failed_line(jv_string_fmt("step %s: %s: %s", j->step ? j->step : "-", j->name, f), NULL);
+	free(f);
 	finished(j);
 }
 
@@ -369,10 +388,8 @@ static void refuse(struct job *j, char *why)
 {
 	orch_err("step %s: %s", j->step ? j->step : "-", why);
 	log_note(j, "\n[orch-call: %s]\n", why);
-	jv f = jv_object_set(jv_object(), jv_string("kind"), jv_string("budget"));
-	f = jv_object_set(f, jv_string("message"), jv_string(why));
 	jv_free(j->out);
-	j->out = jv_object_set(jv_object(), jv_string("failed"), f);
+	j->out = failed_line(jv_string(why), "budget");
 	free(why);
 	j->rc = EX_FAIL;
 	finished(j);
@@ -481,9 +498,8 @@ static void give_up_invalid(struct job *j)
 	orch_err("step %s: %s: the answer is invalid after %d tr%s; schema: %s", sp, j->name,
 	         j->repairs + 1, j->repairs ? "ies" : "y", jv_string_value(first));
 	/* the step's failure kind (orch-sched(1), "Failure kinds") */
-	jv why = jv_object_set(jv_object(), jv_string("kind"), jv_string("schema"));
-	why = jv_object_set(why, jv_string("message"), jv_string_fmt("schema: %s", jv_string_value(first)));
-	orch_put(jv_object_set(jv_object(), jv_string("failed"), why));
+	jv_free(j->out);  /* printed in its turn */
+	j->out = failed_line(jv_string_fmt("schema: %s", jv_string_value(first)), "schema");
 	jv_free(first);
 	j->rc = EX_FAIL;
 	finished(j);
@@ -566,6 +582,7 @@ void job_settle(struct job *j)
 static void job_free(struct job *j)
 {
 	jv_free(j->req);
+	jv_free(j->id);
 	jv_free(j->content);
 	jv_free(j->finish);
 	jv_free(j->reasoning);
@@ -582,9 +599,52 @@ static void job_free(struct job *j)
 	free(j);
 }
 
+/* --serve: an answer as it is printed: {"id"?, response...}, or a
+ * failure {"id"?,"step","failed":{"kind"?,"message"},"exit_code":N}. */
+static jv served(struct job *j)
+{
+	jv o = jv_object();
+	if (!is_kind(j->id, JV_KIND_NULL))
+		o = jv_object_set(o, jv_string("id"), jv_copy(j->id));
+	if (!is_kind(j->out, JV_KIND_OBJECT) || jv_object_has(jv_copy(j->out), jv_string("failed"))) {
+		const char *sp = j->step ? j->step : nonempty_env("ORCH_STEP");
+		o = jv_object_set(o, jv_string("step"), sp ? jv_string(sp) : jv_null());
+		o = jv_object_set(o, jv_string("failed"), is_kind(j->out, JV_KIND_OBJECT) ?
+		                  orch_jget(j->out, "failed") : jv_object());
+		return jv_object_set(o, jv_string("exit_code"), jv_number(j->rc ? j->rc : EX_FAIL));
+	}
+	jv_object_foreach(j->out, k, v)
+		o = jv_object_set(o, k, v);
+	return o;
+}
+
+/* --serve: print every answer that is done, whatever its place, and
+ * let it go; the others keep their order. */
+static void flush_served(void)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < q.n; i++) {
+		struct job *j = q.job[i];
+		if (j->state != J_DONE) {
+			q.job[keep++] = j;
+			continue;
+		}
+		if (orch_put(served(j)) < 0)
+			orch_die_sys(EX_FAIL, "writing output failed");
+		status_is(j->rc);
+		job_free(j);
+	}
+	q.n = keep;
+	q.head = 0;
+}
+
 /* Print the answers that are next in input order, and let them go. */
 static void flush_ready(void)
 {
+	if (opt.serve) {
+		flush_served();
+		return;
+	}
 	while (q.head < q.n && q.job[q.head]->state == J_DONE) {
 		struct job *j = q.job[q.head];
 		if (is_kind(j->out, JV_KIND_OBJECT) && orch_put(jv_copy(j->out)) < 0)
@@ -613,8 +673,9 @@ static double due(struct job *j, double now)
 }
 
 /* One turn: settle what is over, start the retries that are due, print
- * what is ready, then wait for the next thing to happen (at most 1 s). */
-static void pump(void)
+ * what is ready, then wait for the next thing to happen (at most 1 s),
+ * fd too if it is >= 0 (--serve's stdin): 1 if it is readable. */
+static int pump_fd(int fd)
 {
 	http_perform();
 	double now = orch_mono(), next = -1;
@@ -625,8 +686,14 @@ static void pump(void)
 			next = at;
 	}
 	flush_ready();
-	if (!q.active)
-		return;
+	if (!q.active && fd < 0)
+		return 0;
+	size_t in = q.ps.n;
+	if (fd >= 0) {
+		if (q.ps.n == q.ps.cap)
+			q.ps.fd = orch_xrealloc(q.ps.fd, (q.ps.cap = 2 * q.ps.cap + 16) * sizeof *q.ps.fd);
+		q.ps.fd[q.ps.n++] = (struct pollfd){fd, POLLIN, 0};
+	}
 	long t = http_timeout();
 	if (t < 0 || t > 1000)
 		t = 1000;
@@ -636,6 +703,12 @@ static void pump(void)
 	for (size_t i = q.head; i < q.n; i++)
 		if (q.job[i]->state == J_EXEC)
 			exec_io(q.job[i], &q.ps);
+	return fd >= 0 && q.ps.fd[in].revents != 0;
+}
+
+static void pump(void)
+{
+	pump_fd(-1);
 }
 
 /* The step's log for a streamed answer, or -1. */
@@ -672,6 +745,7 @@ static struct job *job_new(jv req)
 	j->reasoning = jv_string("");
 	j->refusal = jv_string("");
 	j->out = jv_null();
+	j->id = jv_null();
 	j->json = jv_invalid();
 	j->errors = jv_array();
 	jv s = orch_jget(req, "schema");
@@ -697,10 +771,13 @@ static struct job *job_new(jv req)
 	return j;
 }
 
-/* A request (finalized, consumed) joins the queue and starts. */
-static void enqueue(jv req)
+/* A request (finalized, consumed) joins the queue and starts; id
+ * (consumed) is its tag under --serve. */
+static void enqueue(jv req, jv id)
 {
 	struct job *j = job_new(req);
+	jv_free(j->id);
+	j->id = id;
 	if (q.n == q.cap)
 		q.job = orch_xrealloc(q.job, (q.cap = q.cap ? 2 * q.cap : 64) * sizeof *q.job);
 	q.job[q.n++] = j;
@@ -712,19 +789,92 @@ static void enqueue(jv req)
 static int on_record(jv rec, void *ctx)
 {
 	(void)ctx;
+	jv id = jv_null();
+	char *step = NULL;
+	if (opt.serve && is_kind(rec, JV_KIND_OBJECT)) {  /* the tag is no part of the request */
+		jv_free(id);
+		id = orch_jget(rec, "id");
+		rec = jv_object_delete(rec, jv_string("id"));
+		if (orch_jstr(rec, "step"))
+			step = orch_xstrdup(orch_jstr(rec, "step"));
+	}
 	jv req = request_from(rec);
 	if (!jv_is_valid(req)) {
 		jv_free(req);
 		status_is(EX_USAGE);
+		if (opt.serve) {  /* said on stderr; its line says it failed */
+			struct job j = {.id = id, .step = step, .rc = EX_USAGE,
+			                .out = failed_line(jv_string("no request"), NULL)};
+			if (orch_put(served(&j)) < 0)
+				orch_die_sys(EX_FAIL, "writing output failed");
+			jv_free(j.out);  /* j.id is id, freed below */
+		}
 	} else if (opt.render) {
 		if (orch_put(req) < 0)
 			orch_die_sys(EX_FAIL, "writing output failed");
+	} else if (opt.serve) {
+		enqueue(req, id);
+		id = jv_null();
 	} else {
-		enqueue(req);
+		enqueue(req, jv_null());
 		while (q.active >= (size_t)opt.jobs)
 			pump();
 	}
+	jv_free(id);
+	free(step);
 	return 0;
+}
+
+/* --serve: the request lines of stdin taken as they come, up to -j in
+ * flight, each answer printed as it is done (flush_served), until stdin
+ * ends and every answer is out. */
+static void serve(void)
+{
+	struct { char *p; size_t n, cap; } in = {0};
+	size_t used = 0;
+	int open = 1;
+	for (;;) {
+		char *nl;
+		while (q.active < (size_t)opt.jobs && in.n > used &&
+		       (nl = memchr(in.p + used, '\n', in.n - used))) {
+			char *line = in.p + used;
+			used = (size_t)(nl - in.p) + 1;
+			line += strspn(line, " \t\r");
+			if (line == nl)
+				continue;
+			jv rec = jv_parse_sized(line, (int)(nl - line));
+			if (jv_is_valid(rec))
+				on_record(rec, NULL);
+			else {
+				jv msg = jv_invalid_get_msg(rec);
+				orch_err("<stdin>: not a JSON record: %s",
+				         is_kind(msg, JV_KIND_STRING) ? jv_string_value(msg) : "?");
+				jv_free(msg);
+				status_is(EX_USAGE);
+			}
+		}
+		if (!open && !q.n && (in.n == used || !memchr(in.p + used, '\n', in.n - used)))
+			break;
+		if (!pump_fd(open && q.active < (size_t)opt.jobs ? 0 : -1) || !open)
+			continue;
+		if (used) {
+			memmove(in.p, in.p + used, in.n - used);
+			in.n -= used;
+			used = 0;
+		}
+		if (in.cap - in.n < 65536)
+			in.p = orch_xrealloc(in.p, in.cap = 2 * in.cap + 65536);
+		ssize_t r = read(0, in.p + in.n, in.cap - in.n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			open = 0;
+			if (in.n > 0 && in.p[in.n - 1] != '\n')
+				in.p[in.n++] = '\n';
+		} else
+			in.n += (size_t)r;
+	}
+	free(in.p);
 }
 
 /* ---- the command line ---- */
@@ -778,6 +928,7 @@ static int options(int argc, char **argv)
 	static const struct option lo[] = {
 		{"render", no_argument, 0, 'R'},
 		{"stream", no_argument, 0, 's'},
+		{"serve", no_argument, 0, 'S'},
 		{"jobs", required_argument, 0, 'j'},
 		{"provider", required_argument, 0, 'p'},
 		{"model", required_argument, 0, 'm'},
@@ -801,6 +952,7 @@ static int options(int argc, char **argv)
 		switch (c) {
 		case 'R': opt.render = 1; break;
 		case 's': opt.stream = 1; break;
+		case 'S': opt.serve = 1; break;
 		case 'j': opt.jobs = (int)num_arg(optarg, "-j", 1); break;
 		case 'p': opt.provider = optarg; break;
 		case 'm': opt.model = optarg; break;
@@ -831,7 +983,13 @@ int main(int argc, char **argv)
 	if (show_config)
 		orch_exit(config_print());
 	signal(SIGPIPE, SIG_IGN);
-	int rc = orch_loop(argv + first, argc - first, on_record, NULL);
+	if (opt.serve && (first < argc || opt.render))
+		orch_die(EX_USAGE, "--serve reads requests on stdin, and calls them");
+	int rc = 0;
+	if (opt.serve)
+		serve();
+	else
+		rc = orch_loop(argv + first, argc - first, on_record, NULL);
 	while (q.active > 0)
 		pump();
 	flush_ready();

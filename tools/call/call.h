@@ -28,7 +28,7 @@ static inline int is_kind(jv v, jv_kind k)
 
 /* The command line (orch-call.c). */
 struct call_opts {
-	int render, stream, verbose, jobs, retries;
+	int render, stream, serve, verbose, jobs, retries;
 	const char *provider, *model, *command;
 	double timeout, connect_timeout, idle_timeout, backoff, backoff_cap;
 	double rpm, tpm;  /* --rpm, --tpm: 0 when not given */
@@ -40,6 +40,7 @@ enum job_state { J_RUN = 1, J_WAIT, J_EXEC, J_DONE };
 
 struct job {
 	jv req;                            /* the request, finalized */
+	jv id;                             /* --serve: the request's "id", echoed; or null */
 	const struct provider *p;
 	const char *name, *model, *step;   /* point into req */
 	int state, attempt, rc, logfd;     /* logfd: the step's log, or -1 */
