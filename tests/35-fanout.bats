@@ -393,3 +393,17 @@ teardown() {
 	run jq -c 'select(.type == "fanout.expanded") | [.step, .data.items]' runs/c/events.jsonl
 	assert_output $'["d1",4]\n["d2",4]\n["none",0]'
 }
+
+@test "fanout: a when: shared by 20,000 instances is one condition (libjq refused 20,000 copies as one program)" {
+	spec w '  - id: s' '    foreach: "[range(20000)]"' '    when: ".item % 2 == 0"' '    run: "true"'
+	orch-plan w.yaml > w.plan
+	run orch-sched --run runs/w -n < w.plan
+	assert_success
+	[ "${#lines[@]}" -eq 20000 ]
+	# and each instance's condition is its own item's
+	spec v '  - id: s' '    foreach: "[range(6)]"' '    when: ".item % 2 == 0"' '    run: "echo {{ .item }}"'
+	run orch run v.yaml
+	assert_success
+	run jq -r 'select(.type == "step.skipped") | .step' "$ORCH_RUNS/v/events.jsonl"
+	assert_output $'s[1]\ns[3]\ns[5]'
+}

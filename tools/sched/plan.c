@@ -304,29 +304,41 @@ static int check_cycles(void)
 	return 1;
 }
 
-/* when: conditions, all compiled as one jq program. */
+/* when: conditions, all compiled as one jq program; one condition for
+ * every step with the same text (a fan-out's instances share theirs:
+ * 20,000 copies would pass libjq's limit on a program's size). */
 static int compile_conds(void)
 {
 	int n = 0, bad = 0;
-	for (int i = 0; i < plan.n; i++)
-		n += orch_jstr(plan.step[i].spec, "when") != NULL;
-	if (n == 0)
-		return 0;
-	char **texts = plan.cond_texts = orch_xmalloc(n * sizeof *texts);
-	char **errs = orch_xmalloc(n * sizeof *errs);
-	memset(errs, 0, n * sizeof *errs);
-	plan.nconds = n;
-	int *who = orch_xmalloc(n * sizeof *who), k = 0;
+	orch_map *seen = orch_map_new(16);
 	for (int i = 0; i < plan.n; i++) {
 		const char *w = orch_jstr(plan.step[i].spec, "when");
-		if (!w)
-			continue;
-		plan.step[i].cond = k;
-		who[k] = i;
-		texts[k++] = orch_fmt("{{ [(%s\n) | if . then 1 else 0 end] | .[0] // 0 }}", w);
+		if (w && orch_map_get(seen, w) < 0)
+			orch_map_put(seen, w, n++);
+		if (w)
+			plan.step[i].cond = (int)orch_map_get(seen, w);
 	}
+	if (n == 0) {
+		orch_map_free(seen);
+		return 0;
+	}
+	char **texts = plan.cond_texts = orch_xmalloc(n * sizeof *texts);
+	char **errs = orch_xmalloc(n * sizeof *errs);
+	memset(texts, 0, n * sizeof *texts);
+	memset(errs, 0, n * sizeof *errs);
+	plan.nconds = n;
+	int *who = orch_xmalloc(n * sizeof *who);  /* the first step of each */
+	for (int i = 0; i < plan.n; i++) {
+		int k = plan.step[i].cond;
+		if (k < 0 || texts[k])
+			continue;
+		who[k] = i;
+		texts[k] = orch_fmt("{{ [(%s\n) | if . then 1 else 0 end] | .[0] // 0 }}",
+		                    orch_jstr(plan.step[i].spec, "when"));
+	}
+	orch_map_free(seen);
 	plan.conds = orch_tmpl_compile((const char **)texts, n, errs);
-	for (k = 0; k < n; k++) {
+	for (int k = 0; k < n; k++) {
 		if (errs[k]) {
 			orch_err("step %s: when: %s", plan.step[who[k]].name, errs[k]);
 			bad++;
