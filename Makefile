@@ -23,6 +23,7 @@ $(O)/liborch.a: $(LIBOBJ)
 # A tool grown past one file keeps its parts in tools/<name>/ (a header and
 # .c files): one line per such tool, as mblaze's GNUmakefile lists them.
 parts = $(patsubst %.c,$(O)/%.o,$(wildcard tools/$(1)/*.c))
+$(O)/bin/orch-cache: $(call parts,cache)
 $(O)/bin/orch-call: $(call parts,call)
 $(O)/bin/orch-sched: $(call parts,sched)
 $(O)/bin/orch-write: $(call parts,write)

@@ -195,4 +195,12 @@ void limit_after(struct job *j, const struct http_req *r);
 char *budget_check(const struct job *j);
 void budget_note(const struct job *j);  /* after an answer: RUN/.spent updated */
 
+/* orch-call.c */
+double ms3(double s);  /* seconds, rounded to the millisecond */
+
+/* events.c */
+double prompt_tokens(const struct job *j);  /* the provider's count, else the estimate */
+void emit_request(struct job *j);
+void emit_response(struct job *j, double dur, int will_retry, double delay, int last);
+
 #endif
