@@ -394,6 +394,27 @@ gone() {
 	done
 }
 
+@test "sched: a stop signal pending as it begins starts no step (it is taken before the first start)" {
+	step a 'touch ran' > plan
+	for sig in TERM INT HUP; do
+		rm -rf runs ran
+		# the signal blocked and pending across exec, as one that came
+		# between a driver's fork and orch-sched's first turn
+		run python3 -c 'import os, signal, sys
+s = getattr(signal, "SIG" + sys.argv[1])
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+signal.pthread_sigmask(signal.SIG_BLOCK, [s])
+os.kill(os.getpid(), s)
+os.execvp("orch-sched", ["orch-sched", "-q", "plan"])' "$sig"
+		[ "$status" -eq $(( 128 + $(kill -l $sig) )) ]
+		[ ! -e ran ]
+		run ev -c 'select(.type == "step.started")'
+		assert_output ''
+		run ev -c 'select(.type == "job.failed") | .data.error'
+		assert_output '"interrupted"'
+	done
+}
+
 @test "sched: plan files as operands, - for stdin" {
 	step a 'echo a' > p1
 	step b 'echo b' '["a"]' > p2

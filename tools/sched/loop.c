@@ -257,12 +257,33 @@ static void wait_for(double next)
 		interrupt(sig);
 }
 
+/* A stop signal already pending (one that came as we began, or while a
+ * turn ran) is taken before anything more starts: a step must not start
+ * after the stop that should have kept it from starting. SIGCHLD and
+ * SIGIO stay pending for wait_for. */
+static void take_stops(void)
+{
+	static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
+	static const struct timespec now0 = {0, 0};
+	sigset_t set;
+	siginfo_t si;
+	int sig;
+	sigemptyset(&set);
+	for (int k = 0; k < 3; k++)
+		if (sigismember(&run.waited, stops[k]))
+			sigaddset(&set, stops[k]);
+	while ((sig = sigtimedwait(&set, &si, &now0)) > 0)
+		if (stop_counts(sig, &si))
+			interrupt(sig);
+}
+
 void run_loop(void)
 {
 	for (;;) {
 		reap_all();
 		batch_io();
 		timers();
+		take_stops();
 		start_ready();
 		double next = timers();  /* again: what just started has deadlines */
 		manifest_write(0);
