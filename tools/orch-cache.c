@@ -303,8 +303,8 @@ static jv entry_text(const char *key, jv v)
 	return jv_string_concat(text, body);
 }
 
-/* Store v (consumed) under key; 0, or -1 (reported). */
-int entry_write(const char *key, jv v)
+/* Store v (consumed) under key, fsynced if sync; 0, or -1 (reported). */
+int entry_write(const char *key, jv v, int sync)
 {
 	const char *dir = cache_dir();
 	jv text = entry_text(key, v);
@@ -315,7 +315,7 @@ int entry_write(const char *key, jv v)
 	if (dfd < 0)
 		orch_err_sys("cannot open cache folder %s", dir);
 	else if ((rc = orch_atomic_write_at(dfd, name, jv_string_value(text),
-	                                    jv_string_length_bytes(jv_copy(text)), 0644, 1)) < 0)
+	                                    jv_string_length_bytes(jv_copy(text)), 0644, sync)) < 0)
 		orch_err_sys("cannot store %s/%s", dir, name);
 	if (dfd >= 0)
 		close(dfd);
@@ -355,7 +355,7 @@ static int cmd_put(const char *key)
 		jv_free(v);
 		return EX_USAGE;
 	}
-	return entry_write(key, v) < 0 ? EX_FAIL : EX_OK;
+	return entry_write(key, v, 1) < 0 ? EX_FAIL : EX_OK;
 }
 
 /* ---- the wrapper ---- */
@@ -512,7 +512,7 @@ static int cmd_wrap(char **argv)
 		jv_free(asked);
 		return EX_FAIL;
 	}
-	if (entry_write(key, jv_copy(v)) == 0)  /* one that cannot store is still a pass-through */
+	if (entry_write(key, jv_copy(v), 1) == 0)  /* one that cannot store is still a pass-through */
 		index_note(key, asked);
 	else
 		jv_free(asked);

@@ -641,9 +641,10 @@ static int open_log(const char *step)
 		return -1;
 	}
 	char *dir = orch_path(run, "logs"), *path = orch_fmt("%s/%s.log", dir, step);
-	int fd = -1;
-	if (orch_mkdir_p(dir, 0700) < 0 ||
-	    (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT && orch_mkdir_p(dir, 0700) == 0)  /* no logs/ yet */
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
 		orch_err_sys("cannot open %s", path);
 	free(dir);
 	free(path);

@@ -11,7 +11,7 @@ jv key_object(jv req);  /* req consumed: what the key is the hash of */
 int request_key(jv req, char out[65], const char *name);  /* req consumed; -1: bad */
 const char *cache_dir(void);
 char *entry_read(const char *key, int which, char **line, size_t *len);  /* free it; NULL: miss */
-int entry_write(const char *key, jv v);  /* v consumed; 0, or -1 */
+int entry_write(const char *key, jv v, int sync);  /* v consumed; 0, or -1 */
 jv mark(jv v, const char *how);          /* v with "cache":how */
 
 /* changed.c */

@@ -7,6 +7,7 @@
  * shared cache serves many jobs), empty when unset. */
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,9 +109,10 @@ static void index_write(const char *path, const char *key, jv view)
 	jv text = jv_dump_string(jv_object_set(jv_object(), jv_string("key"), jv_string(key)), 0);
 	text = jv_string_concat(jv_string_append_str(text, "\n"), jv_dump_string(view, 0));
 	text = jv_string_append_str(text, "\n");
-	if (orch_mkdir_p(dir, 0700) == 0)
-		orch_atomic_write(path, jv_string_value(text), (size_t)jv_string_length_bytes(jv_copy(text)),
-		                  0644, 0);
+	size_t n = (size_t)jv_string_length_bytes(jv_copy(text));
+	if (orch_atomic_write(path, jv_string_value(text), n, 0644, 0) < 0 && errno == ENOENT &&
+	    orch_mkdir_p(dir, 0700) == 0)  /* the first: no steps/ yet */
+		orch_atomic_write(path, jv_string_value(text), n, 0644, 0);
 	jv_free(text);
 	free(dir);
 }

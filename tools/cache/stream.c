@@ -45,7 +45,8 @@ static struct {
 	struct sreq **sent;         /* by id; NULL once answered */
 	size_t nsent, capsent, lo;  /* ids below lo are answered */
 	int bad;
-} st = {.to = -1, .from = -1};
+	int synced;                 /* no entry stored since the cache was synced */
+} st = {.to = -1, .from = -1, .synced = 1};
 
 static void sbuf_add(struct sbuf *b, const char *p, size_t n)
 {
@@ -198,9 +199,9 @@ static void stream_request(const char *line, size_t len)
 	char *e = entry_read(r->key, 1, &h, &hlen);
 	if (e) {
 		stream_emit("cache.hit", r->key, r->step);
-		index_note(r->key, asked);
 		if (put_hit(h, hlen, r->step) < 0)
 			orch_die_sys(EX_FAIL, "writing output failed");
+		index_note(r->key, asked);  /* after the answer: it waits for none of this */
 		free(e);
 		sreq_free(r);
 		return;
@@ -232,11 +233,14 @@ static void stream_answer(const char *line, size_t len)
 		orch_jnum(v, "exit_code", &code);
 		put_failed(r, orch_jget(v, "failed"), (int)code);
 		jv_free(v);
-	} else {  /* stored: the step's last answered call */
-		if (entry_write(r->key, jv_copy(v)) == 0)
-			index_note(r->key, jv_parse_sized(r->text, (int)r->len));
+	} else {  /* stored, then printed; then the step's last answered call */
+		int stored = entry_write(r->key, jv_copy(v), 0) == 0;
 		if (put_tagged(mark(v, "miss"), r->step) < 0)
 			orch_die_sys(EX_FAIL, "writing output failed");
+		if (stored) {
+			index_note(r->key, jv_parse_sized(r->text, (int)r->len));
+			st.synced = 0;
+		}
 	}
 	sreq_free(r);
 }
@@ -359,6 +363,21 @@ static int stream_turn(struct sbuf *in, int open)
 	return open;
 }
 
+/* The entries stored are on disk before the stream ends: one syncfs for
+ * them all, not an fsync each on the way (a fsync costs a miss its
+ * answer's latency). Until then a crash of the machine may lose one; a
+ * killed process loses none (the crash model of orch-sched(1)), and a
+ * torn entry is a miss, never a wrong answer. */
+static void sync_entries(void)
+{
+	int fd = st.synced ? -1 : open(cache_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0 && syncfs(fd) < 0)
+		orch_err_sys("cannot sync %s", cache_dir());
+	if (fd >= 0)
+		close(fd);
+	st.synced = 1;
+}
+
 int cmd_stream(char **argv)
 {
 	st.argv = argv;
@@ -367,6 +386,7 @@ int cmd_stream(char **argv)
 	int open = 1;
 	while (open || st.pid)
 		open = stream_turn(&in, open);
+	sync_entries();
 	free(in.p);
 	free(st.out.p);
 	free(st.ans.p);

@@ -50,6 +50,7 @@ struct worker {
 	struct buf w, r;     /* records to write, result text read */
 	int inflight;        /* instances handed and not answered */
 	int lo, hi, next;    /* its step's instances: plan.step[lo..hi] */
+	unsigned long long start;  /* its start time (orphan.c), read once */
 };
 
 static struct { struct worker *a; int n; int sigio; } workers;
@@ -141,6 +142,7 @@ static int start_worker(int i, struct worker *w)
 	}
 	w->in = in[1];
 	w->out = out[0];
+	w->start = proc_start(w->pid);
 	group_range(w, i);
 	return 0;
 }
@@ -157,6 +159,17 @@ static void flush_records(struct worker *w)
 		w->w.off += (size_t)k;
 	}
 	w->w.n = w->w.off = 0;
+}
+
+/* The start time of the worker whose pid is pid (an instance's
+ * step.started names it, as any step's process group): read once, not
+ * from /proc at each instance. */
+unsigned long long batch_start_time(pid_t pid)
+{
+	for (int k = 0; k < workers.n; k++)
+		if (workers.a[k].pid == pid)
+			return workers.a[k].start;
+	return proc_start(pid);
 }
 
 static struct worker *open_worker(const char *group)

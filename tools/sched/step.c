@@ -222,7 +222,8 @@ void start_attempt(int i)
 	data = jv_object_set(data, jv_string("attempt"), jv_number(s->attempt));
 	if (!err) {
 		data = jv_object_set(data, jv_string("pgid"), jv_number(s->pid));
-		data = jv_object_set(data, jv_string("pid_start"), jv_number((double)proc_start(s->pid)));
+		data = jv_object_set(data, jv_string("pid_start"), jv_number((double)(batch_serves(s)
+		                     ? batch_start_time(s->pid) : proc_start(s->pid))));
 	}
 	emit("INFO", "step.started", s->name, data);
 	run.manifest_dirty = 1;
