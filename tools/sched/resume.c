@@ -201,23 +201,64 @@ static const char *code_version(void)
 	return v && *v ? v : ORCH_VERSION;
 }
 
+/* hash, updated with text then v (consumed) as jv_dump_string(v,
+ * JV_PRINT_SORTED) writes it. */
+static void hash_dump(crypto_hash_sha256_state *h, const char *text, jv v)
+{
+	crypto_hash_sha256_update(h, (const unsigned char *)text, strlen(text));
+	jv d = jv_dump_string(v, JV_PRINT_SORTED);
+	crypto_hash_sha256_update(h, (const unsigned char *)jv_string_value(d),
+	                          (unsigned long long)jv_string_length_bytes(jv_copy(d)));
+	jv_free(d);
+}
+
+/* spec_hash: the sha256 of the canonical JSON (sorted keys, compact) of
+ * {code_version, command, inputs, item (an instance's), spec (less its
+ * scheduling and fan-out keys), step, task}. It is hashed a member at a
+ * time, in that (sorted) order, so the members an instance shares with
+ * the rest of its fan-out (the one spec jv, group_spec_shared) are
+ * dumped once for them all, not once each. */
 static void spec_hash(struct step *s)
 {
 	static const char *scheduling[] = {"priority", "pool", "retries", "timeout_s"};
-	jv spec = jv_copy(s->spec);
-	for (size_t k = 0; k < sizeof scheduling / sizeof *scheduling; k++)
-		spec = jv_object_delete(spec, jv_string(scheduling[k]));
-	jv w = jv_object_set(jv_object(), jv_string("step"), jv_string(s->name));
-	w = jv_object_set(w, jv_string("spec"), group_spec(s, spec));
-	w = jv_object_set(w, jv_string("command"), jv_string(s->cmd));
-	w = jv_object_set(w, jv_string("task"), orch_jget(plan.job, "task"));
-	w = jv_object_set(w, jv_string("inputs"), orch_jget(plan.job, "inputs"));
-	w = jv_object_set(w, jv_string("code_version"), jv_string(code_version()));
-	if (jv_is_valid(s->item))  /* a fan-out instance: its item, as loaded */
-		w = jv_object_set(w, jv_string("item"), jv_copy(s->item));
-	char *text = orch_dump(w, 1);
-	orch_sha256_hex(text, strlen(text), s->spec_hash);
-	free(text);
+	static struct { jv spec; char *cmd; crypto_hash_sha256_state head; jv tail; } last;
+	if (!last.cmd || !jv_identical(jv_copy(last.spec), jv_copy(s->spec)) ||
+	    strcmp(last.cmd, s->cmd) != 0 || jv_is_valid(s->item) != jv_is_valid(last.tail)) {
+		jv_free(last.spec);
+		jv_free(last.tail);
+		free(last.cmd);
+		last.spec = jv_copy(s->spec);
+		last.cmd = orch_xstrdup(s->cmd);
+		crypto_hash_sha256_init(&last.head);
+		hash_dump(&last.head, "{\"code_version\":", jv_string(code_version()));
+		hash_dump(&last.head, ",\"command\":", jv_string(s->cmd));
+		hash_dump(&last.head, ",\"inputs\":", orch_jget(plan.job, "inputs"));
+		jv spec = jv_copy(s->spec);
+		for (size_t k = 0; k < sizeof scheduling / sizeof *scheduling; k++)
+			spec = jv_object_delete(spec, jv_string(scheduling[k]));
+		/* the spec's text, after the item; valid (a string) for an instance */
+		jv tail = jv_string_concat(jv_string(",\"spec\":"),
+		                           jv_dump_string(group_spec(s, spec), JV_PRINT_SORTED));
+		last.tail = jv_is_valid(s->item) ? tail : (jv_free(tail), jv_invalid());
+		if (!jv_is_valid(s->item)) {  /* not shared: hashed whole here */
+			jv spec2 = jv_copy(s->spec);
+			for (size_t k = 0; k < sizeof scheduling / sizeof *scheduling; k++)
+				spec2 = jv_object_delete(spec2, jv_string(scheduling[k]));
+			hash_dump(&last.head, ",\"spec\":", group_spec(s, spec2));
+		}
+	}
+	crypto_hash_sha256_state h = last.head;
+	if (jv_is_valid(s->item)) {  /* a fan-out instance: its item, as loaded */
+		hash_dump(&h, ",\"item\":", jv_copy(s->item));
+		crypto_hash_sha256_update(&h, (const unsigned char *)jv_string_value(last.tail),
+		                          (unsigned long long)jv_string_length_bytes(jv_copy(last.tail)));
+	}
+	hash_dump(&h, ",\"step\":", jv_string(s->name));
+	hash_dump(&h, ",\"task\":", orch_jget(plan.job, "task"));
+	crypto_hash_sha256_update(&h, (const unsigned char *)"}", 1);
+	unsigned char d[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_final(&h, d);
+	sodium_bin2hex(s->spec_hash, sizeof s->spec_hash, d, sizeof d);
 }
 
 void fingerprint(struct step *s)
