@@ -23,6 +23,16 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/orch-bench-fanout.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT INT TERM
 cd "$tmp" || exit 2
 export ORCH_RUNS="$tmp/runs" ORCH_CACHE_DIR="$tmp/cache"
+# fresh_runs: a new, empty runs folder for the next orch run. Not rm -rf
+# of the last: on ext4 without a journal, every file created in the
+# minutes after a mass delete scans the inodes freed (recently_deleted),
+# so deleting a 10,000-instance run just before measuring the next one
+# made its file creation cost O(files deleted) each; they go at the end.
+runs_n=0
+fresh_runs() {
+	runs_n=$((runs_n + 1))
+	ORCH_RUNS="$tmp/runs.$runs_n"
+}
 
 # t LABEL CMD...: wall seconds and peak RSS (MB) of CMD, one row
 t() {
@@ -49,7 +59,7 @@ seq 0 $((N - 1)) | awk '{ printf "{\"provider\":\"echo\",\"model\":\"echo\",\"me
 
 printf '%-44s %9s %18s %10s\n' "fan-out of $N echo items" wall "per item" "peak RSS"
 t "orch run -j $J (cache cold)" orch run fan.yaml -j "$J"
-rm -rf runs
+fresh_runs
 t "orch run -j $J (a fresh run, cache warm)" orch run fan.yaml -j "$J"
 t "orch run -j $J --resume (nothing to run)" orch run fan.yaml -j "$J" --resume
 if command -v parallel > /dev/null; then
@@ -149,10 +159,10 @@ tb "orch-call -j 50 over all (the floor)" "$floor" sh -c 'orch-call -j 50 < requ
 for way in batch one; do
 	b=1 name="one orch step --batch"
 	[ $way = batch ] || { b=0 name="one orch step per instance"; }
-	rm -rf runs
+	fresh_runs
 	export ORCH_CACHE_DIR="$tmp/cache-$way"
 	ORCH_BATCH=$b tb "$name (cache cold)" "$floor" orch run fan.yaml -j 50
-	rm -rf runs
+	fresh_runs
 	ORCH_BATCH=$b tb "$name (cache warm)" "$floor" orch run fan.yaml -j 50
 done
 if command -v parallel > /dev/null; then
@@ -187,11 +197,12 @@ SPEC
 	export ORCH_CACHE_DIR="$tmp/cache-stream"
 	tb "orch-cache stream -- orch-call --serve -j 50" "$ideal" \
 		sh -c 'orch-cache stream -- orch-call --serve -j 50 < slow.steps'
-	rm -rf runs
+	fresh_runs
 	export ORCH_CACHE_DIR="$tmp/cache-slow"
 	tb "one orch step --batch (cache cold)" "$ideal" orch run slow.yaml -j 50
 	if [ "${SLOW_ONE:-0}" = 1 ]; then
-		rm -rf runs "$ORCH_CACHE_DIR"
+		fresh_runs
+		export ORCH_CACHE_DIR="$tmp/cache-slow-one"
 		ORCH_BATCH=0 tb "one orch step per instance (cache cold)" "$ideal" orch run slow.yaml -j 50
 	fi
 	kill "$fpid" 2> /dev/null
