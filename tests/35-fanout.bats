@@ -407,3 +407,23 @@ teardown() {
 	run jq -r 'select(.type == "step.skipped") | .step' "$ORCH_RUNS/v/events.jsonl"
 	assert_output $'s[1]\ns[3]\ns[5]'
 }
+
+@test "fanout: spec_hash is the sha256 of {code_version, command, inputs, item, spec, step, task}, canonical, for each instance and a plain step" {
+	spec h '  - id: s' '    foreach: [{n: 1, w: "x y"}, {n: 2}, 3]' '    max_items: 9' '    retries: 2' \
+		'    run: "jq -c .item"' '  - id: t' '    needs: [s]' '    timeout_s: 30' '    run: "echo t"'
+	orch-plan h.yaml > plan
+	ORCH_CODE_VERSION=cv1 orch-sched --run runs/h -q < plan > /dev/null
+	# what each step is asked: its plan line's spec less the scheduling
+	# and fan-out keys, its run:, the job's inputs and task, its item
+	jq -c '{code_version: "cv1", command: .spec.run, inputs: .job.inputs, step, task: .job.task,
+		spec: (.spec | del(.priority, .pool, .retries, .timeout_s, .foreach, .max_items, .gather, .key))}
+		+ (if has("item") then {item} else {} end)' plan |
+		while IFS= read -r w; do
+			printf '%s %s\n' "$(jq -r .step <<< "$w")" \
+				"$(jq -S -c . <<< "$w" | tr -d '\n' | sha256sum | cut -d' ' -f1)"
+		done > want
+	jq -r 'select(.type == "step.succeeded") | "\(.step) \(.data.spec_hash)"' runs/h/events.jsonl | sort > got
+	[ "$(wc -l < want)" -eq 4 ]
+	run diff <(sort want) got
+	assert_success
+}
