@@ -427,3 +427,15 @@ teardown() {
 	run diff <(sort want) got
 	assert_success
 }
+
+@test "fanout: a failed instance of a dynamic fan-out: the count on stderr is of instances, not of the step they stand for" {
+	spec c '  - id: list' '    run: "echo [1,2,3]"' '  - id: each' '    foreach: .steps.list.json' \
+		"    run: 'n=\$(jq .item); [ \"\$n\" != 2 ] || exit 3; echo \$n'" \
+		'  - id: after' '    needs: [each]' '    run: "echo done"'
+	run --separate-stderr orch run -k c.yaml
+	assert_failure 1
+	# list, each[1], each[2], each[3], after: five (each itself is not a sixth)
+	[ "$stderr" = "orch-sched: c: 1 of 5 steps failed: each[2]: exited with 3" ]
+	run orch show c
+	assert_line --regexp '^each\[3\] +instances .* 2/3 succeeded, 1 failed$'
+}

@@ -329,10 +329,10 @@ static void say_failures(void)
 	int n = jv_array_length(jv_copy(tally.failures));
 	jv first = jv_array_get(jv_copy(tally.failures), 0);
 	if (n == 1)
-		orch_err("%s: %d of %d steps failed: %s", run.job_id, tally.nfailed, plan.n,
+		orch_err("%s: %d of %d steps failed: %s", run.job_id, tally.nfailed, plan.n - tally.nretired,
 		         jv_string_value(first));
 	else {
-		orch_err("%s: %d of %d steps failed:", run.job_id, tally.nfailed, plan.n);
+		orch_err("%s: %d of %d steps failed:", run.job_id, tally.nfailed, plan.n - tally.nretired);
 		jv_array_foreach(tally.failures, k, why) {
 			orch_err("  %s", jv_string_value(why));
 			jv_free(why);

@@ -296,6 +296,7 @@ static void retire(int p, int n, jv *retired)
 	jv_free(s->result);
 	s->result = jv_array();
 	tally.ndone++;
+	tally.nretired++;
 	let_go(p);
 	if (!opt.dry_run)
 		emit("INFO", "fanout.expanded", s->name, jv_object_set(jv_object(), jv_string("items"), jv_number(n)));

@@ -112,7 +112,8 @@ static void show_progress(int force)
 	int width = ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col - 1 : 79;
 	char line[1024];
 	int n = snprintf(line, sizeof line, "[%d/%d done, %d running, %d failed] %.1fs",
-	                 tally.ndone, plan.n, tally.nrun, tally.nfailed, t - tally.t_start);
+	                 tally.ndone - tally.nretired, plan.n - tally.nretired, tally.nrun,
+	                 tally.nfailed, t - tally.t_start);
 	for (int i = 0; i < queue.nactive && n < (int)sizeof line - 1; i++)
 		if (plan.step[queue.active[i]].st == ST_RUN)
 			n += snprintf(line + n, sizeof line - n, " %s", plan.step[queue.active[i]].name);

@@ -115,6 +115,7 @@ struct run {
 
 struct tally {
 	int ndone, nstored, nrun, nfailed;
+	int nretired;        /* dynamic fan-outs expanded: their instances stand for them */
 	int stop_starting, stop_sig;
 	int progress;        /* a live progress line on stderr */
 	double t_start, progress_at;
