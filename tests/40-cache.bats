@@ -249,6 +249,27 @@ drop_last() { truncate -s -1 "$1"; }
 	assert_failure 2
 }
 
+@test "prune --older-than also removes step indexes not written for that long; --max-size leaves them; stale temporary files go at any prune" {
+	for s in a b; do
+		jq -c ".step=\"$s\" | .messages[1].content=\"$s\"" <<< "$req" | ORCH_JOB_ID=j orch-cache -- fake-llm > /dev/null
+	done
+	ls cache/steps > ix
+	[ "$(wc -l < ix)" -eq 2 ]
+	old=cache/steps/$(sed -n 1p ix) new=cache/steps/$(sed -n 2p ix)
+	touch -d '40 days ago' "$old"
+	tmp=cache/steps/.$(sed -n 2p ix).0123456789abcdef.tmp
+	echo torn > "$tmp"
+	touch -d '2 hours ago' "$tmp"
+	touch cache/steps/notes.txt
+	run orch-cache prune --max-size 1G  # a stale temporary file goes at any prune
+	[ "$(jq .indexes_removed <<< "$output")" -eq 0 ]
+	[ -e "$old" ] && [ ! -e "$tmp" ]
+	run orch-cache prune --older-than 30d
+	assert_success
+	[ "$(jq -c '[.removed, .indexes_removed]' <<< "$output")" = "[0,1]" ]
+	[ ! -e "$old" ] && [ -e "$new" ] && [ -e cache/steps/notes.txt ]
+}
+
 @test "a hit refreshes the entry's age" {
 	orch-cache -- fake-llm <<< "$req" > /dev/null
 	f=$(ls cache/*.json)

@@ -675,7 +675,7 @@ static int cmd_prune(int argc, char **argv)
 		orch_usage(usage);
 	int dfd = open_dir(0);
 	if (dfd < 0)
-		return orch_put(jv_parse("{\"removed\":0,\"freed_bytes\":0,\"entries\":0,\"bytes\":0}")) ? EX_FAIL : EX_OK;
+		return orch_put(jv_parse("{\"removed\":0,\"indexes_removed\":0,\"freed_bytes\":0,\"entries\":0,\"bytes\":0}")) ? EX_FAIL : EX_OK;
 	size_t n, nt;
 	struct ent *t, *e = list(dfd, &n, &t, &nt);
 	qsort(e, n, sizeof *e, by_mtime);
@@ -700,9 +700,11 @@ static int cmd_prune(int argc, char **argv)
 	for (size_t i = 0; i < nt; i++)  /* a writer killed mid-entry, an hour ago */
 		if (difftime(now, t[i].mtime) > 3600)
 			unlinkat(dfd, t[i].name, 0);
+	size_t ix = index_prune(dfd, age >= 0 ? age : INFINITY, now);
 	close(dfd);
 	jv s = jv_object();
 	s = jv_object_set(s, jv_string("removed"), jv_number((double)removed));
+	s = jv_object_set(s, jv_string("indexes_removed"), jv_number((double)ix));
 	s = jv_object_set(s, jv_string("freed_bytes"), jv_number(freed));
 	s = jv_object_set(s, jv_string("entries"), jv_number((double)(n - removed)));
 	s = jv_object_set(s, jv_string("bytes"), jv_number(total));

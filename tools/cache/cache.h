@@ -4,6 +4,7 @@
  * requests, every miss through one CMD. */
 #ifndef CACHE_H
 #define CACHE_H
+#include <time.h>
 #include "orch.h"
 
 /* orch-cache.c */
@@ -17,6 +18,7 @@ jv mark(jv v, const char *how);          /* v with "cache":how */
 /* changed.c */
 void index_note(const char *key, jv req);  /* req consumed: the step's last answered call */
 jv miss_data(const char *key, jv req);     /* req consumed: cache.miss's data */
+size_t index_prune(int dfd, double age, time_t now);  /* prune: old step indexes removed */
 
 /* stream.c */
 int cmd_stream(char **argv);

@@ -7,10 +7,15 @@
  * shared cache serves many jobs), empty when unset. */
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include "cache.h"
 
 enum { CHANGED_MAX = 20 };  /* paths named in "changed"; the rest counted */
@@ -224,4 +229,45 @@ jv miss_data(const char *key, jv req)
 		jv_free(last);
 	jv_free(req);
 	return data;
+}
+
+/* A step index's name: 64 hex digits; its temporary file's: "." then
+ * that, ".", 16 hex digits, ".tmp". */
+static int index_name(const char *n, int tmp)
+{
+	size_t l = strlen(n), skip = tmp ? 1 : 0;
+	if (tmp ? l != 86 || n[0] != '.' || n[65] != '.' || strcmp(n + 82, ".tmp") != 0 : l != 64)
+		return 0;
+	for (size_t i = 0; i < 64; i++)
+		if (!strchr("0123456789abcdef", n[skip + i]))
+			return 0;
+	return 1;
+}
+
+/* prune --older-than: the step indexes of DIR/steps (dfd: DIR) not
+ * written for age seconds, and temporary files a killed writer left
+ * there over an hour ago, removed. A step whose index goes has no
+ * "changed" at its next miss, as a first miss has none. The count. */
+size_t index_prune(int dfd, double age, time_t now)
+{
+	int fd = openat(dfd, "steps", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	size_t removed = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int ix = index_name(de->d_name, 0), tmp = !ix && index_name(de->d_name, 1);
+		struct stat st;
+		if ((!ix && !tmp) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || difftime(now, st.st_mtime) <= (tmp ? 3600 : age))
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0 && ix)
+			removed++;
+	}
+	closedir(d);
+	return removed;
 }
