@@ -245,11 +245,7 @@ counts() {
 	}
 	plan > plan
 	orch-sched -q < plan > /dev/null 3>&- &
-	for i in $(seq 250); do  # its pid may come a moment before step.started
-		[ -s b.pid ] && grep -q '"step.started","step":"b"' runs/j/events.jsonl 2>/dev/null && break
-		sleep 0.02
-	done
-	kill -9 $!; wait $! || true
+	kill9_once_b_runs $!
 	orch-events export --sqlite h.db runs/j
 	run q "SELECT status, ended IS NULL, resumes FROM jobs"
 	assert_output "running|1|0"

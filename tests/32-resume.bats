@@ -139,11 +139,7 @@ ran() { jq -rs '(map(.type == "job.started") | rindex(true)) as $i | .[$i:][]
 	{ step a 'echo A'
 	  step b 'echo $ORCH_ATTEMPT >> attempts; [ "$ORCH_ATTEMPT" -gt 1 ] || { echo $$ > b.pid; exec sleep 30; }' '["a"]'; } > plan
 	orch-sched -q < plan > /dev/null 3>&- &
-	for i in $(seq 250); do  # its pid may come a moment before step.started
-		[ -s b.pid ] && grep -q '"step.started","step":"b"' runs/j/events.jsonl 2>/dev/null && break
-		sleep 0.02
-	done
-	kill -9 $!; wait $! || true
+	kill9_once_b_runs $!
 	run orch-sched -q --resume < plan
 	kill "$(cat b.pid)" 2>/dev/null || true
 	assert_success

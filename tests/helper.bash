@@ -50,5 +50,17 @@ man_expected() {
 	' "$ORCH_SRC/man/$1"
 }
 
+# kill9_once_b_runs PID: kill -9 the orch-sched PID (of job j, in the
+# background) once step b has started and written its pid to b.pid (its
+# pid may come a moment before step.started); then reap it.
+kill9_once_b_runs() {
+	for _ in $(seq 250); do
+		[ -s b.pid ] && grep -q '"step.started","step":"b"' runs/j/events.jsonl 2>/dev/null && break
+		sleep 0.02
+	done
+	kill -9 "$1"
+	wait "$1" || true
+}
+
 # jq over a file of JSON lines, for assertions
 jqf() { jq -c "$@"; }
