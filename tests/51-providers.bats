@@ -40,6 +40,24 @@ load fake
 	[ "$(echo "$output" | jq -c .usage)" = '{"prompt_tokens":11,"completion_tokens":3}' ]
 }
 
+@test "openai prompt caching: prompt_tokens_details.cached_tokens are reported apart and priced as cached input" {
+	fake_start
+	mkdir -p run
+	req openai gpt-4o-cache > r.json  # gpt-4o*: USD 2.50 input, 1.25 cached, 10.00 output a million
+	for mode in "" --stream; do
+		run orch-call $mode --run run r.json
+		assert_success
+		[ "$(echo "$output" | jq -c .usage)" = '{"prompt_tokens":21,"completion_tokens":3,"cache_read_tokens":20,"cache_creation_tokens":0}' ]
+	done
+	# 1 x 2.50 + 20 x 1.25 + 3 x 10.00 = 57.5 a million
+	run jq -c 'select(.type=="llm.response") | [.data.tokens, (.data.cost_usd * 1e7 | round)]' run/events.jsonl
+	assert_output $'[{"prompt":21,"completion":3,"cache_read":20,"cache_creation":0},575]\n[{"prompt":21,"completion":3,"cache_read":20,"cache_creation":0},575]'
+	# without caching, usage is as before
+	req openai gpt-4o-plain > r.json
+	run orch-call r.json
+	[ "$(echo "$output" | jq -c .usage)" = '{"prompt_tokens":11,"completion_tokens":3}' ]
+}
+
 @test "an SSE 'event: error' with a bare {code,message,type} is the server's message" {
 	fake_start
 	req openai sseerror > r.json

@@ -58,6 +58,23 @@ void openai_prepare(const struct job *j, struct http_req *r)
 	}
 }
 
+/* usage.prompt_tokens_details.cached_tokens: the part of prompt_tokens
+ * read from OpenAI's prompt cache (priced as cached input). Kept apart,
+ * as Anthropic's cache_read_input_tokens is: prompt_tokens counts them
+ * again, so they come off it (the total, prompt_tokens(j), stays). */
+static void cached_of(struct job *j, jv u)
+{
+	jv d = orch_jget(u, "prompt_tokens_details");
+	double c;
+	if (orch_jnum(d, "cached_tokens", &c) && c > 0 && j->has_ptok && c <= j->ptok) {
+		j->ptok -= c;
+		j->cache_read = c;
+		j->cache_write = 0;
+		j->has_cache = 1;
+	}
+	jv_free(d);
+}
+
 void openai_chunk(struct job *j, jv v)
 {
 	if (!wire_error(j, v, 0)) {
@@ -81,6 +98,7 @@ void openai_chunk(struct job *j, jv v)
 		wire_finish(j, orch_jget(c0, "finish_reason"));
 		jv u = orch_jget(v, "usage");
 		wire_usage(j, u, "prompt_tokens", "completion_tokens");
+		cached_of(j, u);
 		jv_free(u);
 		jv_free(d);
 		jv_free(c0);
