@@ -250,13 +250,14 @@ static void note_failure(struct step *s, jv failed)
 }
 
 /* The step of a result line that begins {"step":"NAME" (as orch step
- * --batch prints it) and has no "failed" key anywhere, copied to name:
+ * --batch prints it), ends with "}" and has no "failed" key anywhere
+ * (a key: inside a string its quotes would be escaped), copied to name:
  * a success, known without parsing the line (store_output parses it
  * once, when it becomes the artifact). 0: the line must be parsed. */
 static int quick_success(const char *line, size_t n, char *name, size_t size)
 {
 	static const char head[] = "{\"step\":\"";
-	if (n < sizeof head || memcmp(line, head, sizeof head - 1) != 0)
+	if (n < sizeof head || memcmp(line, head, sizeof head - 1) != 0 || line[n - 1] != '}')
 		return 0;
 	const char *p = line + sizeof head - 1, *q = memchr(p, '"', n - (size_t)(p - line));
 	if (!q || (size_t)(q - p) >= size || memchr(p, '\\', (size_t)(q - p)) ||

@@ -201,15 +201,20 @@ static const char *code_version(void)
 	return v && *v ? v : ORCH_VERSION;
 }
 
-/* hash, updated with text then v (consumed) as jv_dump_string(v,
+/* h, updated with text then the bytes of the string str (consumed). */
+static void hash_text(crypto_hash_sha256_state *h, const char *text, jv str)
+{
+	crypto_hash_sha256_update(h, (const unsigned char *)text, strlen(text));
+	crypto_hash_sha256_update(h, (const unsigned char *)jv_string_value(str),
+	                          (unsigned long long)jv_string_length_bytes(jv_copy(str)));
+	jv_free(str);
+}
+
+/* h, updated with text then v (consumed) as jv_dump_string(v,
  * JV_PRINT_SORTED) writes it. */
 static void hash_dump(crypto_hash_sha256_state *h, const char *text, jv v)
 {
-	crypto_hash_sha256_update(h, (const unsigned char *)text, strlen(text));
-	jv d = jv_dump_string(v, JV_PRINT_SORTED);
-	crypto_hash_sha256_update(h, (const unsigned char *)jv_string_value(d),
-	                          (unsigned long long)jv_string_length_bytes(jv_copy(d)));
-	jv_free(d);
+	hash_text(h, text, jv_dump_string(v, JV_PRINT_SORTED));
 }
 
 /* spec_hash: the sha256 of the canonical JSON (sorted keys, compact) of
@@ -221,11 +226,11 @@ static void hash_dump(crypto_hash_sha256_state *h, const char *text, jv v)
 static void spec_hash(struct step *s)
 {
 	static const char *scheduling[] = {"priority", "pool", "retries", "timeout_s"};
-	static struct { jv spec; char *cmd; crypto_hash_sha256_state head; jv tail; } last;
+	static struct { jv spec; char *cmd; crypto_hash_sha256_state head; jv spec_text; } last;
 	if (!last.cmd || !jv_identical(jv_copy(last.spec), jv_copy(s->spec)) ||
-	    strcmp(last.cmd, s->cmd) != 0 || jv_is_valid(s->item) != jv_is_valid(last.tail)) {
+	    strcmp(last.cmd, s->cmd) != 0 || jv_is_valid(s->item) != jv_is_valid(last.spec_text)) {
 		jv_free(last.spec);
-		jv_free(last.tail);
+		jv_free(last.spec_text);
 		free(last.cmd);
 		last.spec = jv_copy(s->spec);
 		last.cmd = orch_xstrdup(s->cmd);
@@ -236,22 +241,18 @@ static void spec_hash(struct step *s)
 		jv spec = jv_copy(s->spec);
 		for (size_t k = 0; k < sizeof scheduling / sizeof *scheduling; k++)
 			spec = jv_object_delete(spec, jv_string(scheduling[k]));
-		/* the spec's text, after the item; valid (a string) for an instance */
-		jv tail = jv_string_concat(jv_string(",\"spec\":"),
-		                           jv_dump_string(group_spec(s, spec), JV_PRINT_SORTED));
-		last.tail = jv_is_valid(s->item) ? tail : (jv_free(tail), jv_invalid());
-		if (!jv_is_valid(s->item)) {  /* not shared: hashed whole here */
-			jv spec2 = jv_copy(s->spec);
-			for (size_t k = 0; k < sizeof scheduling / sizeof *scheduling; k++)
-				spec2 = jv_object_delete(spec2, jv_string(scheduling[k]));
-			hash_dump(&last.head, ",\"spec\":", group_spec(s, spec2));
+		/* an instance's item comes between inputs and spec */
+		if (jv_is_valid(s->item))
+			last.spec_text = jv_dump_string(group_spec(s, spec), JV_PRINT_SORTED);
+		else {
+			hash_dump(&last.head, ",\"spec\":", group_spec(s, spec));
+			last.spec_text = jv_invalid();
 		}
 	}
 	crypto_hash_sha256_state h = last.head;
 	if (jv_is_valid(s->item)) {  /* a fan-out instance: its item, as loaded */
 		hash_dump(&h, ",\"item\":", jv_copy(s->item));
-		crypto_hash_sha256_update(&h, (const unsigned char *)jv_string_value(last.tail),
-		                          (unsigned long long)jv_string_length_bytes(jv_copy(last.tail)));
+		hash_text(&h, ",\"spec\":", jv_copy(last.spec_text));
 	}
 	hash_dump(&h, ",\"step\":", jv_string(s->name));
 	hash_dump(&h, ",\"task\":", orch_jget(plan.job, "task"));
