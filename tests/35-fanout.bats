@@ -439,3 +439,17 @@ teardown() {
 	run orch show c
 	assert_line --regexp '^each\[3\] +instances .* 2/3 succeeded, 1 failed$'
 }
+
+@test "fanout: the progress line counts a fan-out's instances, GROUP done/total and its failures, instead of naming each" {
+	command -v script > /dev/null || skip "no script(1)"
+	spec p '  - id: s' '    foreach: "[range(30)]"' "    run: 'sleep 0.1; [ \$(jq .item) != 3 ]'" \
+		'  - id: lone' '    run: "sleep 0.3"'
+	orch-plan p.yaml > plan
+	run script -qc "orch-sched --run runs/p -k -j 4 < plan > /dev/null" /dev/null
+	assert_success  # script's own status
+	lines=$(tr '\r' '\n' <<< "$output" | sed 's/\x1b\[K//g' | grep -a '^\[')
+	# one summary for the 30 instances, the plain step by its name, never s[N]
+	grep -Eq '^\[[0-9]+/31 done, [0-9]+ running, 0 failed\] [0-9.]+s( lone)? s [0-9]+/30$' <<< "$lines"
+	grep -Eq '^\[[0-9]+/31 done, [0-9]+ running, 1 failed\] [0-9.]+s( lone)? s [0-9]+/30, 1 failed$' <<< "$lines"
+	! grep -q 's\[' <<< "$lines"
+}

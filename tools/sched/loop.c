@@ -11,6 +11,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -100,6 +101,45 @@ void manifest_write(int force)
 	run.manifest_at = now() + fmax(0.5, 20 * (now() - t));
 }
 
+/* The running part of the progress line into line[*n..size): each
+ * running step's name, but a fan-out's instances once, as "GROUP
+ * done/total" (", N failed" when some did): 3,000 instances are not
+ * listed. done counts those that succeeded or were skipped. */
+static void progress_running(char *line, int *n, int size)
+{
+	enum { MAXG = 8 };
+	struct fan { const char *name; int done, total, failed; } g[MAXG];
+	int ng = 0;
+	for (int i = 0; i < queue.nactive; i++) {
+		const struct step *s = &plan.step[queue.active[i]];
+		const char *name = s->st != ST_RUN ? NULL : jv_is_valid(s->inst) ?
+		                   orch_jstr(s->inst, "group") : s->name;
+		int k = 0;
+		while (name && k < ng && strcmp(g[k].name, name) != 0)
+			k++;
+		if (name && k == ng && ng < MAXG && jv_is_valid(s->inst))
+			g[ng++] = (struct fan){name, 0, 0, 0};
+		else if (name && !jv_is_valid(s->inst) && *n < size - 1)
+			*n += snprintf(line + *n, (size_t)(size - *n), " %s", name);
+	}
+	for (int i = 0; ng > 0 && i < plan.n; i++) {
+		const struct step *s = &plan.step[i];
+		const char *name = jv_is_valid(s->inst) ? orch_jstr(s->inst, "group") : NULL;
+		for (int k = 0; name && k < ng; k++)
+			if (strcmp(g[k].name, name) == 0) {
+				g[k].total++;
+				g[k].done += s->st == ST_OK || s->st == ST_DONE || s->st == ST_COND;
+				g[k].failed += s->st == ST_FAIL;
+				break;
+			}
+	}
+	for (int k = 0; k < ng && *n < size - 1; k++) {
+		*n += snprintf(line + *n, (size_t)(size - *n), " %s %d/%d", g[k].name, g[k].done, g[k].total);
+		if (g[k].failed && *n < size - 1)
+			*n += snprintf(line + *n, (size_t)(size - *n), ", %d failed", g[k].failed);
+	}
+}
+
 static void show_progress(int force)
 {
 	if (!tally.progress)
@@ -114,9 +154,7 @@ static void show_progress(int force)
 	int n = snprintf(line, sizeof line, "[%d/%d done, %d running, %d failed] %.1fs",
 	                 tally.ndone - tally.nretired, plan.n - tally.nretired, tally.nrun,
 	                 tally.nfailed, t - tally.t_start);
-	for (int i = 0; i < queue.nactive && n < (int)sizeof line - 1; i++)
-		if (plan.step[queue.active[i]].st == ST_RUN)
-			n += snprintf(line + n, sizeof line - n, " %s", plan.step[queue.active[i]].name);
+	progress_running(line, &n, (int)sizeof line);
 	if (n > width)
 		n = width;
 	if (n > (int)sizeof line - 1)
