@@ -272,8 +272,11 @@ static void buf_add(struct orch_buf *b, const char *s, size_t n)
 
 void orch_buf_add(struct orch_buf *b, const void *s, size_t n)
 {
+	buf_need(b, n + 1);
 	if (n)  /* memcpy may not take the NULL of an empty buffer */
-		buf_add(b, s, n);
+		memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = 0;
 }
 
 void orch_buf_free(struct orch_buf *b)

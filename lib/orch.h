@@ -96,8 +96,8 @@ char *orch_json_text(jv v, size_t *len);
  * would for the same value. Start from a zeroed orch_jw; a key comes
  * before each value in an object. */
 #define ORCH_JW_DEPTH 512
-/* A growing byte buffer (p[0..n), not NUL-terminated); start zeroed,
- * empty it with n = 0. */
+/* A growing byte buffer, p[0..n); start zeroed, empty it with n = 0.
+ * orch_buf_add keeps a NUL after p[n - 1] (the JSON writer does not). */
 struct orch_buf { char *p; size_t n, cap; };
 void orch_buf_add(struct orch_buf *b, const void *s, size_t n);
 void orch_buf_free(struct orch_buf *b);  /* and zero it */

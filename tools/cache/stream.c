@@ -35,31 +35,22 @@
 #include "cache.h"
 
 struct sreq { char key[65]; char *step; char *text; size_t len; };
-struct sbuf { char *p; size_t n, cap; };
 
 static struct {
 	char **argv;
 	pid_t pid;                  /* CMD, or 0 */
 	int to, from;               /* its stdin (a socket), its stdout */
-	struct sbuf out, ans;       /* for its stdin, not written yet; its answers' last part */
+	struct orch_buf out, ans;       /* for its stdin, not written yet; its answers' last part */
 	struct sreq **sent;         /* by id; NULL once answered */
 	size_t nsent, capsent, lo;  /* ids below lo are answered */
 	int bad;
 	int synced;                 /* no entry stored since the cache was synced */
 } st = {.to = -1, .from = -1, .synced = 1};
 
-static void sbuf_add(struct sbuf *b, const char *p, size_t n)
+static void buf_drop(struct orch_buf *b, size_t n)  /* the first n bytes */
 {
-	if (b->cap - b->n < n + 1)
-		b->p = orch_xrealloc(b->p, b->cap = (b->n + n + 1) * 2);
-	memcpy(b->p + b->n, p, n);
-	b->n += n;
-	b->p[b->n] = 0;
-}
-
-static void sbuf_drop(struct sbuf *b, size_t n)  /* the first n bytes */
-{
-	memmove(b->p, b->p + n, b->n - n);
+	if (b->p)  /* the NUL after them too */
+		memmove(b->p, b->p + n, b->n - n + 1);
 	b->n -= n;
 }
 
@@ -160,9 +151,9 @@ static void send_miss(struct sreq *r, const char *line, size_t len)
 	line += strspn(line, " \t\r");  /* an object: request_key said so */
 	len = strcspn(line, "\n");
 	int n = snprintf(tag, sizeof tag, "{\"id\":%zu%s", st.nsent, len > 2 && line[1] != '}' ? "," : "");
-	sbuf_add(&st.out, tag, (size_t)n);
-	sbuf_add(&st.out, line + 1, len - 1);
-	sbuf_add(&st.out, "\n", 1);
+	orch_buf_add(&st.out, tag, (size_t)n);
+	orch_buf_add(&st.out, line + 1, len - 1);
+	orch_buf_add(&st.out, "\n", 1);
 	st.sent[st.nsent++] = r;
 }
 
@@ -284,14 +275,14 @@ static void cmd_read(void)
 		cmd_end();
 		return;
 	}
-	sbuf_add(&st.ans, buf, (size_t)n);
+	orch_buf_add(&st.ans, buf, (size_t)n);
 	char *p = st.ans.p, *end = p + st.ans.n, *nl;
 	while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
 		if (nl > p)
 			stream_answer(p, (size_t)(nl - p));
 		p = nl + 1;
 	}
-	sbuf_drop(&st.ans, (size_t)(p - st.ans.p));
+	buf_drop(&st.ans, (size_t)(p - st.ans.p));
 	while (st.lo < st.nsent && !st.sent[st.lo])
 		st.lo++;
 }
@@ -303,7 +294,7 @@ static void cmd_write(void)
 		return;
 	ssize_t n = send(st.to, st.out.p, st.out.n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (n > 0)
-		sbuf_drop(&st.out, (size_t)n);
+		buf_drop(&st.out, (size_t)n);
 	else if (n < 0 && errno != EAGAIN && errno != EINTR) {
 		st.out.n = 0;  /* it has gone: its end says what it left */
 		close(st.to);
@@ -312,7 +303,7 @@ static void cmd_write(void)
 }
 
 /* The whole request lines read so far, taken; the rest kept. */
-static void take_lines(struct sbuf *in)
+static void take_lines(struct orch_buf *in)
 {
 	if (in->n == 0)
 		return;
@@ -322,12 +313,12 @@ static void take_lines(struct sbuf *in)
 			stream_request(p, (size_t)(nl - p));
 		p = nl + 1;
 	}
-	sbuf_drop(in, (size_t)(p - in->p));
+	buf_drop(in, (size_t)(p - in->p));
 }
 
 /* Wait for stdin, CMD's answers or room in its stdin; stdin read while
  * it has more now. 0 once stdin has ended. */
-static int stream_turn(struct sbuf *in, int open)
+static int stream_turn(struct orch_buf *in, int open)
 {
 	struct pollfd fds[3] = {
 		{.fd = open ? 0 : -1, .events = POLLIN},
@@ -348,9 +339,9 @@ static int stream_turn(struct sbuf *in, int open)
 		if (n <= 0) {
 			open = 0;
 			if (in->n > 0)
-				sbuf_add(in, "\n", 1);
+				orch_buf_add(in, "\n", 1);
 		} else
-			sbuf_add(in, buf, (size_t)n);
+			orch_buf_add(in, buf, (size_t)n);
 		take_lines(in);
 		struct pollfd more = {.fd = 0, .events = POLLIN};
 		fds[0].revents = open && poll(&more, 1, 0) > 0 ? more.revents : 0;
@@ -382,7 +373,7 @@ int cmd_stream(char **argv)
 {
 	st.argv = argv;
 	signal(SIGPIPE, SIG_DFL);
-	struct sbuf in = {0};
+	struct orch_buf in = {0};
 	int open = 1;
 	while (open || st.pid)
 		open = stream_turn(&in, open);

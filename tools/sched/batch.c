@@ -41,13 +41,13 @@
 #include "orch.h"
 #include "sched.h"
 
-struct buf { char *p; size_t n, cap, off; };
 
 struct worker {
 	pid_t pid;
 	char *group;
 	int in, out;         /* our ends: its stdin (-1: closed), its stdout */
-	struct buf w, r;     /* records to write, result text read */
+	struct orch_buf w, r;  /* records to write, result text read */
+	size_t woff;         /* w's bytes written so far */
 	int inflight;        /* instances handed and not answered */
 	int lo, hi, next;    /* its step's instances: plan.step[lo..hi] */
 	unsigned long long start;  /* its start time (orphan.c), read once */
@@ -66,15 +66,6 @@ static const char *group_of(const struct step *s)
 {
 	const char *g = orch_jstr(s->inst, "group");
 	return g ? g : s->name;
-}
-
-static void buf_add(struct buf *b, const char *p, size_t n)
-{
-	if (b->cap - b->n < n + 1)
-		b->p = orch_xrealloc(b->p, b->cap = (b->n + n + 1) * 2);
-	memcpy(b->p + b->n, p, n);
-	b->n += n;
-	b->p[b->n] = 0;
 }
 
 /* SIGIO joins the signals the loop waits for (blocked: never handled). */
@@ -150,15 +141,15 @@ static int start_worker(int i, struct worker *w)
 /* Write what is buffered for w, as far as its pipe takes it. */
 static void flush_records(struct worker *w)
 {
-	while (w->in >= 0 && w->w.off < w->w.n) {
-		ssize_t k = write(w->in, w->w.p + w->w.off, w->w.n - w->w.off);
+	while (w->in >= 0 && w->woff < w->w.n) {
+		ssize_t k = write(w->in, w->w.p + w->woff, w->w.n - w->woff);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)  /* EAGAIN: SIGIO says when; EPIPE: it died, reaping says */
 			return;
-		w->w.off += (size_t)k;
+		w->woff += (size_t)k;
 	}
-	w->w.n = w->w.off = 0;
+	w->w.n = w->woff = 0;
 }
 
 /* The start time of the worker whose pid is pid (an instance's
@@ -194,7 +185,7 @@ int batch_hand(struct step *s)
 	}
 	size_t n;
 	char *txt = input_text(s, &n);
-	buf_add(&w->w, txt, n);
+	orch_buf_add(&w->w, txt, n);
 	free(txt);
 	flush_records(w);
 	w->inflight++;
@@ -314,7 +305,7 @@ static int read_results(struct worker *w)
 			open = k < 0 && errno == EAGAIN;
 			break;
 		}
-		buf_add(&w->r, chunk, (size_t)k);
+		orch_buf_add(&w->r, chunk, (size_t)k);
 	}
 	if (w->r.n == 0)
 		return open;
@@ -325,8 +316,7 @@ static int read_results(struct worker *w)
 		p = nl + 1;
 	}
 	w->r.n = (size_t)(end - p);
-	if (w->r.n > 0)
-		memmove(w->r.p, p, w->r.n);
+	memmove(w->r.p, p, w->r.n + 1);  /* the part line, and the NUL after it */
 	return open;
 }
 
@@ -350,8 +340,8 @@ static void forget(int k)
 	if (w->out >= 0)
 		close(w->out);
 	free(w->group);
-	free(w->w.p);
-	free(w->r.p);
+	orch_buf_free(&w->w);
+	orch_buf_free(&w->r);
 	workers.a[k] = workers.a[--workers.n];
 }
 
