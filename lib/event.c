@@ -102,9 +102,17 @@ static const char *step_events_file(const char *run_dir)
 	return f;
 }
 
-int orch_emit(const char *run_dir, const char *level, const char *type,
-              const char *step, jv data)
+static int note_at(off_t at, void *ctx)
 {
+	*(off_t *)ctx = at;
+	return 0;
+}
+
+int orch_emit_kept(const char *run_dir, const char *level, const char *type,
+                   const char *step, jv data, jv *ev, off_t *at)
+{
+	*ev = jv_invalid();
+	*at = -1;
 	if (!run_dir) {
 		jv_free(data);
 		return 0;
@@ -115,7 +123,7 @@ int orch_emit(const char *run_dir, const char *level, const char *type,
 	jv e = event(job, level, type, step, data);
 	free(job);
 	size_t n;
-	char *text = orch_json_text(e, &n);
+	char *text = orch_json_text(jv_copy(e), &n);
 	char *line = orch_xmalloc(n + 2);  /* a spare "\n" first: append_line */
 	line[0] = '\n';
 	memcpy(line + 1, text, n);
@@ -124,16 +132,32 @@ int orch_emit(const char *run_dir, const char *level, const char *type,
 	const char *own = step_events_file(run_dir);
 	char *path = own ? orch_xstrdup(own) : orch_path(run_dir, "events.jsonl");
 	int fd = open_log(path), rc = -1;
+	off_t where = -1;
 	if (fd < 0)
 		orch_err_sys("cannot open %s", path);
 	else if (own)  /* no lock: only the step's processes, on one host, write it */
 		rc = orch_write_all(fd, line + 1, n + 1);
 	else
-		rc = append_line(fd, line, n + 2, NULL, NULL);
+		rc = append_line(fd, line, n + 2, note_at, &where);
 	if (fd >= 0 && rc < 0)
 		orch_err_sys("cannot append to %s", path);
 	free(path);
 	free(line);
+	if (rc == 0) {
+		*ev = e;
+		*at = where;
+	} else
+		jv_free(e);
+	return rc;
+}
+
+int orch_emit(const char *run_dir, const char *level, const char *type,
+              const char *step, jv data)
+{
+	jv e;
+	off_t at;
+	int rc = orch_emit_kept(run_dir, level, type, step, data, &e, &at);
+	jv_free(e);
 	return rc;
 }
 

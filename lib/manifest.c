@@ -15,6 +15,10 @@
  * as a stream of each step's object, never built whole; files.paths is
  * checked through a map, not a scan. The text is what jv_dump_string of
  * the whole object gives (orch_manifest_get builds it, for orch-events).
+ * A writer that folds its own events (orch-sched writes two of every
+ * three lines of a fan-out's log) hands each over with the offset its
+ * line begins at, and the fold takes it there instead of parsing the line
+ * again: the same events in the same order, a fifth of the work.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -49,6 +53,8 @@ struct orch_manifest {
 	size_t nstep, cap;
 	orch_map *byname;     /* step name -> index in step */
 	orch_map *paths;      /* files.paths, borrowed from state */
+	struct owned { off_t at; jv e; } *own;  /* orch_manifest_own's, by offset */
+	size_t own0, nown, owncap;             /* own[own0..nown) not yet folded */
 };
 
 static jv fresh(const char *job_id)
@@ -92,6 +98,8 @@ orch_manifest *orch_manifest_new(const char *run_dir)
 	m->nstep = m->cap = 0;
 	m->byname = orch_map_new(64);
 	m->paths = orch_map_new(16);
+	m->own = NULL;
+	m->own0 = m->nown = m->owncap = 0;
 	return m;
 }
 
@@ -115,6 +123,9 @@ void orch_manifest_free(orch_manifest *m)
 	if (!m)
 		return;
 	forget_steps(m);
+	for (size_t i = m->own0; i < m->nown; i++)
+		jv_free(m->own[i].e);
+	free(m->own);
 	orch_map_free(m->byname);
 	orch_map_free(m->paths);
 	free(m->step);
@@ -447,6 +458,29 @@ static void fold(orch_manifest *m, jv e)
 	m->state = add_in(m->state, "events", NULL, 1);
 }
 
+void orch_manifest_own(orch_manifest *m, off_t at, jv e)
+{
+	if (m->own0 == m->nown)
+		m->own0 = m->nown = 0;
+	if (m->nown == m->owncap) {
+		m->owncap = m->owncap ? 2 * m->owncap : 64;
+		m->own = orch_xrealloc(m->own, m->owncap * sizeof *m->own);
+	}
+	m->own[m->nown++] = (struct owned){at, e};
+}
+
+/* The event the writer handed over for the line at offset at, if it did
+ * (those before at are lines this fold never reached whole: dropped), else
+ * jv_invalid(). */
+static jv owned(orch_manifest *m, off_t at)
+{
+	while (m->own0 < m->nown && m->own[m->own0].at < at)
+		jv_free(m->own[m->own0++].e);
+	if (m->own0 < m->nown && m->own[m->own0].at == at)
+		return m->own[m->own0++].e;
+	return jv_invalid();
+}
+
 int orch_manifest_update(orch_manifest *m)
 {
 	FILE *f = fopen(m->events, "r");
@@ -462,9 +496,11 @@ int orch_manifest_update(orch_manifest *m)
 	while ((n = getline(&line, &cap, f)) > 0) {
 		if (line[n - 1] != '\n')
 			break;  /* a line still being written: next time */
+		jv e = owned(m, m->offset);
 		m->offset += n;
 		m->lineno++;
-		jv e = orch_parse_line(line, n - 1);
+		if (!jv_is_valid(e))
+			e = orch_parse_line(line, n - 1);
 		if (jv_get_kind(e) == JV_KIND_OBJECT)
 			fold(m, e);  /* e is only read */
 		else if (n > 1)

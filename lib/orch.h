@@ -176,6 +176,12 @@ char *orch_path(const char *dir, const char *rel);  /* dir/rel, malloc'd */
  * or -1 (reported). */
 int orch_emit(const char *run_dir, const char *level, const char *type,
               const char *step, jv data);
+/* orch_emit, and the event it wrote (*ev, the caller's to free; invalid
+ * if none) and the offset its line begins at in events.jsonl (*at; -1 if
+ * it went to a launched step's own file): for a writer that folds its own
+ * events into a manifest without reading them back (orch_manifest_own). */
+int orch_emit_kept(const char *run_dir, const char *level, const char *type,
+                   const char *step, jv data, jv *ev, off_t *at);
 /* Append whole lines (len bytes, each with its newline) to
  * run_dir/events.jsonl under its lock, as one write. before, if not NULL,
  * is called with the lock held and the offset the lines will begin at; if
@@ -203,6 +209,10 @@ int orch_manifest_update(orch_manifest *m);   /* fold new events; 0 or -1 */
 jv orch_manifest_get(orch_manifest *m);       /* the manifest (a new value) */
 int orch_manifest_write(orch_manifest *m);    /* update, write atomically */
 void orch_manifest_free(orch_manifest *m);
+/* e (consumed) is the event whose line begins at offset at of events.jsonl,
+ * written by the caller: the next update folds it when it reaches that
+ * line, as it would have folded the line, without parsing it. */
+void orch_manifest_own(orch_manifest *m, off_t at, jv e);
 
 /* strmap.c: string -> index (steps by name, in linear time). Keys are
  * borrowed. put returns 1 (and changes nothing) if the key was there. */

@@ -50,3 +50,43 @@ EVENTS
 	run jq -c '[(.steps | keys), .files, .events]' runs/demo/manifest.json
 	assert_output '[[],{"written":0,"unchanged":1,"paths":["x.py"]},2]'
 }
+
+@test "manifest: orch-sched's, folded from its own events as it wrote them, is what the log derives" {
+	cat > j.yaml <<'SPEC'
+job: j
+task: t
+provider: {name: echo}
+steps:
+  - id: s
+    foreach: "[range(8)]"
+    files: true
+    prompt: "Here:\n```out/{{ .key }}.txt\nitem {{ .item }}\n```\n"
+  - id: flaky
+    retries: 1
+    run: "if [ -e once ]; then echo ok; else touch once; exit 75; fi"
+  - id: talk
+    run: "orch-events emit note --data '{\"x\":1}'; orch-events emit llm.response --data '{\"tokens\":{\"prompt\":3,\"completion\":4},\"success\":true,\"duration_s\":0.25}'"
+  - id: bad
+    needs: [flaky]
+    run: "exit 3"
+  - id: after
+    needs: [bad]
+    run: "true"
+SPEC
+	# derived SAVED: the manifest orch-events rebuilds from the log, beside
+	# the one orch-sched wrote (both without their "updated" time)
+	derived() {
+		rm -rf copy && mkdir copy && cp -r runs/j copy/j
+		orch-events --run copy/j manifest
+		diff <(jq -c 'del(.updated)' "$1") <(jq -c 'del(.updated)' copy/j/manifest.json)
+	}
+	run orch run j.yaml -j 3 -k
+	assert_failure 1
+	cp runs/j/manifest.json first.json
+	derived first.json
+	[ "$(jq -r '.steps["s[7]"].status, .steps.flaky.attempts, .steps.after.status, .llm.calls' first.json | tr '\n' ' ')" = "succeeded 2 skipped 9 " ]
+	run orch run j.yaml -j 3 --resume
+	assert_failure 1
+	derived runs/j/manifest.json
+	[ "$(jq -r '.events' runs/j/manifest.json)" -gt "$(jq -r '.events' first.json)" ]
+}

@@ -137,9 +137,16 @@ extern struct queue queue;
 
 static inline double now(void) { return orch_mono(); }
 static inline jv secs(double d) { return jv_number(round(d * 1000) / 1000); }
+/* An event; the manifest folds it as written, without reading it back. */
 static inline void emit(const char *level, const char *type, const char *step, jv data)
 {
-	orch_emit(run.dir, level, type, step, data);
+	jv e;
+	off_t at;
+	if (orch_emit_kept(run.dir, level, type, step, data, &e, &at) == 0 && at >= 0 &&
+	    run.manifest)
+		orch_manifest_own(run.manifest, at, e);
+	else
+		jv_free(e);
 }
 
 /* plan.c */
