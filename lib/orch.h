@@ -85,7 +85,8 @@ jv orch_parse_line(const char *line, size_t n);
 /* Is s[0..n) exactly one JSON value (RFC 8259, strict)? Allocates nothing;
  * for readers that print valid lines as they are. */
 int orch_json_valid(const char *s, size_t n);
-/* Print v (consumed) compact with a newline and flush. -1 on write error. */
+/* Print v (consumed) compact with a newline and flush (nothing at all when
+ * stdout is /dev/null). -1 on write error. */
 int orch_put(jv v);
 /* Compact JSON text of v (consumed), malloc'd, NUL-terminated: the bytes
  * jv_dump_string(v, 0) gives, at a tenth of the cost. */

@@ -185,9 +185,8 @@ int batch_hand(struct step *s)
 	}
 	size_t n;
 	char *txt = input_text(s, &n);
-	orch_buf_add(&w->w, txt, n);
+	orch_buf_add(&w->w, txt, n);  /* written with the turn's others: batch_flush */
 	free(txt);
-	flush_records(w);
 	w->inflight++;
 	s->pid = w->pid;
 	s->outfd = -1;
@@ -283,7 +282,7 @@ static void result_line(struct worker *w, const char *line, size_t n)
 		note_failure(s, failed);
 	jv_free(failed);
 	jv_free(v);
-	int err = batch_output(s, line, n);
+	int err = batch_output(s, line, n + 1);  /* line[n] is its newline */
 	w->inflight--;
 	if (err) {
 		orch_err("%s: cannot keep the result of %s: %s", run.job_id, s->name, strerror(err));
@@ -330,6 +329,13 @@ void batch_io(void)
 		flush_records(w);
 		close_if_done(w);
 	}
+}
+
+/* The records handed over this turn, to their workers: one write each. */
+void batch_flush(void)
+{
+	for (int k = 0; k < workers.n; k++)
+		flush_records(&workers.a[k]);
 }
 
 static void forget(int k)

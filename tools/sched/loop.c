@@ -325,6 +325,7 @@ void run_loop(void)
 		take_stops();
 		start_ready();
 		double next = timers();  /* again: what just started has deadlines */
+		batch_flush();  /* what this turn handed to --batch-exec workers */
 		manifest_write(0);
 		show_progress(0);
 		if (queue.nactive == 0 && (tally.stop_starting || queue.ready.n == 0))

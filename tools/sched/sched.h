@@ -172,6 +172,7 @@ int batch_serves(const struct step *s);
 int batch_hand(struct step *s);      /* 0, or errno (nothing runs) */
 unsigned long long batch_start_time(pid_t pid);  /* a worker's proc_start */
 void batch_io(void);                 /* results read, records written */
+void batch_flush(void);              /* the records handed over, written */
 int batch_reaped(pid_t pid, int status);  /* 1: pid was a worker */
 void batch_end(void);                /* the loop is over: workers end */
 

@@ -295,14 +295,14 @@ int spawn_worker(const char *cmd, const char *group, int fd[3], pid_t *pid)
 	return err;
 }
 
-/* A batched instance's answer, line[0..n), as the stdout file its own
- * process would have left: 0, or errno. */
+/* A batched instance's answer, line[0..n) with its newline, as the
+ * stdout file its own process would have left: 0, or errno. */
 int batch_output(struct step *s, const char *line, size_t n)
 {
 	int fd = output_fd(s);
 	if (fd < 0)
 		return errno;
-	if (orch_write_all(fd, line, n) < 0 || orch_write_all(fd, "\n", 1) < 0) {
+	if (orch_write_all(fd, line, n) < 0) {
 		int e = errno;
 		close(fd);
 		unlink_output(s);
