@@ -36,7 +36,8 @@ _orch_steps() {
 	[ -n "$steps" ] || [ ! -d "$dir" ] ||
 		steps=$("$(_orch_tool "$1" orch-events)" --run "$dir" stats 2>/dev/null |
 			awk '$1 == "step" && $2 == "status" { on = 1; next }
-			     on && (NF == 0 || $1 ~ /:$/) { exit } on { print $1 }')
+			     on && (NF == 0 || $1 ~ /:$/) { exit }
+			     on { if ($2 == "instances") sub(/\[[0-9]+\]$/, "", $1); print $1 }')
 	printf '%s\n' "$steps"
 }
 
@@ -86,7 +87,7 @@ _orch() {
 			[ "$cword" -eq 3 ] && _orch_add "$(_orch_steps "$orch" "${COMP_WORDS[2]}")" "$cur"
 			[ "$cword" -gt 3 ] && _orch_add "--json" "$cur"
 		elif [ "$sub" = show ]; then
-			_orch_add "--json" "$cur"
+			_orch_add "--json --step" "$cur"
 		elif [ "$sub" = tail ]; then
 			_orch_add "-f --forever --json --text --type --step --level --since --jq" "$cur"
 		fi ;;

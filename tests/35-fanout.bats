@@ -440,6 +440,43 @@ teardown() {
 	assert_line --regexp '^each\[3\] +instances .* 2/3 succeeded, 1 failed$'
 }
 
+@test "fanout: orch show JOB --step STEP lists the instances, a row and a cost each; orch show gives them one row and one cost line" {
+	spec v '  - id: list' '    run: "echo [1,2,3]"' '  - id: each' '    foreach: .steps.list.json' \
+		'    prompt: "item {{ .item }}"' '  - id: after' '    needs: [each]' '    run: "cat > /dev/null"'
+	cat >> v.yaml <<'SPEC'
+prices:
+  - {provider: echo, model: "*", input: 1000000, output: 2000000}
+SPEC
+	run orch run v.yaml
+	assert_success
+	# each instance's echo: 2 prompt and 2 completion tokens, $2 + $4
+	run orch show v
+	assert_line --regexp '^each\[3\] +instances +3 .* 3 +3/3 succeeded$'
+	assert_line --regexp '^  each\[3\] +\$18\.000000 \(3 instances\)$'
+	refute_line --regexp '^  each\[1\]'
+	run orch show v --step each
+	assert_success
+	assert_line --index 0 'job v: succeeded'
+	assert_line --index 2 --regexp '^each\[1\] +succeeded +1 .* 1$'
+	assert_line --index 4 --regexp '^each\[3\] +succeeded +1 .* 1$'
+	assert_line --index 5 'cost: $18.000000 for each'
+	assert_line --index 6 --regexp '^  each\[1\] +\$6\.000000$'
+	[ "${#lines[@]}" -eq 9 ]
+	run orch show v --step 'each[2]'
+	assert_line --index 2 --regexp '^each\[2\] +succeeded'
+	[ "${#lines[@]}" -eq 5 ]
+	run orch show v --step list
+	assert_line --index 2 --regexp '^list +succeeded'
+	assert_line --index 3 'cost: $0.000000 for list'
+	run -0 orch show v --step each --json
+	[ "$(jq -c '[(.steps | keys), .cost.steps["each[2]"], .status]' <<< "$output")" = '[["each[1]","each[2]","each[3]"],6,"succeeded"]' ]
+	run orch show v --step nope
+	assert_failure 1
+	assert_output --partial 'no step nope has begun, nor any instance nope[KEY]'
+	run orch show v --step
+	assert_failure 2
+}
+
 @test "fanout: the progress line counts a fan-out's instances, GROUP done/total and its failures, instead of naming each" {
 	command -v script > /dev/null || skip "no script(1)"
 	spec p '  - id: s' '    foreach: "[range(30)]"' "    run: 'sleep 0.1; [ \$(jq .item) != 3 ]'" \

@@ -108,6 +108,15 @@ two_jobs() {
 	assert_output "architect builder docs qa triage"
 	run complete_bash orch tail nosuchjob --step ""
 	assert_output ""
+	# a fan-out's row in the table, s[3] instances, is its step s
+	mkdir fan && printf '%s\n' 'job: fan' 'task: t' 'provider: {name: echo}' 'steps:' \
+		'  - {id: s, foreach: "[1, 2, 3]", prompt: "x {{ .item }}"}' > fan/fan.yaml
+	orch run fan/fan.yaml > /dev/null
+	rm runs/fan/inputs/spec.yaml
+	run complete_bash orch show fan --step ""
+	assert_output "s"
+	run complete_bash orch show fan --
+	assert_output "--json --step"
 }
 
 @test "zsh: completions/_orch parses" {
@@ -125,6 +134,8 @@ two_jobs() {
 	run complete_zsh 'orch show ' 'other'
 	assert_success
 	run complete_zsh 'orch tail todo-app --step ' 'architect'
+	assert_success
+	run complete_zsh 'orch show todo-app --' 'each instance of a fan-out'
 	assert_success
 	run complete_zsh 'orch run --' 'skip the steps that succeeded'
 	assert_success

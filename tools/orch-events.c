@@ -3,7 +3,7 @@
  *   emit TYPE [--step S] [--level L] [--data JSON]   append one event
  *   emit -                                            one event per stdin record
  *   tail [-f [--forever]] [--type GLOB] [--step S] [--level L] [--since WHEN] [--jq EXPR] [--text]
- *   stats [--json]                                    job, steps, LLM, cache, files
+ *   stats [--step S] [--json]                         job, steps, LLM, cache, files
  *   status                                            one line: status, age, steps done
  *   failed                                            the failed steps and their errors
  *   completed                                         steps that succeeded
@@ -38,7 +38,8 @@ static const char usage[] =
 	"  emit -             append one event per {\"type\",\"step\",\"level\",\"data\"} line on stdin\n"
 	"  tail [-f [--forever]] [--type GLOB] [--step S] [--level L] [--since WHEN] [--jq EXPR] [--text]\n"
 	"                     -f follows the log until the job ends; --forever, for good\n"
-	"  stats [--json]     job and step status, LLM calls, tokens, cache, files\n"
+	"  stats [--step S] [--json]   job and step status, LLM calls, tokens, cache, files;\n"
+	"                     --step: only S, or each instance S[KEY] of the fan-out S\n"
 	"  status             STATUS<TAB>AGE<TAB>DONE<TAB>STEPS, one line (orch ls)\n"
 	"  failed             STEP<TAB>ERROR per failed step (orch run)\n"
 	"  completed          the steps that succeeded (what --resume skips)\n"
@@ -420,33 +421,38 @@ static void print_group(const char *step, jv a)
 	printf("\n");
 }
 
-/* The steps, a fan-out's instances as one row where its first one is; a
- * skipped step says why. */
-static void print_step_rows(jv steps)
+/* One step's row; a skipped step says why. */
+static void print_row(const char *name, jv s)
 {
-	jv groups = instance_groups(jv_copy(steps));
+	char dur[32] = "-", st[64];
+	double d;
+	if (orch_jnum(s, "duration_s", &d))
+		snprintf(dur, sizeof dur, "%.2fs", d);
+	snprintf(st, sizeof st, orch_jstr(s, "reason") ? "%s (%s)" : "%s",
+	         str_or(s, "status", "?"), str_or(s, "reason", ""));
+	printf("%-20s %-22s %8.0f %9s %6.0f\n", name, st,
+	       num_or(s, "attempts"), dur, num_or(s, "provider_calls"));
+}
+
+/* The steps, a fan-out's instances as one row where its first one is
+ * (grouped), or each on its own row. */
+static void print_step_rows(jv steps, int grouped)
+{
+	jv groups = grouped ? instance_groups(jv_copy(steps)) : jv_object();
 	printf("%-20s %-22s %8s %9s %6s\n", "step", "status", "attempts", "duration", "calls");
 	jv_object_foreach(steps, k, s) {
-		const char *name = jv_string_value(k), *open = strchr(name, '[');
-		char dur[32] = "-";
-		double d;
+		const char *name = jv_string_value(k), *open = grouped ? strchr(name, '[') : NULL;
 		jv key = open ? jv_string_sized(name, (int)(open - name)) : jv_invalid();
 		jv a = open ? jv_object_get(jv_copy(groups), jv_copy(key)) : jv_invalid();
 		if (jv_is_valid(a)) {  /* printed once: then gone */
 			print_group(jv_string_value(key), a);
 			groups = jv_object_delete(groups, key);
-		} else if (!open) {
-			char st[64];
-			if (orch_jnum(s, "duration_s", &d))
-				snprintf(dur, sizeof dur, "%.2fs", d);
-			snprintf(st, sizeof st, orch_jstr(s, "reason") ? "%s (%s)" : "%s",
-			         str_or(s, "status", "?"), str_or(s, "reason", ""));
-			printf("%-20s %-22s %8.0f %9s %6.0f\n", name, st,
-			       num_or(s, "attempts"), dur, num_or(s, "provider_calls"));
+		} else {
+			if (!open)
+				print_row(name, s);
 			jv_free(a);
 			jv_free(key);
-		} else
-			jv_free(a), jv_free(key);
+		}
 		jv_free(k);
 		jv_free(s);
 	}
@@ -461,7 +467,7 @@ static void print_steps(jv m)
 	int n = jv_get_kind(steps) == JV_KIND_OBJECT ? jv_object_length(jv_copy(steps)) : 0;
 	double total;
 	if (n > 0)
-		print_step_rows(jv_copy(steps));
+		print_step_rows(jv_copy(steps), 1);
 	if (orch_jnum(m, "steps_total", &total) && total > n)
 		printf("%.0f more step%s of the plan not started\n", total - n, total - n == 1 ? "" : "s");
 	jv_free(steps);
@@ -546,16 +552,66 @@ static void print_files_none(void)
 	jv_free(seen);
 }
 
-static int cmd_stats(int json)
+/* Is name step, or one of the instances step[KEY] of the fan-out step? */
+static int step_is(const char *name, const char *step)
+{
+	size_t n = strlen(step);
+	return strncmp(name, step, n) == 0 && (name[n] == 0 || name[n] == '[');
+}
+
+/* o (an object by step name, consumed) with only step and its instances. */
+static jv only_step(jv o, const char *step)
+{
+	jv out = jv_object();
+	jv_object_foreach(o, k, v) {
+		if (step_is(jv_string_value(k), step))
+			out = jv_object_set(out, k, v);
+		else
+			jv_free(k), jv_free(v);
+	}
+	jv_free(o);
+	return out;
+}
+
+/* stats --step STEP: the job's line, then STEP's row or, for a fan-out,
+ * each instance's row and cost (the whole table gives them one row). */
+static int stats_step(jv s, const char *step, int json)
+{
+	jv steps = only_step(orch_jget(s, "steps"), step);
+	int n = jv_object_length(jv_copy(steps));
+	if (n == 0) {
+		jv_free(steps);
+		jv_free(s);
+		orch_err("%s: no step %s has begun, nor any instance %s[KEY]", run, step, step);
+		return EX_FAIL;
+	}
+	jv cost = orch_jget(s, "cost");
+	cost = jv_object_set(cost, jv_string("steps"), only_step(orch_jget(cost, "steps"), step));
+	if (json) {
+		s = jv_object_set(s, jv_string("steps"), steps);
+		s = jv_object_set(s, jv_string("cost"), cost);
+		return orch_put(s) < 0 ? EX_FAIL : EX_OK;
+	}
+	printf("job %s: %s\n", str_or(s, "job_id", "?"), str_or(s, "status", "?"));
+	print_step_rows(steps, 0);
+	cost_print(cost, step);
+	jv_free(cost);
+	jv_free(s);
+	return EX_OK;
+}
+
+static int cmd_stats(int json, const char *step)
 {
 	jv s = fold();
 	s = jv_object_set(s, jv_string("cost"), cost_of_latest(run));
+	if (step)
+		return stats_step(s, step, json);
 	if (json)
 		orch_put(s);
 	else {
 		print_stats(s);
 		jv cost = orch_jget(s, "cost");
-		cost_print(cost);
+		cost_print(cost, NULL);
 		jv_free(cost);
 		jv_free(s);
 		print_files_none();
@@ -745,7 +801,7 @@ int main(int argc, char **argv)
 		}
 		rc = cmd_tail(&f, follow, forever);
 	} else if (strcmp(cmd, "stats") == 0)
-		rc = cmd_stats(json);
+		rc = cmd_stats(json, f.step);
 	else if (strcmp(cmd, "status") == 0)
 		rc = cmd_status();
 	else if (strcmp(cmd, "failed") == 0)

@@ -157,24 +157,89 @@ static void usd_text(jv usd, char out[32])
 		snprintf(out, 32, "unknown");
 }
 
-void cost_print(jv cost)
+/* The instances STEP[KEY] of steps (an object by name), summed into
+ * {STEP: {"n", "usd" (null if none had a price)}}. */
+static jv cost_groups(jv steps)
 {
-	char usd[32];
-	double unpriced = 0;
-	orch_jnum(cost, "unpriced_calls", &unpriced);
-	jv total = orch_jget(cost, "usd");
-	usd_text(total, usd);
-	printf("cost: %s in total", usd);
-	if (unpriced > 0)
-		printf(", %.0f call%s without a price", unpriced, unpriced == 1 ? "" : "s");
-	printf("\n");
-	jv_free(total);
-	jv steps = orch_jget(cost, "steps");
+	jv g = jv_object();
 	jv_object_foreach(steps, k, v) {
-		usd_text(v, usd);
-		printf("  %-20s %s\n", jv_string_value(k), usd);
+		const char *name = jv_string_value(k), *open = strchr(name, '[');
+		if (open) {
+			jv key = jv_string_sized(name, (int)(open - name));
+			jv a = jv_object_get(jv_copy(g), jv_copy(key));
+			if (!jv_is_valid(a)) {
+				jv_free(a);
+				a = jv_object_set(jv_object(), jv_string("n"), jv_number(0));
+				a = jv_object_set(a, jv_string("usd"), jv_null());
+			}
+			double n = 0, sum = 0;
+			orch_jnum(a, "n", &n);
+			a = jv_object_set(a, jv_string("n"), jv_number(n + 1));
+			if (jv_get_kind(v) == JV_KIND_NUMBER) {
+				orch_jnum(a, "usd", &sum);
+				a = jv_object_set(a, jv_string("usd"), jv_number(sum + jv_number_value(v)));
+			}
+			g = jv_object_set(g, key, a);
+		}
 		jv_free(k);
 		jv_free(v);
 	}
+	return g;
+}
+
+void cost_print(jv cost, const char *step)
+{
+	char usd[32];
+	double unpriced = 0;
+	jv steps = orch_jget(cost, "steps");
+	if (step) {  /* the sum of the steps listed; none (no LLM call): 0 */
+		jv sum = jv_object_length(jv_copy(steps)) ? jv_null() : jv_number(0);
+		jv_object_foreach(steps, k, v) {
+			if (jv_get_kind(v) == JV_KIND_NUMBER)
+				sum = jv_number((jv_get_kind(sum) == JV_KIND_NUMBER ? jv_number_value(sum) : 0) +
+				                jv_number_value(v));
+			jv_free(k);
+			jv_free(v);
+		}
+		usd_text(sum, usd);
+		jv_free(sum);
+		printf("cost: %s for %s\n", usd, step);
+	} else {
+		orch_jnum(cost, "unpriced_calls", &unpriced);
+		jv total = orch_jget(cost, "usd");
+		usd_text(total, usd);
+		printf("cost: %s in total", usd);
+		if (unpriced > 0)
+			printf(", %.0f call%s without a price", unpriced, unpriced == 1 ? "" : "s");
+		printf("\n");
+		jv_free(total);
+	}
+	jv groups = step ? jv_object() : cost_groups(jv_copy(steps));
+	jv_object_foreach(steps, k, v) {
+		const char *name = jv_string_value(k), *open = step ? NULL : strchr(name, '[');
+		if (!open) {
+			usd_text(v, usd);
+			printf("  %-20s %s\n", name, usd);
+		} else {  /* a fan-out: one line, where its first instance is */
+			jv key = jv_string_sized(name, (int)(open - name));
+			jv a = jv_object_get(jv_copy(groups), jv_copy(key));
+			if (jv_is_valid(a)) {
+				char label[96];
+				double n = 0;
+				orch_jnum(a, "n", &n);
+				snprintf(label, sizeof label, "%s[%.0f]", jv_string_value(key), n);
+				jv u = orch_jget(a, "usd");
+				usd_text(u, usd);
+				printf("  %-20s %s (%.0f instances)\n", label, usd, n);
+				jv_free(u);
+				groups = jv_object_delete(groups, jv_copy(key));
+			}
+			jv_free(a);
+			jv_free(key);
+		}
+		jv_free(k);
+		jv_free(v);
+	}
+	jv_free(groups);
 	jv_free(steps);
 }

@@ -95,7 +95,10 @@ int cmd_timeline(const struct report_opts *o, const char *run);
 /* For stats: {"usd", "unpriced_calls", "steps": {step: usd}} of the
  * latest run in the folder (as the manifest counts), and its text. */
 jv cost_of_latest(const char *run);
-void cost_print(jv cost);
+/* "cost: $X in total", then a line per step: a fan-out's instances as one
+ * line STEP[N] (their sum); with step (cost's steps are those of step),
+ * "cost: $X for STEP", the sum, then each on its own line. */
+void cost_print(jv cost, const char *step);
 
 /* why.c: why PATH (which step wrote the file, from which prompt, at what
  * cost) and why-miss STEP (what changed in its latest cache miss); argv
