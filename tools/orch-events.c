@@ -372,8 +372,9 @@ static double num_or(jv o, const char *k)
 	return d;
 }
 
-/* Fan-out instances, "<step>[<key>]", summed per step: {step: {n,
- * attempts, calls, duration_s (the longest), status: {status: count}}}. */
+/* Fan-out instances, "<step>[<key>]", of steps (consumed), summed per
+ * step: {step: {n, attempts, calls, duration_s (the longest), status:
+ * {status: count}}}. */
 static jv instance_groups(jv steps)
 {
 	jv g = jv_object();
@@ -398,6 +399,7 @@ static jv instance_groups(jv steps)
 		jv_free(k);
 		jv_free(s);
 	}
+	jv_free(steps);
 	return g;
 }
 
@@ -434,8 +436,8 @@ static void print_row(const char *name, jv s)
 	       num_or(s, "attempts"), dur, num_or(s, "provider_calls"));
 }
 
-/* The steps, a fan-out's instances as one row where its first one is
- * (grouped), or each on its own row. */
+/* The steps (consumed), a fan-out's instances as one row where its first
+ * one is (grouped), or each on its own row. */
 static void print_step_rows(jv steps, int grouped)
 {
 	jv groups = grouped ? instance_groups(jv_copy(steps)) : jv_object();
@@ -457,6 +459,7 @@ static void print_step_rows(jv steps, int grouped)
 		jv_free(s);
 	}
 	jv_free(groups);
+	jv_free(steps);
 }
 
 /* The step table; the plan's steps not yet started (job.started counts

@@ -157,7 +157,7 @@ static void usd_text(jv usd, char out[32])
 		snprintf(out, 32, "unknown");
 }
 
-/* The instances STEP[KEY] of steps (an object by name), summed into
+/* The instances STEP[KEY] of steps (an object by name, consumed), summed into
  * {STEP: {"n", "usd" (null if none had a price)}}. */
 static jv cost_groups(jv steps)
 {
@@ -184,6 +184,7 @@ static jv cost_groups(jv steps)
 		jv_free(k);
 		jv_free(v);
 	}
+	jv_free(steps);
 	return g;
 }
 
