@@ -458,8 +458,14 @@ static void fold(orch_manifest *m, jv e)
 	m->state = add_in(m->state, "events", NULL, 1);
 }
 
+/* Events held for the fold at most: more are folded at once, so 100,000
+ * step.skipped of a resume do not wait in memory for the next write. */
+enum { OWN_MAX = 512 };
+
 void orch_manifest_own(orch_manifest *m, off_t at, jv e)
 {
+	if (m->nown - m->own0 >= OWN_MAX && orch_manifest_update(m) < 0)
+		orch_err_sys("cannot read %s", m->events);
 	if (m->own0 == m->nown)
 		m->own0 = m->nown = 0;
 	if (m->nown == m->owncap) {
