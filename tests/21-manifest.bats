@@ -72,7 +72,12 @@ steps:
   - id: after
     needs: [bad]
     run: "true"
+  - id: many
+    foreach: "[range(700)]"
+    run: "true"
 SPEC
+	# many: more of its own events between two writes than orch-sched
+	# keeps for the fold (512), so some are folded as they come.
 	# derived SAVED: the manifest orch-events rebuilds from the log, beside
 	# the one orch-sched wrote (both without their "updated" time)
 	derived() {
@@ -84,7 +89,7 @@ SPEC
 	assert_failure 1
 	cp runs/j/manifest.json first.json
 	derived first.json
-	[ "$(jq -r '.steps["s[7]"].status, .steps.flaky.attempts, .steps.after.status, .llm.calls' first.json | tr '\n' ' ')" = "succeeded 2 skipped 9 " ]
+	[ "$(jq -r '.steps["s[7]"].status, .steps.flaky.attempts, .steps.after.status, .llm.calls, .steps["many[699]"].status' first.json | tr '\n' ' ')" = "succeeded 2 skipped 9 succeeded " ]
 	run orch run j.yaml -j 3 --resume
 	assert_failure 1
 	derived runs/j/manifest.json
