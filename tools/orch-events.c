@@ -372,35 +372,22 @@ static double num_or(jv o, const char *k)
 	return d;
 }
 
-/* Fan-out instances, "<step>[<key>]", of steps (consumed), summed per
- * step: {step: {n, attempts, calls, duration_s (the longest), status:
- * {status: count}}}. */
-static jv instance_groups(jv steps)
+/* One instance s (consumed) into its fan-out's row (fold_instances):
+ * attempts, calls, duration_s (the longest), status: {status: count}. */
+static jv add_instance(jv a, jv s)
 {
-	jv g = jv_object();
-	jv_object_foreach(steps, k, s) {
-		const char *name = jv_string_value(k), *open = strchr(name, '[');
-		if (open) {
-			jv key = jv_string_sized(name, (int)(open - name));
-			jv a = jv_object_get(jv_copy(g), jv_copy(key));
-			if (!jv_is_valid(a))
-				a = (jv_free(a), jv_object_set(jv_object(), jv_string("status"), jv_object()));
-			jv st = jv_object_get(jv_copy(a), jv_string("status"));
-			const char *status = str_or(s, "status", "?");
-			double was = num_or(st, status), dur = num_or(s, "duration_s");
-			a = jv_object_set(a, jv_string("status"), jv_object_set(st, jv_string(status), jv_number(was + 1)));
-			a = jv_object_set(a, jv_string("n"), jv_number(num_or(a, "n") + 1));
-			a = jv_object_set(a, jv_string("attempts"), jv_number(num_or(a, "attempts") + num_or(s, "attempts")));
-			a = jv_object_set(a, jv_string("calls"), jv_number(num_or(a, "calls") + num_or(s, "provider_calls")));
-			if (dur > num_or(a, "duration_s"))
-				a = jv_object_set(a, jv_string("duration_s"), jv_number(dur));
-			g = jv_object_set(g, key, a);
-		}
-		jv_free(k);
-		jv_free(s);
-	}
-	jv_free(steps);
-	return g;
+	jv st = jv_object_get(jv_copy(a), jv_string("status"));
+	if (!jv_is_valid(st))
+		st = (jv_free(st), jv_object());
+	const char *status = str_or(s, "status", "?");
+	double was = num_or(st, status), dur = num_or(s, "duration_s");
+	a = jv_object_set(a, jv_string("status"), jv_object_set(st, jv_string(status), jv_number(was + 1)));
+	a = jv_object_set(a, jv_string("attempts"), jv_number(num_or(a, "attempts") + num_or(s, "attempts")));
+	a = jv_object_set(a, jv_string("calls"), jv_number(num_or(a, "calls") + num_or(s, "provider_calls")));
+	if (dur > num_or(a, "duration_s"))
+		a = jv_object_set(a, jv_string("duration_s"), jv_number(dur));
+	jv_free(s);
+	return a;
 }
 
 /* One row for a fan-out: "summarize[3000]  2813/3000 succeeded, 4 failed". */
@@ -440,7 +427,7 @@ static void print_row(const char *name, jv s)
  * one is (grouped), or each on its own row. */
 static void print_step_rows(jv steps, int grouped)
 {
-	jv groups = grouped ? instance_groups(jv_copy(steps)) : jv_object();
+	jv groups = grouped ? fold_instances(jv_copy(steps), add_instance) : jv_object();
 	printf("%-20s %-22s %8s %9s %6s\n", "step", "status", "attempts", "duration", "calls");
 	jv_object_foreach(steps, k, s) {
 		const char *name = jv_string_value(k), *open = grouped ? strchr(name, '[') : NULL;

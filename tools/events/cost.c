@@ -157,35 +157,18 @@ static void usd_text(jv usd, char out[32])
 		snprintf(out, 32, "unknown");
 }
 
-/* The instances STEP[KEY] of steps (an object by name, consumed), summed into
- * {STEP: {"n", "usd" (null if none had a price)}}. */
-static jv cost_groups(jv steps)
+/* A fan-out's cost (fold_instances): "usd", the sum of its instances'
+ * priced calls, null if none had a price. */
+static jv add_usd(jv acc, jv usd)
 {
-	jv g = jv_object();
-	jv_object_foreach(steps, k, v) {
-		const char *name = jv_string_value(k), *open = strchr(name, '[');
-		if (open) {
-			jv key = jv_string_sized(name, (int)(open - name));
-			jv a = jv_object_get(jv_copy(g), jv_copy(key));
-			if (!jv_is_valid(a)) {
-				jv_free(a);
-				a = jv_object_set(jv_object(), jv_string("n"), jv_number(0));
-				a = jv_object_set(a, jv_string("usd"), jv_null());
-			}
-			double n = 0, sum = 0;
-			orch_jnum(a, "n", &n);
-			a = jv_object_set(a, jv_string("n"), jv_number(n + 1));
-			if (jv_get_kind(v) == JV_KIND_NUMBER) {
-				orch_jnum(a, "usd", &sum);
-				a = jv_object_set(a, jv_string("usd"), jv_number(sum + jv_number_value(v)));
-			}
-			g = jv_object_set(g, key, a);
-		}
-		jv_free(k);
-		jv_free(v);
-	}
-	jv_free(steps);
-	return g;
+	double sum = 0;
+	if (jv_get_kind(usd) == JV_KIND_NUMBER) {
+		orch_jnum(acc, "usd", &sum);
+		acc = jv_object_set(acc, jv_string("usd"), jv_number(sum + jv_number_value(usd)));
+	} else if (!orch_jnum(acc, "usd", &sum))
+		acc = jv_object_set(acc, jv_string("usd"), jv_null());
+	jv_free(usd);
+	return acc;
 }
 
 void cost_print(jv cost, const char *step)
@@ -215,7 +198,7 @@ void cost_print(jv cost, const char *step)
 		printf("\n");
 		jv_free(total);
 	}
-	jv groups = step ? jv_object() : cost_groups(jv_copy(steps));
+	jv groups = step ? jv_object() : fold_instances(jv_copy(steps), add_usd);
 	jv_object_foreach(steps, k, v) {
 		const char *name = jv_string_value(k), *open = step ? NULL : strchr(name, '[');
 		if (!open) {

@@ -55,6 +55,12 @@ struct groups {
 };
 double *groups_at(struct groups *g, size_t w, const char *key);
 void groups_free(struct groups *g);
+/* The fan-out instances STEP[KEY] among steps (an object by step name,
+ * consumed), folded per STEP in the order each first came: {STEP: acc},
+ * acc starting as {"n": 0}; "n" is counted here, the rest is add's (it
+ * is given acc and the instance's value, and returns acc). */
+jv fold_instances(jv steps, jv (*add)(jv acc, jv v));
+
 /* What cost tallies a key: one call added by tally_add. */
 enum { T_CALLS, T_PROMPT, T_CACHED, T_COMPLETION, T_USD, T_UNPRICED, T_N };
 void tally_add(double *t, const struct llm_cost *c);

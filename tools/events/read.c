@@ -201,3 +201,25 @@ void groups_free(struct groups *g)
 		orch_map_free(g->map);
 	*g = (struct groups){0};
 }
+
+jv fold_instances(jv steps, jv (*add)(jv acc, jv v))
+{
+	jv g = jv_object();
+	jv_object_foreach(steps, k, v) {
+		const char *name = jv_string_value(k), *open = strchr(name, '[');
+		if (open) {
+			jv key = jv_string_sized(name, (int)(open - name));
+			jv a = jv_object_get(jv_copy(g), jv_copy(key));
+			double n = 0;
+			if (!jv_is_valid(a))
+				a = (jv_free(a), jv_object());
+			orch_jnum(a, "n", &n);
+			a = jv_object_set(a, jv_string("n"), jv_number(n + 1));
+			g = jv_object_set(g, key, add(a, jv_copy(v)));
+		}
+		jv_free(k);
+		jv_free(v);
+	}
+	jv_free(steps);
+	return g;
+}
