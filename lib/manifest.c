@@ -18,7 +18,7 @@
  * A writer that folds its own events (orch-sched writes two of every
  * three lines of a fan-out's log) hands each over with the offset its
  * line begins at, and the fold takes it there instead of parsing the line
- * again: the same events in the same order, a fifth of the work.
+ * again: the same events in the same order, without the parse.
  */
 #include <errno.h>
 #include <stdio.h>
