@@ -23,15 +23,22 @@ load fake
 	assert_output true
 }
 
+# usage_whole_and_streamed USAGE: orch-call of r.json, whole then streamed,
+# logging to run/: each succeeds and its answer's usage is USAGE
+usage_whole_and_streamed() {
+	local mode
+	for mode in "" --stream; do
+		run orch-call $mode --run run r.json
+		assert_success
+		[ "$(echo "$output" | jq -c .usage)" = "$1" ]
+	done
+}
+
 @test "anthropic prompt caching: cached tokens count as prompt tokens, and are reported apart" {
 	fake_start
 	mkdir -p run
 	req anthropic cache > r.json
-	for mode in "" --stream; do
-		run orch-call $mode --run run r.json
-		assert_success
-		[ "$(echo "$output" | jq -c .usage)" = '{"prompt_tokens":26,"completion_tokens":3,"cache_read_tokens":20,"cache_creation_tokens":5}' ]
-	done
+	usage_whole_and_streamed '{"prompt_tokens":26,"completion_tokens":3,"cache_read_tokens":20,"cache_creation_tokens":5}'
 	run jq -c 'select(.type=="llm.response") | .data.tokens' run/events.jsonl
 	assert_output $'{"prompt":26,"completion":3,"cache_read":20,"cache_creation":5}\n{"prompt":26,"completion":3,"cache_read":20,"cache_creation":5}'
 	# without caching, usage is as before
@@ -44,11 +51,7 @@ load fake
 	fake_start
 	mkdir -p run
 	req openai gpt-4o-cache > r.json  # gpt-4o*: USD 2.50 input, 1.25 cached, 10.00 output a million
-	for mode in "" --stream; do
-		run orch-call $mode --run run r.json
-		assert_success
-		[ "$(echo "$output" | jq -c .usage)" = '{"prompt_tokens":21,"completion_tokens":3,"cache_read_tokens":20,"cache_creation_tokens":0}' ]
-	done
+	usage_whole_and_streamed '{"prompt_tokens":21,"completion_tokens":3,"cache_read_tokens":20,"cache_creation_tokens":0}'
 	# 1 x 2.50 + 20 x 1.25 + 3 x 10.00 = 57.5 a million
 	run jq -c 'select(.type=="llm.response") | [.data.tokens, (.data.cost_usd * 1e7 | round)]' run/events.jsonl
 	assert_output $'[{"prompt":21,"completion":3,"cache_read":20,"cache_creation":0},575]\n[{"prompt":21,"completion":3,"cache_read":20,"cache_creation":0},575]'

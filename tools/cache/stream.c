@@ -40,7 +40,7 @@ static struct {
 	char **argv;
 	pid_t pid;                  /* CMD, or 0 */
 	int to, from;               /* its stdin (a socket), its stdout */
-	struct orch_buf out, ans;       /* for its stdin, not written yet; its answers' last part */
+	struct orch_buf out, ans;   /* for its stdin, not written yet; its answers' last part */
 	struct sreq **sent;         /* by id; NULL once answered */
 	size_t nsent, capsent, lo;  /* ids below lo are answered */
 	int bad;
