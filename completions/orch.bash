@@ -37,7 +37,7 @@ _orch_steps() {
 		steps=$("$(_orch_tool "$1" orch-events)" --run "$dir" stats 2>/dev/null |
 			awk '$1 == "step" && $2 == "status" { on = 1; next }
 			     on && (NF == 0 || $1 ~ /:$/) { exit }
-			     on { if ($2 == "instances") sub(/\[[0-9]+\]$/, "", $1); print $1 }')
+			     on && !($2 == "more" && $3 ~ /^steps?$/) { sub(/\[\*\]$/, "", $1); print $1 }')
 	printf '%s\n' "$steps"
 }
 

@@ -241,7 +241,7 @@ teardown() {
 	run jq -c 'select(.type == "fanout.expanded") | [.step, .data.items]' runs/y/events.jsonl
 	assert_output '["s",3]'
 	run orch show y
-	assert_line --regexp '^s\[3\] +instances .* 3/3 succeeded$'
+	assert_line --regexp '^s\[\*\] +3 instances .* 3/3 succeeded$'
 }
 
 @test "fanout: a path into an upstream object, with key:; its instances do not need the upstream" {
@@ -437,7 +437,7 @@ teardown() {
 	# list, each[1], each[2], each[3], after: five (each itself is not a sixth)
 	[ "$stderr" = "orch-sched: c: 1 of 5 steps failed: each[2]: exited with 3" ]
 	run orch show c
-	assert_line --regexp '^each\[3\] +instances .* 2/3 succeeded, 1 failed$'
+	assert_line --regexp '^each\[\*\] +3 instances .* 2/3 succeeded, 1 failed$'
 }
 
 @test "fanout: orch show JOB --step STEP lists the instances, a row and a cost each; orch show gives them one row and one cost line" {
@@ -451,8 +451,9 @@ SPEC
 	assert_success
 	# each instance's echo: 2 prompt and 2 completion tokens, $2 + $4
 	run orch show v
-	assert_line --regexp '^each\[3\] +instances +3 .* 3 +3/3 succeeded$'
-	assert_line --regexp '^  each\[3\] +\$18\.000000 \(3 instances\)$'
+	assert_line --regexp '^each\[\*\] +3 instances +3 .* 3 +3/3 succeeded$'
+	refute_line --regexp '^each\[3\] '  # a count there would read as the instance each[3]
+	assert_line --regexp '^  each\[\*\] +\$18\.000000 \(3 instances\)$'
 	refute_line --regexp '^  each\[1\]'
 	run orch show v --step each
 	assert_success

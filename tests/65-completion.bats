@@ -108,7 +108,7 @@ two_jobs() {
 	assert_output "architect builder docs qa triage"
 	run complete_bash orch tail nosuchjob --step ""
 	assert_output ""
-	# a fan-out's row in the table, s[3] instances, is its step s
+	# a fan-out's row in the table, s[*] 3 instances, is its step s
 	mkdir fan && printf '%s\n' 'job: fan' 'task: t' 'provider: {name: echo}' 'steps:' \
 		'  - {id: s, foreach: "[1, 2, 3]", prompt: "x {{ .item }}"}' > fan/fan.yaml
 	orch run fan/fan.yaml > /dev/null

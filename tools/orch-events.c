@@ -390,16 +390,19 @@ static jv add_instance(jv a, jv s)
 	return a;
 }
 
-/* One row for a fan-out: "summarize[3000]  2813/3000 succeeded, 4 failed". */
+/* One row for a fan-out, "summarize[*]  3000 instances ... 2813/3000
+ * succeeded, 4 failed": [*], never a count, which would read as the
+ * instance of that key (a key is never *). */
 static void print_group(const char *step, jv a)
 {
-	char name[96], dur[32] = "-";
+	char name[96], count[32], dur[32] = "-";
 	double n = num_or(a, "n"), d;
-	snprintf(name, sizeof name, "%s[%.0f]", step, n);
+	snprintf(name, sizeof name, "%s[*]", step);
+	snprintf(count, sizeof count, "%.0f instance%s", n, n == 1 ? "" : "s");
 	if (orch_jnum(a, "duration_s", &d))
 		snprintf(dur, sizeof dur, "%.2fs", d);
 	jv st = jv_object_get(jv_copy(a), jv_string("status"));
-	printf("%-20s %-22s %8.0f %9s %6.0f  %.0f/%.0f succeeded", name, "instances",
+	printf("%-20s %-22s %8.0f %9s %6.0f  %.0f/%.0f succeeded", name, count,
 	       num_or(a, "attempts"), dur, num_or(a, "calls"), num_or(st, "succeeded"), n);
 	jv_object_foreach(st, k, c) {
 		if (strcmp(jv_string_value(k), "succeeded"))

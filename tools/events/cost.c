@@ -211,10 +211,10 @@ void cost_print(jv cost, const char *step)
 				char label[96];
 				double n = 0;
 				orch_jnum(a, "n", &n);
-				snprintf(label, sizeof label, "%s[%.0f]", jv_string_value(key), n);
+				snprintf(label, sizeof label, "%s[*]", jv_string_value(key));
 				jv u = orch_jget(a, "usd");
 				usd_text(u, usd);
-				printf("  %-20s %s (%.0f instances)\n", label, usd, n);
+				printf("  %-20s %s (%.0f instance%s)\n", label, usd, n, n == 1 ? "" : "s");
 				jv_free(u);
 				groups = jv_object_delete(groups, jv_copy(key));
 			}
