@@ -117,6 +117,11 @@ two_jobs() {
 	assert_output "s"
 	run complete_bash orch show fan --
 	assert_output "--json --step"
+	# a job stopped early: its "2 more steps of the plan not started" is no step
+	mkdir -p runs/cut && orch-events --run runs/cut emit job.started --data '{"steps":3}'
+	orch-events --run runs/cut emit step.started --step a
+	run complete_bash orch show cut --step ""
+	assert_output "a"
 }
 
 @test "zsh: completions/_orch parses" {
