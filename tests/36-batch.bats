@@ -61,6 +61,9 @@ teardown() {
 	assert_success
 	run jq -r .cache 'runs/b/artifacts/s[0].json' 'runs/b/artifacts/s[5].json'
 	assert_output $'hit\nhit'
+	# stored over the first run's artifacts, no stdout file left beside them
+	run ls -A runs/b/artifacts
+	refute_output --partial '.out'
 	ORCH_BATCH=0 ORCH_CACHE_DIR=$PWD/cb run orch run a.yaml -j 3
 	assert_success
 	run jq -r .cache 'runs/a/artifacts/s[1].json'

@@ -54,6 +54,7 @@ struct step {
 	int attempt;
 	pid_t pid;
 	int outfd;
+	int anon;            /* outfd has no name yet (O_TMPFILE: batch_output) */
 	off_t log_at;        /* where this attempt's stderr begins in its log */
 	double t0, deadline, kill_at, wake;
 	int timed_out, stopped;

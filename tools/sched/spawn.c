@@ -2,7 +2,8 @@
  *
  * No pipes: a step's stdin is its input record in a memfd; its stdout a
  * new file artifacts/.<step>.out, renamed to <step>.json when the step
- * succeeds (store_output) and removed when it does not (end_output); its
+ * succeeds (store_output) and removed when it does not (end_output); a
+ * batched instance's answer, a file with no name until it is stored; its
  * stderr is appended to logs/<step>.log, truncated at the first attempt.
  * The command runs without a shell when it has nothing a shell would
  * interpret (as make decides), looked up in PATH once per name. It leads a
@@ -295,11 +296,29 @@ int spawn_worker(const char *cmd, const char *group, int fd[3], pid_t *pid)
 	return err;
 }
 
+/* Can a file made by O_TMPFILE be given a name? By linkat of its
+ * /proc/self/fd path (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH). */
+static int proc_fds(void)
+{
+	static int ok = -1;
+	if (ok < 0)
+		ok = access("/proc/self/fd", X_OK) == 0;
+	return ok;
+}
+
 /* A batched instance's answer, line[0..n) with its newline, as the
- * stdout file its own process would have left: 0, or errno. */
+ * stdout file its own process would have left: 0, or errno. It has no
+ * process to watch it, and is stored at once: where the file system
+ * can, the file is made without a name (O_TMPFILE) and store_output
+ * links it in as <step>.json, a quarter less file work per instance
+ * than a .<step>.out created and renamed (bench/filework.c); a crash
+ * before leaves nothing behind. */
 int batch_output(struct step *s, const char *line, size_t n)
 {
-	int fd = output_fd(s);
+	int fd = proc_fds() ? openat(run.art_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644) : -1;
+	s->anon = fd >= 0;
+	if (fd < 0)
+		fd = output_fd(s);
 	if (fd < 0)
 		return errno;
 	if (orch_write_all(fd, line, n) < 0) {
@@ -310,6 +329,25 @@ int batch_output(struct step *s, const char *line, size_t n)
 	}
 	s->outfd = fd;
 	return 0;
+}
+
+/* The anonymous s->outfd in as artifacts/name: linked, or where name is
+ * there already (an earlier run's), linked as .<step>.out and renamed
+ * over it, as a named stdout is. 0, or errno. */
+static int link_output(struct step *s, const char *name)
+{
+	char path[32];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", s->outfd);
+	if (linkat(AT_FDCWD, path, run.art_fd, name, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return errno;
+	char *out = out_name(s);
+	unlinkat(run.art_fd, out, 0);
+	int err = linkat(AT_FDCWD, path, run.art_fd, out, AT_SYMLINK_FOLLOW) < 0 ||
+	          renameat(run.art_fd, out, run.art_fd, name) < 0 ? errno : 0;
+	free(out);
+	return err;
 }
 
 /* The whole of the step's stdout, NUL-terminated; NULL and *err. */
@@ -381,7 +419,9 @@ int store_output(struct step *s, jv *result)
 		orch_sha256_hex(txt, n, s->art);
 		free(txt);
 	}
-	if (!err && renameat(run.art_fd, out, run.art_fd, name) < 0)
+	if (!err && s->anon)
+		err = link_output(s, name);
+	else if (!err && renameat(run.art_fd, out, run.art_fd, name) < 0)
 		err = errno;
 	free(out);
 	free(name);
@@ -459,8 +499,9 @@ void end_output(struct step *s)
 		close(s->outfd);
 		s->outfd = -1;
 	}
-	if (s->st != ST_OK)  /* failed: its stdout is not a result */
+	if (s->st != ST_OK && !s->anon)  /* failed: its stdout is not a result */
 		unlink_output(s);
+	s->anon = 0;
 }
 
 void spawn_free(void)
