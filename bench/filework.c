@@ -1,12 +1,15 @@
-/* filework DIR N: the file work a cached fan-out instance needs by
+/* filework DIR N [link]: the file work a cached fan-out instance needs by
  * orch-run(5) and nothing else, N times over, in DIR (made): its cache
- * entry read (open, read, close), its artifact written atomically (a
- * temporary file, then renamed into artifacts/) and its three event lines
- * (step.started, cache.hit, step.succeeded) appended to events.jsonl, each
- * with one write(2). No JSON, no processes, no lock: what no orch could do
- * with less, beside which bench/fanout.sh shows orch's own cached re-run.
- * The entries it reads are made first, outside the time that counts
- * (filework prints the seconds the loop took). */
+ * entry read (open, read, close), its artifact written atomically and
+ * its three event lines (step.started, cache.hit, step.succeeded)
+ * appended to events.jsonl, each with one write(2). The artifact is a
+ * temporary file renamed into artifacts/, or with "link" a file with no
+ * name (O_TMPFILE) linked in, as orch-sched stores a batched answer. No
+ * JSON, no processes, no lock: what no orch could do with less, beside
+ * which bench/fanout.sh shows orch's own cached re-run. The entries it
+ * reads are made first, outside the time that counts (filework prints
+ * the seconds the loop took). */
+#define _GNU_SOURCE  /* O_TMPFILE */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,9 +33,9 @@ static void put(int dir, const char *name, const char *text, size_t n)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3)
-		return fprintf(stderr, "usage: filework DIR N\n"), 2;
-	int n = atoi(argv[2]);
+	if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "link")))
+		return fprintf(stderr, "usage: filework DIR N [link]\n"), 2;
+	int n = atoi(argv[2]), link = argc == 4;
 	if (mkdir(argv[1], 0700) < 0 || chdir(argv[1]) < 0 || mkdir("artifacts", 0700) < 0 ||
 	    mkdir("cache", 0700) < 0)
 		die(argv[1]);
@@ -66,9 +69,17 @@ int main(int argc, char **argv)
 			die("events.jsonl");
 		snprintf(tmp, sizeof tmp, ".s[%d].out", i);
 		snprintf(name, sizeof name, "s[%d].json", i);
-		put(art, tmp, result, sizeof result);
-		if (renameat(art, tmp, art, name) < 0)
-			die(name);
+		if (link) {
+			int fd = openat(art, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+			snprintf(tmp, sizeof tmp, "/proc/self/fd/%d", fd);
+			if (fd < 0 || write(fd, result, sizeof result) != sizeof result ||
+			    linkat(AT_FDCWD, tmp, art, name, AT_SYMLINK_FOLLOW) < 0 || close(fd) < 0)
+				die(name);
+		} else {
+			put(art, tmp, result, sizeof result);
+			if (renameat(art, tmp, art, name) < 0)
+				die(name);
+		}
 		if (write(ev, e3, sizeof e3) != sizeof e3)
 			die("events.jsonl");
 	}
