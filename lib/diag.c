@@ -23,6 +23,10 @@ void orch_init(int argc, char **argv)
 		orch_die(EX_FAIL, "libsodium failed to initialise");
 }
 
+static char said[4096];  /* the last message, without its newline */
+
+const char *orch_last_said(void) { return said; }
+
 static void vsay(const char *pre, int err, const char *fmt, va_list ap)
 {
 	char buf[4096];
@@ -38,6 +42,8 @@ static void vsay(const char *pre, int err, const char *fmt, va_list ap)
 		n += snprintf(buf + n, sizeof buf - n, ": %s", strerror(err));
 	if ((size_t)n >= sizeof buf - 1)
 		n = sizeof buf - 2;
+	memcpy(said, buf, (size_t)n);
+	said[n] = 0;
 	buf[n++] = '\n';
 	fwrite(buf, 1, n, stderr);  /* one write: lines from parallel tools stay whole */
 }

@@ -83,7 +83,7 @@ teardown() {
 	assert_failure 1
 	run jq -r 'select(.type == "step.failed") | "\(.step) \(.data.kind) \(.data.will_retry)"' runs/t/events.jsonl
 	assert_output 's[2] template false'
-	# the same words: the batch renders the record alone to hear them
+	# the same words: orch-call --render --failure-lines gives them in its line
 	one=$(jq -r 'select(.type == "step.failed") | .data.message' runs/t/events.jsonl)
 	batch=$(jq -r 'select(.type == "step.failed") | .data.message' runs/t1/events.jsonl)
 	[[ $batch == *': no 2' ]]

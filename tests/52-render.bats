@@ -53,6 +53,25 @@ refused() {
 	assert_output '[] [] [none]'
 }
 
+@test "render --failure-lines: a record that cannot be rendered is its step's failure line, in its place; the others render" {
+	{ rec 'one {{ .inputs.x // "" }}'; rec 'two {{ .steps.sum_d.outptu }}' | jq -c '.step = "b"'
+	  rec 'three' | jq -c '.step = "c"'; } > in.json
+	run --separate-stderr orch-call --render --failure-lines < in.json
+	[ "$status" -eq 2 ]
+	[ "${#lines[@]}" -eq 3 ]
+	assert_equal "$(jq -r '.messages[-1].content' <<< "${lines[0]}")" 'one '
+	# the words orch-call said on stderr, as orch-sched's batch failure line
+	assert_equal "$stderr" 'orch-call: step b: prompt: {{ .steps.sum_d.outptu }}: .steps.sum_d has no "outptu" (null is never rendered: write {{ .steps.sum_d.outptu // "" }} to make it optional)'
+	jq -e --arg m "$stderr" '. == {step: "b", failed: {kind: "template", message: $m}, exit_code: 2}' <<< "${lines[1]}"
+	assert_equal "$(jq -r '.messages[-1].content' <<< "${lines[2]}")" three
+	# without it, the failed record has no line; and it goes with --render alone
+	run --separate-stderr orch-call --render < in.json
+	[ "$status" -eq 2 ] && [ "${#lines[@]}" -eq 2 ]
+	run --separate-stderr orch-call --failure-lines < in.json
+	[ "$status" -eq 2 ] && [ -z "$output" ]
+	assert_equal "$stderr" 'orch-call: --failure-lines goes with --render'
+}
+
 @test "render: values that are not null render as before: false, 0, [null], nothing for no output" {
 	run prompt '{{ .inputs.language }} {{ false }} {{ 0 }} {{ [.steps.sum_d.n] }} {{ .steps.sum_d.output }} <{{ empty }}> {{ .steps.base.files[].path }}'
 	assert_output $'python false 0 [null] the summary <> a.py\nb.py'

@@ -52,7 +52,8 @@
 #include "call/call.h"
 
 static const char usage[] =
-	"usage: orch-call [--render] [--stream] [--serve] [-j N] [--provider NAME] [--model MODEL]\n"
+	"usage: orch-call [--render [--failure-lines]] [--stream] [--serve] [-j N] [--provider NAME]\n"
+	"                 [--model MODEL]\n"
 	"                 [--command CMD] [--retries N] [--timeout S] [--connect-timeout S]\n"
 	"                 [--idle-timeout S] [--backoff S] [--rpm N] [--tpm N] [--verbose]\n"
 	"                 [--budget USD] [--budget-tokens N] [--run DIR] [FILE...]\n"
@@ -60,6 +61,8 @@ static const char usage[] =
 	"Call an LLM provider for each request or step input record (on stdin or\n"
 	"in FILEs); print one response record per request, in input order.\n"
 	"      --render            print the requests instead of calling (a dry run)\n"
+	"      --failure-lines     with --render: a step input record that cannot be\n"
+	"                          rendered prints a failure line in its place\n"
 	"      --stream            ask for a streamed answer; append its text to the\n"
 	"                          step's log, run/logs/STEP.log, as it arrives\n"
 	"      --serve             take requests on stdin as they come; print each\n"
@@ -718,11 +721,18 @@ static int on_record(jv rec, void *ctx)
 		if (orch_jstr(rec, "step"))
 			step = orch_xstrdup(orch_jstr(rec, "step"));
 	}
+	if (opt.failure_lines && is_kind(rec, JV_KIND_OBJECT) && orch_jstr(rec, "step"))
+		step = orch_xstrdup(orch_jstr(rec, "step"));
 	jv req = request_from(rec);
 	if (!jv_is_valid(req)) {
 		jv_free(req);
 		status_is(EX_USAGE);
-		if (opt.serve) {  /* said on stderr; its line says it failed */
+		if (opt.failure_lines && step) {  /* what it said, as orch-sched(1) BATCH takes it */
+			jv f = jv_object_set(jv_object(), jv_string("step"), jv_string(step));
+			f = jv_object_merge(f, failed_line(jv_string(orch_last_said()), "template"));
+			if (orch_put(jv_object_set(f, jv_string("exit_code"), jv_number(EX_USAGE))) < 0)
+				orch_die_sys(EX_FAIL, "writing output failed");
+		} else if (opt.serve) {  /* said on stderr; its line says it failed */
 			struct job j = {.id = id, .step = step, .rc = EX_USAGE,
 			                .out = failed_line(jv_string("no request"), NULL)};
 			if (orch_put(served(&j)) < 0)
@@ -847,6 +857,7 @@ static int options(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{"render", no_argument, 0, 'R'},
+		{"failure-lines", no_argument, 0, 'F'},
 		{"stream", no_argument, 0, 's'},
 		{"serve", no_argument, 0, 'S'},
 		{"jobs", required_argument, 0, 'j'},
@@ -871,6 +882,7 @@ static int options(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "j:p:m:r:t:vh", lo, NULL)) != -1)
 		switch (c) {
 		case 'R': opt.render = 1; break;
+		case 'F': opt.failure_lines = 1; break;
 		case 's': opt.stream = 1; break;
 		case 'S': opt.serve = 1; break;
 		case 'j': opt.jobs = (int)num_arg(optarg, "-j", 1); break;
@@ -905,6 +917,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (opt.serve && (first < argc || opt.render))
 		orch_die(EX_USAGE, "--serve reads requests on stdin, and calls them");
+	if (opt.failure_lines && !opt.render)
+		orch_die(EX_USAGE, "--failure-lines goes with --render");
 	int rc = 0;
 	if (opt.serve)
 		serve();

@@ -28,7 +28,7 @@ static inline int is_kind(jv v, jv_kind k)
 
 /* The command line (orch-call.c). */
 struct call_opts {
-	int render, stream, serve, verbose, jobs, retries;
+	int render, failure_lines, stream, serve, verbose, jobs, retries;
 	const char *provider, *model, *command;
 	double timeout, connect_timeout, idle_timeout, backoff, backoff_cap;
 	double rpm, tpm;  /* --rpm, --tpm: 0 when not given */
