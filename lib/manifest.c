@@ -539,9 +539,9 @@ jv orch_manifest_get(orch_manifest *m)
 
 /* The manifest's text is 20 MB at 100,000 steps: it grows in pages of
  * its own, by mremap, never copied into a buffer twice its size. Each
- * piece is made in one small buffer (b, reused) by orch_buf_json, which
- * writes what jv_dumpf would at a fraction of its cost (a 10,000-step
- * manifest in a third of the time), then copied on. */
+ * piece is made in one small buffer (b, reused) by the library's JSON
+ * writer, which writes the bytes jv_dumpf would, with no FILE and, for a
+ * step, no object built; then copied on. */
 struct text { char *p; size_t n, cap; struct orch_buf b; int bad; };
 
 static void text_add(struct text *t, const char *buf, size_t len)
