@@ -181,6 +181,16 @@ if [ -n "$src" ] && ${CC:-cc} -O2 -o filework "$src/bench/filework.c" 2> err.out
 else
 	echo "bench/filework.c: not built: $(tail -1 err.out 2> /dev/null)"
 fi
+# The least JSON work orch-sched does per instance: its plan line parsed
+# by libjq (bench/planread.c), beside the floor and the files.
+if [ -n "$src" ] && ${CC:-cc} -O2 -o planread "$src/bench/planread.c" -ljq 2> err.out &&
+	orch-plan fan.yaml > fan.plan; then
+	pr=$(./planread fan.plan) && awk -v l="the plan lines alone, parsed by libjq" \
+		-v w="$pr" -v n="$N" -v f="$floor" \
+		'BEGIN { printf "%-44s %8.2fs %9.3f ms/item %10s %7.1fx\n", l, w, 1000 * w / n, "", w / f }'
+else
+	echo "bench/planread.c: not built: $(tail -1 err.out 2> /dev/null)"
+fi
 if command -v parallel > /dev/null; then
 	tb "parallel -j2 orch-call, one per request" "$floor" \
 		parallel -j2 --pipe -N1 orch-call < requests
