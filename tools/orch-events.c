@@ -402,7 +402,7 @@ static void print_group(const char *step, jv a)
 	if (orch_jnum(a, "duration_s", &d))
 		snprintf(dur, sizeof dur, "%.2fs", d);
 	jv st = jv_object_get(jv_copy(a), jv_string("status"));
-	printf("%-20s %-22s %8.0f %9s %6.0f  %.0f/%.0f succeeded", name, count,
+	printf("%-20s %-25s %8.0f %9s %6.0f  %.0f/%.0f succeeded", name, count,
 	       num_or(a, "attempts"), dur, num_or(a, "calls"), num_or(st, "succeeded"), n);
 	jv_object_foreach(st, k, c) {
 		if (strcmp(jv_string_value(k), "succeeded"))
@@ -422,7 +422,7 @@ static void print_row(const char *name, jv s)
 		snprintf(dur, sizeof dur, "%.2fs", d);
 	snprintf(st, sizeof st, orch_jstr(s, "reason") ? "%s (%s)" : "%s",
 	         str_or(s, "status", "?"), str_or(s, "reason", ""));
-	printf("%-20s %-22s %8.0f %9s %6.0f\n", name, st,
+	printf("%-20s %-25s %8.0f %9s %6.0f\n", name, st,
 	       num_or(s, "attempts"), dur, num_or(s, "provider_calls"));
 }
 
@@ -431,7 +431,7 @@ static void print_row(const char *name, jv s)
 static void print_step_rows(jv steps, int grouped)
 {
 	jv groups = grouped ? fold_instances(jv_copy(steps), add_instance) : jv_object();
-	printf("%-20s %-22s %8s %9s %6s\n", "step", "status", "attempts", "duration", "calls");
+	printf("%-20s %-25s %8s %9s %6s\n", "step", "status", "attempts", "duration", "calls");
 	jv_object_foreach(steps, k, s) {
 		const char *name = jv_string_value(k), *open = grouped ? strchr(name, '[') : NULL;
 		jv key = open ? jv_string_sized(name, (int)(open - name)) : jv_invalid();
