@@ -391,8 +391,9 @@ static jv add_instance(jv a, jv s)
 }
 
 /* One row for a fan-out, "summarize[*]  3000 instances ... 2813/3000
- * succeeded, 4 failed": [*], never a count, which would read as the
- * instance of that key (a key is never *). */
+ * succeeded, 4 failed", from a (its fold_instances sum, consumed): [*],
+ * never a count, which would read as the instance of that key (a key is
+ * never *). */
 static void print_group(const char *step, jv a)
 {
 	char name[96], count[32], dur[32] = "-";
@@ -411,6 +412,8 @@ static void print_group(const char *step, jv a)
 		jv_free(c);
 	}
 	printf("\n");
+	jv_free(st);
+	jv_free(a);
 }
 
 /* One step's row; a skipped step says why. */
