@@ -18,7 +18,9 @@
  * A writer that folds its own events (orch-sched writes two of every
  * three lines of a fan-out's log) hands each over with the offset its
  * line begins at, and the fold takes it there instead of parsing the line
- * again: the same events in the same order, without the parse.
+ * again: the same events in the same order, without the parse. A reader
+ * may take manifest.json for the fold (orch_manifest_fresh) when its
+ * event count is the log's count of whole lines: it can be of no less.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -527,6 +529,43 @@ static jv outer(orch_manifest *m)
 	char ts[32];
 	orch_now_iso(ts);
 	return jv_object_set(s, jv_string("updated"), jv_string(ts));
+}
+
+/* Lines that end in a newline in path; -1 when it cannot be read. */
+static long whole_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return errno == ENOENT ? 0 : -1;
+	char buf[65536];
+	long n = 0;
+	size_t k;
+	while ((k = fread(buf, 1, sizeof buf, f)) > 0)
+		for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + k - p))); p++)
+			n++;
+	int bad = ferror(f);
+	fclose(f);
+	return bad ? -1 : n;
+}
+
+jv orch_manifest_fresh(const char *run_dir)
+{
+	char *mpath = orch_path(run_dir, "manifest.json"), *epath = orch_path(run_dir, "events.jsonl");
+	size_t len;
+	char *text = orch_slurp(mpath, &len);
+	jv m = text && len < INT32_MAX ? jv_parse_sized(text, (int)len) : jv_invalid();
+	free(text);
+	double folded;
+	/* It folded a prefix of the log, events <= its lines <= the log's
+	 * lines now: equal only when that prefix is the whole log. */
+	if (jv_get_kind(m) != JV_KIND_OBJECT || !orch_jnum(m, "events", &folded) ||
+	    folded != (double)whole_lines(epath)) {
+		jv_free(m);
+		m = jv_invalid();
+	}
+	free(mpath);
+	free(epath);
+	return m;
 }
 
 jv orch_manifest_get(orch_manifest *m)

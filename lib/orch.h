@@ -210,6 +210,9 @@ typedef struct orch_manifest orch_manifest;
 orch_manifest *orch_manifest_new(const char *run_dir);
 int orch_manifest_update(orch_manifest *m);   /* fold new events; 0 or -1 */
 jv orch_manifest_get(orch_manifest *m);       /* the manifest (a new value) */
+/* RUN/manifest.json, parsed, if it is of the whole of RUN/events.jsonl
+ * (its "events" is the log's count of whole lines); else invalid. */
+jv orch_manifest_fresh(const char *run_dir);
 int orch_manifest_write(orch_manifest *m);    /* update, write atomically */
 void orch_manifest_free(orch_manifest *m);
 /* e (consumed) is the event whose line begins at offset at of events.jsonl,

@@ -95,3 +95,35 @@ SPEC
 	derived runs/j/manifest.json
 	[ "$(jq -r '.events' runs/j/manifest.json)" -gt "$(jq -r '.events' first.json)" ]
 }
+
+@test "manifest: orch-events reads manifest.json when it folded the whole log, and folds the log again when it did not" {
+	printf '%s\n' 'job: f' 'task: t' 'provider: {name: echo}' 'steps:' \
+		'  - {id: s, foreach: "[1, 2, 3]", prompt: "x {{ .item }}"}' '  - {id: bad, run: "exit 3"}' > f.yaml
+	run orch run f.yaml -k
+	assert_failure 1
+	# the same answers from the manifest as from the log
+	for c in stats status failed completed cost; do
+		orch-events --run runs/f $c > "read.$c"
+	done
+	mv runs/f/manifest.json kept.json
+	for c in stats status failed completed cost; do
+		orch-events --run runs/f $c | diff "read.$c" -
+	done
+	# a manifest whose count of events is the log's count of lines is read,
+	# not rebuilt: an edit to it shows ...
+	jq -c '.status = "edited"' kept.json > runs/f/manifest.json
+	run orch-events --run runs/f status
+	assert_output --regexp '^edited'
+	# ... until one more line is in the log (or a torn one), then the log is
+	# folded again
+	printf '{"torn":' >> runs/f/events.jsonl
+	run orch-events --run runs/f status
+	assert_output --regexp '^edited'  # not a whole line yet: nothing new
+	printf '\n' >> runs/f/events.jsonl
+	run --separate-stderr orch-events --run runs/f status
+	assert_output --regexp '^failed'
+	jq -c '.status = "edited"' kept.json > runs/f/manifest.json
+	orch-events --run runs/f emit note
+	run --separate-stderr orch-events --run runs/f status
+	assert_output --regexp '^failed'
+}
