@@ -25,7 +25,13 @@ void orch_init(int argc, char **argv)
 
 static char said[4096];  /* the last message, without its newline */
 
-const char *orch_last_said(void) { return said; }
+const char *orch_take_said(void)
+{
+	static char taken[sizeof said];
+	memcpy(taken, said, sizeof said);
+	said[0] = 0;
+	return taken;
+}
 
 static void vsay(const char *pre, int err, const char *fmt, va_list ap)
 {

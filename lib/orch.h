@@ -36,7 +36,8 @@ void orch_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void orch_err_sys(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void orch_err_at(const char *file, long line, long col, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-const char *orch_last_said(void);  /* the last line said ("orch-x: ..."), or "" */
+/* The last line said ("orch-x: ...") since the last take, or "" */
+const char *orch_take_said(void);
 _Noreturn void orch_die(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 _Noreturn void orch_die_sys(int code, const char *fmt, ...)

@@ -52,11 +52,11 @@
 #include "call/call.h"
 
 static const char usage[] =
-	"usage: orch-call [--render [--failure-lines]] [--stream] [--serve] [-j N] [--provider NAME]\n"
-	"                 [--model MODEL]\n"
-	"                 [--command CMD] [--retries N] [--timeout S] [--connect-timeout S]\n"
-	"                 [--idle-timeout S] [--backoff S] [--rpm N] [--tpm N] [--verbose]\n"
-	"                 [--budget USD] [--budget-tokens N] [--run DIR] [FILE...]\n"
+	"usage: orch-call [--render [--failure-lines]] [--stream] [--serve] [-j N]\n"
+	"                 [--provider NAME] [--model MODEL] [--command CMD] [--retries N]\n"
+	"                 [--timeout S] [--connect-timeout S] [--idle-timeout S] [--backoff S]\n"
+	"                 [--rpm N] [--tpm N] [--verbose] [--budget USD] [--budget-tokens N]\n"
+	"                 [--run DIR] [FILE...]\n"
 	"       orch-call --config\n"
 	"Call an LLM provider for each request or step input record (on stdin or\n"
 	"in FILEs); print one response record per request, in input order.\n"
@@ -721,15 +721,19 @@ static int on_record(jv rec, void *ctx)
 		if (orch_jstr(rec, "step"))
 			step = orch_xstrdup(orch_jstr(rec, "step"));
 	}
-	if (opt.failure_lines && is_kind(rec, JV_KIND_OBJECT) && orch_jstr(rec, "step"))
-		step = orch_xstrdup(orch_jstr(rec, "step"));
+	if (opt.failure_lines && is_kind(rec, JV_KIND_OBJECT) && orch_jstr(rec, "step")) {
+		step = orch_xstrdup(orch_jstr(rec, "step"));  /* (--serve is never with --render) */
+		orch_take_said();  /* what request_from says is this record's */
+	}
 	jv req = request_from(rec);
 	if (!jv_is_valid(req)) {
 		jv_free(req);
 		status_is(EX_USAGE);
 		if (opt.failure_lines && step) {  /* what it said, as orch-sched(1) BATCH takes it */
+			const char *said = orch_take_said();
+			jv msg = *said ? jv_string(said) : jv_string_fmt("step %s: cannot be rendered", step);
 			jv f = jv_object_set(jv_object(), jv_string("step"), jv_string(step));
-			f = jv_object_merge(f, failed_line(jv_string(orch_last_said()), "template"));
+			f = jv_object_merge(f, failed_line(msg, "template"));
 			if (orch_put(jv_object_set(f, jv_string("exit_code"), jv_number(EX_USAGE))) < 0)
 				orch_die_sys(EX_FAIL, "writing output failed");
 		} else if (opt.serve) {  /* said on stderr; its line says it failed */
