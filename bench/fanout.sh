@@ -166,6 +166,11 @@ for way in batch one; do
 	fresh_runs
 	ORCH_BATCH=$b tb "$name (cache warm)" "$floor" orch run fan.yaml -j 50
 done
+# alone LABEL SECONDS: a row of work measured by itself, beside the floor
+alone() {
+	awk -v l="$1" -v w="$2" -v n="$N" -v f="$floor" \
+		'BEGIN { printf "%-44s %8.2fs %9.3f ms/item %10s %7.1fx\n", l, w, 1000 * w / n, "", w / f }'
+}
 # What orch-run(5) has a cached instance write, and nothing else (its
 # cache entry read, its artifact, three event lines: bench/filework.c):
 # the part of the cached re-run no design can take away, on this disk;
@@ -173,9 +178,7 @@ done
 if [ -n "$src" ] && ${CC:-cc} -O2 -o filework "$src/bench/filework.c" 2> err.out; then
 	for how in renamed linked; do
 		fw=$(./filework "files-$how" "$N" $([ $how = renamed ] || echo link)) &&
-			awk -v l="the files alone, artifact $how, 3 events" \
-			-v w="$fw" -v n="$N" -v f="$floor" \
-			'BEGIN { printf "%-44s %8.2fs %9.3f ms/item %10s %7.1fx\n", l, w, 1000 * w / n, "", w / f }'
+			alone "the files alone, artifact $how, 3 events" "$fw"
 	done
 	rm -rf files-renamed files-linked
 else
@@ -185,9 +188,7 @@ fi
 # by libjq (bench/planread.c), beside the floor and the files.
 if [ -n "$src" ] && ${CC:-cc} -O2 -o planread "$src/bench/planread.c" -ljq 2> err.out &&
 	orch-plan fan.yaml > fan.plan; then
-	pr=$(./planread fan.plan) && awk -v l="the plan lines alone, parsed by libjq" \
-		-v w="$pr" -v n="$N" -v f="$floor" \
-		'BEGIN { printf "%-44s %8.2fs %9.3f ms/item %10s %7.1fx\n", l, w, 1000 * w / n, "", w / f }'
+	pr=$(./planread fan.plan) && alone "the plan lines alone, parsed by libjq" "$pr"
 else
 	echo "bench/planread.c: not built: $(tail -1 err.out 2> /dev/null)"
 fi
