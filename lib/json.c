@@ -464,11 +464,6 @@ void orch_jw_free(orch_jw *w)
 	memset(w, 0, sizeof *w);
 }
 
-void orch_buf_json(struct orch_buf *b, jv v)
-{
-	add_value(b, v);
-}
-
 char *orch_json_text(jv v, size_t *len)
 {
 	struct orch_buf b = {0};

@@ -577,15 +577,17 @@ jv orch_manifest_get(orch_manifest *m)
 }
 
 /* The manifest's text is 20 MB at 100,000 steps: it grows in pages of
- * its own, by mremap, never copied into a buffer twice its size. Each
- * piece is made in one small buffer (b, reused) by the library's JSON
- * writer, which writes the bytes jv_dumpf would, with no FILE and, for a
- * step, no object built; then copied on. */
-struct text { char *p; size_t n, cap; struct orch_buf b; int bad; };
+ * its own, by mremap, never copied into a buffer twice its size. One JSON
+ * writer (w) writes it, the bytes jv_dumpf would, with no FILE and, for a
+ * step, no object built; its buffer is moved on every 64 KB. */
+struct text { char *p; size_t n, cap; orch_jw w; int bad; };
 
-static void text_add(struct text *t, const char *buf, size_t len)
+/* w's bytes so far onto the end of t's text */
+static void text_flush(struct text *t)
 {
-	if (t->bad)
+	size_t len = t->w.b.n;
+	t->w.b.n = 0;
+	if (t->bad || len == 0)
 		return;
 	if (t->n + len > t->cap) {
 		size_t cap = (2 * (t->n + len) + 0xfffff) & ~(size_t)0xfffff;
@@ -598,78 +600,60 @@ static void text_add(struct text *t, const char *buf, size_t len)
 		t->p = p;
 		t->cap = cap;
 	}
-	memcpy(t->p + t->n, buf, len);
+	memcpy(t->p + t->n, t->w.b.p, len);
 	t->n += len;
 }
 
-/* v (consumed) onto t, then c when c is not 0 */
-static void text_json(struct text *t, jv v, char c)
+/* Step s's "name":{...}, as step_jv would give its object. */
+static void put_step(orch_jw *w, const struct mstep *s)
 {
-	t->b.n = 0;
-	orch_buf_json(&t->b, v);
-	if (c)
-		orch_buf_add(&t->b, &c, 1);
-	text_add(t, t->b.p, t->b.n);
-}
-
-/* "name":{...}, step s's pair, onto t, as text_json would put its step_jv
- * but with no object built: 10,000 steps each time the manifest is kept. */
-static void text_step(struct text *t, const struct mstep *s)
-{
-	orch_jw w = {.b = t->b};
-	w.b.n = 0;
-	orch_jw_open(&w, '{');
-	orch_jw_key(&w, s->name);
-	orch_jw_open(&w, '{');
+	orch_jw_key(w, s->name);
+	orch_jw_open(w, '{');
 	for (int i = 0; i < s->n; i++) {
 		enum mkey k = s->order[i];
-		orch_jw_key(&w, key_name[k]);
+		orch_jw_key(w, key_name[k]);
 		if (k == K_STATUS)
-			orch_jw_str(&w, status_name[s->status]);
+			orch_jw_str(w, status_name[s->status]);
 		else if (k == K_ATTEMPTS || k == K_CALLS)
-			orch_jw_jv(&w, jv_number(k == K_ATTEMPTS ? s->attempts : s->calls));
+			orch_jw_jv(w, jv_number(k == K_ATTEMPTS ? s->attempts : s->calls));
 		else if (k == K_ARTIFACT) {
 			char *a = orch_fmt("artifacts/%s.json", s->name);
-			orch_jw_str(&w, a);
+			orch_jw_str(w, a);
 			free(a);
 		} else
-			orch_jw_jv(&w, jv_copy(s->val[k - K_STARTED]));
+			orch_jw_jv(w, jv_copy(s->val[k - K_STARTED]));
 	}
-	orch_jw_close(&w);
-	orch_jw_close(&w);
-	t->b = w.b;  /* its buffer, grown, kept for the next */
-	text_add(t, t->b.p + 1, t->b.n - 2);  /* without the pair's own braces */
+	orch_jw_close(w);
 }
 
 /* Into t: the manifest's text, as jv_dump_string(orch_manifest_get(m), 0)
  * and a newline, without the whole object, one step at a time. 0, or -1. */
 static int manifest_text(orch_manifest *m, struct text *t)
 {
+	orch_jw *w = &t->w;
 	jv top = outer(m);
-	int first = 1;
-	text_add(t, "{", 1);
+	orch_jw_open(w, '{');
 	jv_object_foreach(top, k, v) {
-		if (!first)
-			text_add(t, ",", 1);
-		first = 0;
-		int steps = strcmp(jv_string_value(k), "steps") == 0;
-		text_json(t, k, ':');
-		if (!steps) {
-			text_json(t, v, 0);
-			continue;
+		orch_jw_key(w, jv_string_value(k));
+		if (strcmp(jv_string_value(k), "steps")) {
+			orch_jw_jv(w, v);
+		} else {
+			jv_free(v);
+			orch_jw_open(w, '{');
+			for (size_t i = 0; i < m->nstep; i++) {
+				put_step(w, &m->step[i]);
+				if (w->b.n >= 65536)
+					text_flush(t);
+			}
+			orch_jw_close(w);
 		}
-		jv_free(v);
-		text_add(t, "{", 1);
-		for (size_t i = 0; i < m->nstep; i++) {
-			if (i)
-				text_add(t, ",", 1);
-			text_step(t, &m->step[i]);
-		}
-		text_add(t, "}", 1);
+		jv_free(k);
 	}
-	text_add(t, "}\n", 2);
+	orch_jw_close(w);
+	orch_buf_add(&w->b, "\n", 1);
+	text_flush(t);
 	jv_free(top);
-	orch_buf_free(&t->b);
+	orch_jw_free(w);
 	return t->bad ? -1 : 0;
 }
 

@@ -104,7 +104,6 @@ char *orch_json_text(jv v, size_t *len);
 struct orch_buf { char *p; size_t n, cap; };
 void orch_buf_add(struct orch_buf *b, const void *s, size_t n);
 void orch_buf_free(struct orch_buf *b);  /* and zero it */
-void orch_buf_json(struct orch_buf *b, jv v);  /* v (consumed) as orch_put writes it, no NUL */
 typedef struct orch_jw {
 	struct orch_buf b;  /* the line so far */
 	unsigned depth, keyed;
